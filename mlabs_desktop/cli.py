@@ -1,0 +1,152 @@
+"""The ``mlabs-desktop`` command: argument parsing and output, over the core.
+
+User errors print one ``error: ...`` line to stderr and exit 2. Heavy modules
+(TensorFlow, Qt) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .core.config import PARAMS, TrainingConfig
+from .core.errors import Cancelled, UserError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one ``error:`` line, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _add_param_flags(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None so a preset's values apply unless a flag is given explicitly.
+    for spec in PARAMS:
+        kwargs = {"choices": spec.choices} if spec.choices else {}
+        parser.add_argument(f"--{spec.name}", dest=spec.field, default=None, help=spec.help,
+                            metavar=spec.name.split("-")[-1].upper() if not spec.choices else None, **kwargs)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="mlabs-desktop", description="Train fast neural style transfer "
+                            "models and apply them to photos. With no command, opens the desktop app.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('mlabs_desktop').__version__}")
+    parser.add_argument("--screenshot", metavar="FILE.png", help="render a view offscreen to FILE and exit")
+    parser.add_argument("--view", choices=("train", "library", "stylize"), help="the view to open or render")
+    parser.add_argument("--self-test", action="store_true", help="check the installation and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
+
+    train = sub.add_parser("train", help="train a style from a painting and a folder of photos")
+    train.add_argument("--style", help="the style image (a painting), file or URL")
+    train.add_argument("--train-path", help="folder of training photos (searched recursively)")
+    train.add_argument("--vgg-path", help="VGG19 weights: Keras notop .h5 or MatConvNet .mat")
+    train.add_argument("--checkpoint-dir", help="also copy the finished model into this folder")
+    _add_param_flags(train)
+    train.add_argument("--preset", help="a preset name or YAML file; explicit flags override it")
+    train.add_argument("--name", help="name of the model in the library")
+    train.add_argument("--test", help="image to preview the style on at every checkpoint")
+    train.add_argument("--init-from", help="fine-tune from this library model")
+    train.add_argument("--seed", type=int, help="random seed for the data order")
+    train.add_argument("--progress", choices=("text", "json"), default="text")
+
+    resume = sub.add_parser("resume", help="continue training a model from its last checkpoint")
+    resume.add_argument("name")
+    resume.add_argument("--max-steps", type=int, default=0)
+    resume.add_argument("--progress", choices=("text", "json"), default="text")
+
+    stylize = sub.add_parser("stylize", help="apply a trained style to a photo or a folder")
+    stylize.add_argument("--checkpoint", required=True, help="library model name or model folder")
+    stylize.add_argument("--in-path", required=True, help="image file or folder")
+    stylize.add_argument("--out-path", required=True, help="output file or folder")
+    stylize.add_argument("--allow-different-dimensions", action="store_true",
+                         help="accepted for the seed's scripts; images of any size always work")
+    stylize.add_argument("--batch-size", type=int, default=1, help="accepted for the seed's scripts")
+    stylize.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original")
+    stylize.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours")
+    stylize.add_argument("--max-size", type=int, help="downsize so the longest side is at most N")
+    stylize.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+
+    library = sub.add_parser("library", help="list, show, rename or delete models")
+    lib_sub = library.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
+    lib_sub.add_parser("list", help="list the models")
+    show = lib_sub.add_parser("show", help="show a model's manifest")
+    show.add_argument("name")
+    rename = lib_sub.add_parser("rename", help="rename a model")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    delete = lib_sub.add_parser("delete", help="delete a model")
+    delete.add_argument("name")
+
+    bench = sub.add_parser("bench", help="measure speed against this machine's own limit")
+    bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    bench.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
+    bench.add_argument("--architecture", action="append", choices=("classic", "default", "lite"))
+
+    download = sub.add_parser("download", help="download what training needs")
+    download.add_argument("what", choices=("vgg19",))
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    from .core.config import apply_params
+    from .core.presets import find_preset
+
+    config = TrainingConfig()
+    if args.preset:
+        config = find_preset(args.preset).apply(config).replace(preset=args.preset)
+    explicit = {spec.name: getattr(args, spec.field) for spec in PARAMS if getattr(args, spec.field) is not None}
+    try:
+        config = apply_params(config, explicit)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return config.replace(style=args.style or "", train_path=args.train_path or "", vgg_path=args.vgg_path,
+                          checkpoint_dir=args.checkpoint_dir, name=args.name, test=args.test,
+                          init_from=args.init_from, seed=args.seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except UserError as exc:
+        _stderr(f"error: {exc}")
+        return 2
+    except Cancelled:
+        _stderr("cancelled")
+        return 130
+    except KeyboardInterrupt:
+        _stderr("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - turn known resource failures into advice
+        if type(exc).__name__ in ("ResourceExhaustedError", "OutOfMemoryError"):
+            _stderr("error: out of memory; try a smaller --batch-size or --image-size (or --max-size)")
+            return 2
+        raise
+
+
+def _stderr(line: str) -> None:
+    # A windowed build has no stderr at all.
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import commands
+
+    if args.command is None:
+        return commands.open_app(args)
+    if args.command in ("train", "resume", "stylize", "bench"):
+        from .core.devices import import_keras_quietly
+
+        import_keras_quietly()
+    return getattr(commands, f"cmd_{args.command}")(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""What each ``mlabs-desktop`` command does, over the core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+
+from .core.errors import UserError
+from .core.events import (CheckpointEvent, DoneEvent, Event, LogEvent, PreviewEvent, StepEvent,
+                          event_to_json)
+
+
+def _out(line: str = "") -> None:
+    if sys.stdout is not None:
+        print(line, flush=True)
+
+
+def _err(line: str) -> None:
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressPrinter:
+    """Prints trainer events: one JSON object per line, or a text bar on stderr."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self._last_draw = 0.0
+        self._bar_open = False
+
+    def __call__(self, event: Event) -> None:
+        if self.mode == "json":
+            _out(json.dumps(event_to_json(event)))
+            return
+        if isinstance(event, StepEvent):
+            self._draw(event)
+        else:
+            self._end_bar()
+            if isinstance(event, LogEvent):
+                _err(("warning: " if event.level == "warning" else "") + event.message)
+            elif isinstance(event, CheckpointEvent):
+                _err(f"checkpoint at step {event.step}: {event.path}")
+            elif isinstance(event, PreviewEvent):
+                _err(f"preview: {event.path}")
+            elif isinstance(event, DoneEvent):
+                _err(f"{event.state}: model '{event.model_name}' after {event.step} steps "
+                     f"({format_duration(event.seconds)}) in {event.folder}")
+
+    def _draw(self, e: StepEvent) -> None:
+        if sys.stderr is None or (time.monotonic() - self._last_draw < 0.2 and e.step != e.total_steps):
+            return
+        self._last_draw = time.monotonic()
+        width = 24
+        filled = int(width * e.step / max(1, e.total_steps))
+        bar = "#" * filled + "-" * (width - filled)
+        line = (f"\r[{bar}] step {e.step}/{e.total_steps} epoch {e.epoch + 1} "
+                f"loss {e.total_loss:.4g} (content {e.content_loss:.3g}, style {e.style_loss:.3g}, "
+                f"tv {e.tv_loss:.3g}) {e.images_per_sec:.2f} img/s ETA {format_duration(e.eta_seconds)}")
+        if e.skipped:
+            line += f" skipped {e.skipped}"
+        sys.stderr.write(line + "\033[K" if sys.stderr.isatty() else line + "\n")
+        sys.stderr.flush()
+        self._bar_open = sys.stderr.isatty()
+
+    def _end_bar(self) -> None:
+        if self._bar_open and sys.stderr is not None:
+            sys.stderr.write("\n")
+            self._bar_open = False
+
+
+@contextmanager
+def stop_on_interrupt(trainer) -> Iterator[None]:
+    """First Ctrl-C asks the trainer to stop after a checkpoint; a second one aborts."""
+    def handler(signum, frame):
+        if trainer.stopping:
+            raise KeyboardInterrupt
+        _err("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        trainer.stop()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _fetch(value: str | None) -> str | None:
+    """A local path unchanged; an http(s) URL downloaded through the cache."""
+    if not value:
+        return value
+    from .core.downloads import fetch_to_path, is_url
+
+    return str(fetch_to_path(value)) if is_url(value) else value
+
+
+def _run_trainer(trainer, progress: str) -> int:
+    printer = ProgressPrinter(progress)
+    trainer.on_event = printer
+    with stop_on_interrupt(trainer):
+        trainer.run()
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .cli import config_from_args
+    from .core.training import Trainer
+
+    config = config_from_args(args)
+    config = config.replace(style=_fetch(config.style), test=_fetch(config.test),
+                            vgg_path=_fetch(config.vgg_path))
+    return _run_trainer(Trainer(config), args.progress)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .core.training import Trainer
+
+    if args.max_steps < 0:
+        raise UserError("--max-steps must be 0 (no limit) or more")
+    return _run_trainer(Trainer.for_resume(args.name, args.max_steps), args.progress)
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from .core.stylize import BlendOptions, Stylizer, plan_outputs
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, not {args.strength}")
+    if args.max_size is not None and args.max_size < 4:
+        raise UserError("--max-size must be at least 4")
+    jobs = plan_outputs(Path(_fetch(args.in_path)), Path(args.out_path))
+    stylizer = Stylizer.open(args.checkpoint, args.device)
+    options = BlendOptions(args.strength, args.preserve_colors)
+    failures = 0
+    for report in stylizer.stylize_many(jobs, options, args.max_size):
+        if report.error:
+            failures += 1
+            _err(f"skipped {report.source}: {report.error}")
+        else:
+            _err(f"[{report.done}/{report.total}] {report.output}")
+    if failures == len(jobs):
+        raise UserError(jobs[0][0].name + " could not be stylized" if len(jobs) == 1
+                        else f"none of the {len(jobs)} images could be stylized")
+    return 0
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    from .core.library import Library
+
+    library = Library()
+    if args.action == "list":
+        models = library.models()
+        if not models:
+            _out(f"no models yet in {library.root}; train one with `mlabs-desktop train`")
+        for m in models:
+            stats = m.manifest.statistics
+            _out(f"{m.name}\t{m.manifest.architecture}\t{stats.get('steps', 0)} steps\t"
+                 f"{m.manifest.state}\t{m.manifest.created}")
+    elif args.action == "show":
+        model = library.get(args.name)
+        _out(f"folder: {model.folder}")
+        _out(model.manifest.to_yaml().rstrip())
+    elif args.action == "rename":
+        model = library.rename(args.old, args.new)
+        _out(f"renamed to '{model.name}'")
+    elif args.action == "delete":
+        library.delete(args.name)
+        _out(f"deleted '{args.name}'")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .core.bench import format_report, run_benchmark
+
+    report = run_benchmark(quick=args.quick, architectures=args.architecture)
+    _out(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .core import vgg
+    from .core.downloads import download
+    from .core.paths import weights_dir
+
+    printer = _download_printer()
+    path = download(vgg.KERAS_VGG19_URL, md5=vgg.KERAS_VGG19_MD5, expected_size=vgg.KERAS_VGG19_SIZE,
+                    progress=printer)
+    target = weights_dir() / vgg.KERAS_VGG19_FILENAME
+    if not target.exists():
+        import shutil
+        shutil.copyfile(path, target.with_suffix(".part"))
+        target.with_suffix(".part").replace(target)
+    _err("")
+    _out(f"VGG19 weights ready: {target}")
+    return 0
+
+
+def _download_printer():
+    last = [0.0]
+
+    def show(p) -> None:
+        if sys.stderr is None or time.monotonic() - last[0] < 0.2:
+            return
+        last[0] = time.monotonic()
+        total = f"/{p.total / 1e6:.1f}" if p.total else ""
+        sys.stderr.write(f"\rdownloading {p.received / 1e6:.1f}{total} MB ({p.bytes_per_sec / 1e6:.1f} MB/s)")
+        sys.stderr.flush()
+    return show
+
+
+def open_app(args: argparse.Namespace) -> int:
+    from .gui.app import run_app
+
+    return run_app(view=args.view, screenshot=args.screenshot, self_test=args.self_test)
+
+

@@ -1,0 +1,163 @@
+"""``mlabs-desktop bench``: speed, as a fraction of this machine's own limit measured in the same run.
+
+Timings on shared machines drift from run to run, so every figure is reported
+next to the float32 matmul rate measured minutes apart in the same process.
+FLOPs are counted from the layer shapes (`networks.multiply_adds_per_pixel`),
+two per multiply-add.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .devices import choose_device, configure_tensorflow, device_scope, keras_backend
+
+REFERENCE = {  # the reference implementation on this project's machine class (design.md)
+    "stylize_mp_per_s_1024x680": 0.50,
+    "train_step_seconds_b4_256": 4.6,
+}
+STYLIZE_SIZES = {"256x256": (256, 256), "1024x680": (1024, 680)}
+
+
+def _best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0) -> float:
+    """Best wall time of ``fn`` over ``repeats`` calls (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    started = time.perf_counter()
+    count = 0
+    while count < repeats or time.perf_counter() - started < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        count += 1
+    return best
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Float32 matmul rate through the same backend the networks use: the machine's limit."""
+    from keras import ops
+
+    a = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    b = ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n), np.float32))
+    if keras_backend() == "tensorflow":
+        tf = configure_tensorflow()
+        fn = tf.function(lambda: tf.linalg.matmul(a, b))
+        run = lambda: fn().numpy()  # noqa: E731
+    else:
+        run = lambda: ops.convert_to_numpy(ops.matmul(a, b))  # noqa: E731
+    seconds = _best_time(run, repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def peak_rss_mb() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage / 1024 if sys.platform != "darwin" else usage / 1024 / 1024
+
+
+def random_vgg_weights():
+    from .vgg import EXPECTED_SHAPES, VGGWeights
+
+    rng = np.random.default_rng(0)
+    layers = {}
+    for name, shape in EXPECTED_SHAPES.items():
+        fan_in = shape[0] * shape[1] * shape[2]
+        layers[name] = ((rng.standard_normal(shape) * np.sqrt(2 / fan_in)).astype(np.float32),
+                        np.zeros(shape[3], np.float32))
+    return VGGWeights(layers, "random", Path("random"))
+
+
+def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats: int) -> dict:
+    from .networks import build_transform_network, multiply_adds_per_pixel
+    from .steps import make_forward
+
+    net = build_transform_network(architecture)
+    forward = make_forward(net)
+    flops_per_pixel = 2 * multiply_adds_per_pixel(architecture)
+    results = {}
+    for label, (w, h) in sizes.items():
+        image = np.random.default_rng(0).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
+        seconds = _best_time(lambda: forward(image), repeats if w * h < 4e6 else 1)
+        mp_per_s = w * h / seconds / 1e6
+        results[label] = {"seconds": round(seconds, 4), "megapixels_per_s": round(mp_per_s, 3),
+                          "gflops": round(mp_per_s * 1e6 * flops_per_pixel / 1e9, 1)}
+    return results
+
+
+def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats: int = 3) -> dict:
+    import keras
+
+    from .losses import LossWeights
+    from .networks import build_transform_network
+    from .steps import make_train_step
+    from .vgg import STYLE_LAYERS, build_loss_network
+
+    loss_net = build_loss_network(random_vgg_weights())
+    style = np.random.default_rng(1).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    feats = loss_net(style)
+    from .losses import gram_numpy
+
+    targets = {n: gram_numpy(keras.ops.convert_to_numpy(feats[n])[0]) for n in STYLE_LAYERS}
+    net = build_transform_network(architecture)
+    step = make_train_step(net, loss_net, targets, LossWeights(7.5, 1e2, 2e2), keras.optimizers.Adam(1e-3))
+    data = np.random.default_rng(2).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+    seconds = _best_time(lambda: step(data), repeats)
+    return {"batch": batch, "image_size": size, "seconds": round(seconds, 3),
+            "images_per_s": round(batch / seconds, 2)}
+
+
+def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -> dict:
+    architectures = architectures or ["classic", "default", "lite"]
+    device = choose_device("auto")
+    report: dict = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "keras_backend": keras_backend(), "device": device.label},
+        "reference": REFERENCE,
+    }
+    from .networks import multiply_adds_per_pixel
+
+    with device_scope(device):
+        limit = matmul_gflops(1024 if quick else 2048)
+        report["matmul_gflops"] = round(limit, 1)
+        report["architectures"] = {}
+        for arch in architectures:
+            sizes = {"256x256": (256, 256)} if quick else STYLIZE_SIZES
+            stylize = bench_stylize(arch, sizes, 2 if quick else 5)
+            for entry in stylize.values():
+                entry["fraction_of_matmul"] = round(entry["gflops"] / limit, 3)
+            train = bench_train_step(arch, batch=2 if quick else 4, size=64 if quick else 256,
+                                     repeats=1 if quick else 3)
+            report["architectures"][arch] = {
+                "multiply_adds_per_pixel": multiply_adds_per_pixel(arch),
+                "stylize": stylize, "train_step": train}
+        report["matmul_gflops_after"] = round(matmul_gflops(1024 if quick else 2048), 1)
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return report
+
+
+def format_report(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"machine: {m['processor']}, {m['cpu_count']} cores, Keras backend {m['keras_backend']}, "
+             f"device {m['device']}",
+             f"float32 matmul: {report['matmul_gflops']} GFLOP/s at start, "
+             f"{report['matmul_gflops_after']} GFLOP/s at end (the machine's limit)"]
+    for arch, data in report["architectures"].items():
+        lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel)")
+        for label, s in data["stylize"].items():
+            lines.append(f"  stylize {label:>9}: {s['megapixels_per_s']:.3f} MP/s, {s['gflops']:.1f} GFLOP/s "
+                         f"= {100 * s['fraction_of_matmul']:.0f}% of matmul")
+        t = data["train_step"]
+        lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px: {t['seconds']:.3f} s "
+                     f"({t['images_per_s']} images/s)")
+    ref = report["reference"]
+    lines.append(f"\nreference implementation on this machine class: {ref['stylize_mp_per_s_1024x680']} MP/s "
+                 f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
+    lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)

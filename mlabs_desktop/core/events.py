@@ -1,0 +1,71 @@
+"""Small immutable reports that long work sends to whoever watches it.
+
+The command line prints them (text or one JSON object per line); the GUI's
+worker turns them into Qt signals. They never carry weights; a preview is a
+small copied image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int                # global step just completed (1-based)
+    epoch: int               # 0-based epoch the step belongs to
+    total_steps: int         # the global step this run ends at
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    total_loss: float
+    images_per_sec: float
+    eta_seconds: float
+    skipped: int
+    elapsed_seconds: float
+    kind = "step"
+
+
+@dataclass(frozen=True)
+class CheckpointEvent:
+    step: int
+    path: str
+    kind = "checkpoint"
+
+
+@dataclass(frozen=True)
+class PreviewEvent:
+    step: int
+    path: str
+    image: np.ndarray = field(repr=False, compare=False)  # uint8 H x W x 3, small
+    kind = "preview"
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    message: str
+    level: str = "info"      # info | warning | error
+    kind = "log"
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    model_name: str
+    folder: str
+    step: int
+    state: str               # finished | stopped
+    seconds: float
+    kind = "done"
+
+
+Event = StepEvent | CheckpointEvent | PreviewEvent | LogEvent | DoneEvent
+EventCallback = Callable[[Event], None]
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """The ``--progress=json`` form: ``{"event": kind, ...fields}`` without pixel data."""
+    data = {k: v for k, v in asdict(event).items() if not isinstance(v, np.ndarray)}
+    return {"event": event.kind, **data}

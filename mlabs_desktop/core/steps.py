@@ -1,0 +1,129 @@
+"""Compiled training steps and inference calls, one per Keras backend.
+
+Model and loss code are backend-neutral; only taking gradients and compiling
+differ between TensorFlow, PyTorch and JAX, and that difference lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+from keras import ops
+
+from .devices import keras_backend
+from .losses import LossWeights, perceptual_losses
+from .vgg import CONTENT_LAYER
+
+LossDict = dict[str, float]
+
+
+def _loss_fn(net, loss_net, style_targets, weights: LossWeights):
+    def compute(batch, content_features):
+        styled = net(batch, training=True)
+        features = loss_net(styled)
+        return perceptual_losses(styled, features, content_features, style_targets, CONTENT_LAYER, weights)
+    return compute
+
+
+def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weights: LossWeights,
+                    optimizer, jit: bool = False) -> Callable[[np.ndarray], LossDict]:
+    """A function taking a float32 0..255 batch, applying one Adam step, returning the losses."""
+    backend = keras_backend()
+    targets = {k: ops.convert_to_tensor(v) for k, v in style_targets.items()}
+    compute = _loss_fn(net, loss_net, targets, weights)
+    variables = net.trainable_variables
+    optimizer.build(variables)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def step(batch):
+            content = loss_net(batch)[CONTENT_LAYER]
+            with tf.GradientTape() as tape:
+                losses = compute(batch, content)
+                scaled = optimizer.scale_loss(losses["total"])
+            grads = tape.gradient(scaled, variables)
+            optimizer.apply(grads, variables)
+            return losses
+    elif backend == "torch":
+        import torch
+
+        def step(batch):
+            batch = ops.convert_to_tensor(batch)
+            with torch.no_grad():
+                content = loss_net(batch)[CONTENT_LAYER]
+            net.zero_grad()
+            losses = compute(batch, content)
+            optimizer.scale_loss(losses["total"]).backward()
+            grads = [v.value.grad for v in variables]
+            with torch.no_grad():
+                optimizer.apply(grads, variables)
+            return {k: v.detach() for k, v in losses.items()}
+    elif backend == "jax":
+        step = _make_jax_step(net, loss_net, compute, optimizer)
+    else:
+        raise RuntimeError(f"unsupported Keras backend {backend!r}")
+
+    def run(batch: np.ndarray) -> LossDict:
+        return {k: float(ops.convert_to_numpy(v)) for k, v in step(batch).items()}
+
+    return run
+
+
+def _make_jax_step(net, loss_net, compute, optimizer):
+    import jax
+
+    trainable = net.trainable_variables
+    frozen = net.non_trainable_variables
+
+    def loss_of(train_values, frozen_values, batch, content):
+        # Stateless call: JAX differentiates pure functions of the weight values.
+        mapping = list(zip(trainable, train_values)) + list(zip(frozen, frozen_values))
+        from keras import StatelessScope
+
+        with StatelessScope(state_mapping=mapping):
+            losses = compute(batch, content)
+        return losses["total"], losses
+
+    grad_fn = jax.jit(jax.value_and_grad(loss_of, has_aux=True))
+    content_fn = jax.jit(lambda b: loss_net(b)[CONTENT_LAYER])
+
+    def step(batch):
+        content = content_fn(batch)
+        (_, losses), grads = grad_fn([v.value for v in trainable], [v.value for v in frozen], batch, content)
+        optimizer.apply(grads, trainable)
+        return losses
+
+    return step
+
+
+def make_forward(net) -> Callable[[np.ndarray], np.ndarray]:
+    """Compiled inference for any image size: float32 (B, H, W, 3) in, float32 out."""
+    backend = keras_backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(lambda x: net(x, training=False),
+                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        return lambda x: fn(tf.constant(x, tf.float32)).numpy()
+    if backend == "torch":
+        import torch
+
+        def forward(x):
+            with torch.no_grad():
+                return ops.convert_to_numpy(net(ops.convert_to_tensor(x), training=False))
+        return forward
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in net.trainable_variables]
+        frozen = [v.value for v in net.non_trainable_variables]
+
+        @jax.jit
+        def pure(train_values, frozen_values, x):
+            out, _ = net.stateless_call(train_values, frozen_values, x, training=False)
+            return out
+        return lambda x: np.asarray(pure(trainable, frozen, x))
+    return lambda x: ops.convert_to_numpy(net(x, training=False))

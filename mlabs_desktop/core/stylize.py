@@ -1,0 +1,122 @@
+"""Applying a trained style: any image size or mode in, the same size out.
+
+The network needs sides that are multiples of 4; the image is padded by
+reflection, run, and cropped back (the reference leaves its padding in).
+Strength and colour preservation are cheap NumPy re-blends of the cached
+float result, so the GUI can change them without running the network again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from . import images
+from .devices import choose_device, device_scope
+from .errors import Cancelled, UserError
+from .library import Library, Model
+
+
+@dataclass(frozen=True)
+class BlendOptions:
+    strength: float = 1.0
+    preserve_colors: bool = False
+
+
+@dataclass(frozen=True)
+class StylizeProgress:
+    done: int
+    total: int
+    source: Path
+    output: Path | None
+    error: str | None = None
+
+
+def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> np.ndarray:
+    """Apply colour preservation and strength to a cached network result."""
+    result = np.clip(styled, 0.0, 255.0)
+    if options.preserve_colors:
+        result = images.preserve_colors(original, result)
+    if options.strength < 1.0:
+        result = images.blend(original, result, options.strength)
+    return result
+
+
+class Stylizer:
+    """A loaded transform network, ready to restyle images of any size."""
+
+    def __init__(self, model: Model, device: str = "auto"):
+        from .networks import build_transform_network
+        from .steps import make_forward
+        from .weights import assign
+
+        self.model = model
+        self.device = choose_device(device)
+        with device_scope(self.device):
+            self.net = build_transform_network(model.manifest.architecture, model.manifest.input_scale)
+            assign(self.net, model.load_weights(), f"model '{model.name}'")
+            self._forward = make_forward(self.net)
+
+    @classmethod
+    def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None) -> "Stylizer":
+        return cls((library or Library()).get(name_or_path), device)
+
+    def run(self, rgb: np.ndarray) -> np.ndarray:
+        """The network's float result (H, W, 3), unclipped, exactly the input's size."""
+        padded, hw = images.pad_to_multiple(rgb.astype(np.float32), 4)
+        with device_scope(self.device):
+            out = self._forward(padded[None])[0]
+        return images.crop_to(out, hw)
+
+    def stylize_image(self, source: Path, options: BlendOptions = BlendOptions(),
+                      max_size: int | None = None) -> tuple[images.LoadedImage, np.ndarray]:
+        """Load and restyle one file; returns the loaded original and the finished float result."""
+        loaded = images.load_image(source, max_size=max_size)
+        return loaded, finish(loaded.rgb, self.run(loaded.rgb), options)
+
+    def stylize_file(self, source: Path, target: Path, options: BlendOptions = BlendOptions(),
+                     max_size: int | None = None) -> Path:
+        loaded, result = self.stylize_image(source, options, max_size)
+        return images.save_image(target, result, loaded.alpha)
+
+    def stylize_many(self, jobs: Iterable[tuple[Path, Path]], options: BlendOptions = BlendOptions(),
+                     max_size: int | None = None, cancelled: Callable[[], bool] | None = None
+                     ) -> Iterator[StylizeProgress]:
+        """Restyle (source, target) pairs; a bad file is reported and skipped, not fatal."""
+        jobs = list(jobs)
+        for done, (source, target) in enumerate(jobs, 1):
+            if cancelled and cancelled():
+                raise Cancelled()
+            try:
+                out = self.stylize_file(source, target, options, max_size)
+                yield StylizeProgress(done, len(jobs), source, out)
+            except UserError as exc:
+                yield StylizeProgress(done, len(jobs), source, None, str(exc))
+
+
+def plan_outputs(in_path: Path, out_path: Path) -> list[tuple[Path, Path]]:
+    """Pair inputs with outputs the way the seed's evaluate script does.
+
+    A file into a folder keeps its name; a file onto a file path uses that path
+    (its extension picks the format); a folder goes into a folder, names kept.
+    """
+    in_path, out_path = Path(in_path).expanduser(), Path(out_path).expanduser()
+    if not in_path.exists():
+        raise UserError(f"input not found: {in_path}")
+    if in_path.is_dir():
+        if out_path.exists() and not out_path.is_dir():
+            raise UserError(f"--in-path is a folder, so --out-path must be a folder too, not {out_path}")
+        sources = sorted(p for p in in_path.rglob("*") if p.is_file() and images.is_image_path(p)
+                         and not p.name.startswith("."))
+        if not sources:
+            raise UserError(f"no images in {in_path}")
+        return [(p, out_path / p.relative_to(in_path)) for p in sources]
+    if out_path.is_dir() or (not out_path.suffix and not out_path.exists()):
+        return [(in_path, out_path / in_path.name)]
+    if out_path.suffix.lower() not in images.IMAGE_EXTENSIONS:
+        raise UserError(f"cannot tell the output format from {out_path.name}; use one of "
+                        f"{', '.join(sorted(images.IMAGE_EXTENSIONS))}")
+    return [(in_path, out_path)]

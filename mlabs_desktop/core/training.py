@@ -1,0 +1,205 @@
+"""The trainer: one `TrainingConfig` in, a model in the library out, events on the way.
+
+Runs in whatever thread calls `Trainer.run` (the GUI uses a QThread). Keras's
+dtype policy is per thread, so mixed precision is switched on here, in the
+training thread, and switched back afterwards. `stop()` may be called from any
+thread; it takes effect between steps and always ends with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import images, vgg
+from .config import PARAMS, TrainingConfig, coerce_param
+from .dataset import BatchStream, scan_folder
+from .devices import DeviceInfo, choose_device, device_scope
+from .errors import UserError
+from .events import DoneEvent, EventCallback, LogEvent, StepEvent
+from .library import Library, Model
+from .losses import LossWeights, gram_numpy
+from .model_store import ModelWriter, resume_config
+from ..resources import sample_image
+
+PREVIEW_MAX_SIDE = 384
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    style: np.ndarray          # style image, already scaled by style_scale
+    test: np.ndarray           # preview image, at most PREVIEW_MAX_SIDE
+    test_path: Path
+    stream: BatchStream
+    vgg_path: Path
+
+
+def validate(config: TrainingConfig) -> TrainingConfig:
+    """Check every tunable value; bad ones become one readable UserError."""
+    for spec in PARAMS:
+        try:
+            coerce_param(spec.name, getattr(config, spec.field))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if not config.style:
+        raise UserError("no style image given (--style=FILE)")
+    if not config.train_path:
+        raise UserError("no training folder given (--train-path=DIR)")
+    return config
+
+
+def prepare_inputs(config: TrainingConfig, seed: int) -> PreparedInputs:
+    """Read everything from disk before the first step, so bad input fails in seconds."""
+    style = images.read_rgb(config.style)
+    if config.style_scale != 1.0:
+        h, w = style.shape[:2]
+        size = (max(16, round(w * config.style_scale)), max(16, round(h * config.style_scale)))
+        style = images.resize_to(style, size)
+    test_path = Path(config.test) if config.test else sample_image()
+    test = images.read_rgb(test_path, max_size=PREVIEW_MAX_SIDE)
+    scan = scan_folder(config.train_path)
+    vgg_path = vgg.find_vgg_weights(config.vgg_path)
+    vgg.load_vgg19_weights(vgg_path)  # validate now: a wrong file must not wait for the first step
+    return PreparedInputs(style, test, test_path, BatchStream(scan, config.batch_size, config.image_size, seed),
+                          vgg_path)
+
+
+class Trainer:
+    def __init__(self, config: TrainingConfig, on_event: EventCallback | None = None,
+                 library: Library | None = None, resume: Model | None = None):
+        self.config = validate(config)
+        self.on_event = on_event or (lambda event: None)
+        self.library = library or Library()
+        self.resume_model = resume
+        self._stop = threading.Event()
+
+    @classmethod
+    def for_resume(cls, name: str, max_steps: int = 0, on_event: EventCallback | None = None,
+                   library: Library | None = None) -> "Trainer":
+        library = library or Library()
+        model = library.get(name)
+        if not model.has_checkpoint:
+            raise UserError(f"model '{model.name}' has no training checkpoint to resume from")
+        return cls(resume_config(model, max_steps), on_event, library, resume=model)
+
+    def stop(self) -> None:
+        """Ask the run to end after the current step, saving a checkpoint."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _log(self, message: str, level: str = "info") -> None:
+        self.on_event(LogEvent(message, level))
+
+    def run(self) -> Model:
+        import keras
+
+        config = self.config
+        device = choose_device(config.device)
+        previous_policy = keras.config.dtype_policy()
+        if device.mixed_precision_helps:
+            keras.config.set_dtype_policy("mixed_float16")
+        try:
+            with device_scope(device):
+                return self._run(device)
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+
+    def _build(self, inputs: PreparedInputs, writer: ModelWriter):
+        import keras
+
+        from .networks import build_transform_network
+
+        config = self.config
+        loss_net = vgg.build_loss_network(vgg.load_vgg19_weights(inputs.vgg_path))
+        features = loss_net(inputs.style[None].astype(np.float32))
+        targets = {name: gram_numpy(np.asarray(keras.ops.convert_to_numpy(features[name]))[0])
+                   for name in vgg.STYLE_LAYERS}
+        net = build_transform_network(config.architecture, writer.input_scale)
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        if keras.config.dtype_policy().name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(net.trainable_variables)
+        return net, loss_net, targets, optimizer
+
+    def _run(self, device: DeviceInfo) -> Model:
+        from .steps import make_forward, make_train_step
+
+        config = self.config
+        writer = ModelWriter(self.library, config, self.resume_model)
+        seed = writer.seed
+        inputs = prepare_inputs(config, seed)
+        stream = inputs.stream
+        self._log(f"training on {device.label}: {len(stream.paths)} images, "
+                  f"{stream.steps_per_epoch} steps per epoch, {config.epochs} epochs")
+        if len(stream.paths) < config.batch_size:
+            self._log(f"only {len(stream.paths)} images for a batch of {config.batch_size}: "
+                      "images are repeated within a batch", "warning")
+
+        net, loss_net, targets, optimizer = self._build(inputs, writer)
+        start_step = writer.restore(net, optimizer, self._log)
+        step_fn = make_train_step(net, loss_net, targets,
+                                  LossWeights(config.content_weight, config.style_weight, config.tv_weight),
+                                  optimizer)
+        forward = make_forward(net)
+        writer.begin(inputs, device, len(stream.paths))
+
+        end_step = stream.steps_per_epoch * config.epochs
+        if config.max_steps:
+            end_step = min(end_step, start_step + config.max_steps)
+        step = start_step
+        started = time.perf_counter()
+        rate: float | None = None
+        last_saved = start_step
+        diverged = False
+        try:
+            if step >= end_step:
+                self._log(f"already trained {step} steps of {end_step}; nothing to do")
+            for step_index, epoch, batch in stream.batches(start_step, self._stop):
+                if step_index >= end_step or self._stop.is_set():
+                    break
+                t0 = time.perf_counter()
+                losses = step_fn(batch)
+                if not np.isfinite(losses["total"]):
+                    diverged = True
+                    raise UserError(f"training diverged at step {step_index + 1} (loss is not finite); "
+                                    "lower the learning rate or the style weight. The last checkpoint "
+                                    f"(step {last_saved}) is kept.")
+                step = step_index + 1
+                took = time.perf_counter() - t0
+                if step_index > start_step:  # the run's first step compiles; keep it out of the estimate
+                    rate = config.batch_size / took if rate is None else 0.9 * rate + 0.1 * config.batch_size / took
+                writer.record(step, losses)
+                self.on_event(StepEvent(
+                    step=step, epoch=epoch, total_steps=end_step,
+                    content_loss=losses["content"], style_loss=losses["style"], tv_loss=losses["tv"],
+                    total_loss=losses["total"], images_per_sec=rate or config.batch_size / took,
+                    eta_seconds=(end_step - step) * config.batch_size / (rate or config.batch_size / took),
+                    skipped=stream.skipped.count, elapsed_seconds=time.perf_counter() - started))
+                if step % config.checkpoint_iterations == 0:
+                    self._report_skips(stream)
+                    writer.checkpoint(step, net, optimizer, forward, inputs, self.on_event,
+                                      time.perf_counter() - started)
+                    last_saved = step
+        finally:
+            # Always leave a usable, resumable model for the steps that ran.
+            if not diverged and step > last_saved:
+                writer.checkpoint(step, net, optimizer, forward, inputs, self.on_event,
+                                  time.perf_counter() - started)
+        self._report_skips(stream)
+        if writer.model is None:
+            raise UserError("training stopped before the first step; nothing was saved")
+        state = "finished" if step >= stream.steps_per_epoch * config.epochs else "stopped"
+        model = writer.finish(state, time.perf_counter() - started, stream.skipped.count)
+        self.on_event(DoneEvent(model.name, str(model.folder), step, state, time.perf_counter() - started))
+        return model
+
+    def _report_skips(self, stream: BatchStream) -> None:
+        while stream.skipped.recent:
+            self._log(f"skipped unreadable image {stream.skipped.recent.pop(0)}", "warning")
