@@ -153,7 +153,12 @@ class Model:
 
 class Library:
     def __init__(self, root: Path | str | None = None):
-        self.root = Path(root) if root else paths.default_library_dir()
+        if root is None:
+            from .settings import load_settings
+
+            configured = load_settings().library_dir
+            root = Path(configured).expanduser() if configured else paths.default_library_dir()
+        self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         atomic.sweep_staging(self.root)
 

@@ -23,6 +23,7 @@ from .errors import UserError
 from .events import DoneEvent, EventCallback, LogEvent, StepEvent
 from .library import Library, Model
 from .losses import LossWeights, gram_numpy
+from .settings import load_settings
 from .model_store import ModelWriter, resume_config
 from ..resources import sample_image
 
@@ -62,7 +63,7 @@ def prepare_inputs(config: TrainingConfig, seed: int) -> PreparedInputs:
     test_path = Path(config.test) if config.test else sample_image()
     test = images.read_rgb(test_path, max_size=PREVIEW_MAX_SIDE)
     scan = scan_folder(config.train_path)
-    vgg_path = vgg.find_vgg_weights(config.vgg_path)
+    vgg_path = vgg.find_vgg_weights(config.vgg_path or load_settings().vgg_path)
     vgg.load_vgg19_weights(vgg_path)  # validate now: a wrong file must not wait for the first step
     return PreparedInputs(style, test, test_path, BatchStream(scan, config.batch_size, config.image_size, seed),
                           vgg_path)
