@@ -8,7 +8,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import sys
+from pathlib import Path as _Path
+
 import pytest
+
+sys.path.insert(0, str(_Path(__file__).resolve().parent))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,3 +26,79 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("MLABS_DESKTOP_HOME", str(home))
     return home
+
+
+# ---------------------------------------------------------------- shared data
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+
+
+@pytest.fixture(scope="session")
+def vgg_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weights VGG19 in Keras's notop layout (full real shapes)."""
+    from vgg_fixtures import write_keras_notop_h5
+
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    write_keras_notop_h5(path)
+    return path
+
+
+def write_photos(folder: Path, count: int = 6, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
+    """Small smooth random 'photos' (gradients plus noise), saved as JPEG and PNG."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    for i in range(count):
+        base = np.stack([x * rng.uniform(2, 5), y * rng.uniform(2, 5), (x + y) * rng.uniform(1, 3)], -1)
+        pixels = (base + rng.normal(0, 20, base.shape)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / (f"photo{i}.jpg" if i % 2 == 0 else f"photo{i}.png"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def photos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="session")
+def style_image() -> Path:
+    return SAMPLES / "swirls.jpg"
+
+
+def tiny_config(style: Path, photos: Path, vgg: Path, **changes):
+    from mlabs_desktop.core.config import TrainingConfig
+
+    base = dict(style=str(style), train_path=str(photos), vgg_path=str(vgg), image_size=32, batch_size=2,
+                epochs=1, checkpoint_iterations=2, max_steps=2, architecture="lite", name="tiny",
+                test=str(SAMPLES / "chelsea.jpg"), seed=1)
+    base.update(changes)
+    return TrainingConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def _trained_tiny_model(tmp_path_factory: pytest.TempPathFactory, vgg_h5: Path, photos_dir: Path,
+                        style_image: Path) -> Path:
+    """Train one tiny model per session (a few seconds); tests get copies."""
+    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.training import Trainer
+
+    library = Library(tmp_path_factory.mktemp("session-library"))
+    model = Trainer(tiny_config(style_image, photos_dir, vgg_h5), library=library).run()
+    return model.folder
+
+
+@pytest.fixture
+def tiny_model(_trained_tiny_model: Path, isolated_home: Path):
+    """A small trained model named 'tiny' in this test's own library."""
+    from mlabs_desktop.core.library import Library
+
+    library = Library()
+    shutil.copytree(_trained_tiny_model, library.root / _trained_tiny_model.name)
+    return library.get("tiny")
