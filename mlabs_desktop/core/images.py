@@ -99,7 +99,7 @@ def _show(path: PathLike) -> str:
 
 
 def _cant_open(path: Path, reason: str) -> UserError:
-    return UserError(f"Cannot open {_show(path)}: {reason}.")
+    return UserError(f"cannot open {_show(path)}: {reason}.")
 
 
 def _too_large(path: Path, pixels: int | None, limit: int | None) -> UserError:

@@ -19,6 +19,7 @@ trains), 1.0 for imported reference checkpoints (as the reference evaluates).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import keras
@@ -108,19 +109,26 @@ class StyleOutput(layers.Layer):
         return ops.tanh(ops.cast(x, "float32")) * 150.0 + 255.0 / 2.0
 
 
-def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool):
+def _init(name: str, seed: int | None):
+    # One seed per layer, derived from the run's seed and the layer name, so a
+    # seeded run starts from the same weights every time (resume tests rely on it).
+    layer_seed = None if seed is None else (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
+    return keras.initializers.TruncatedNormal(stddev=0.1, seed=layer_seed)
+
+
+def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool, seed: int | None):
     if reflect:
         x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    init = keras.initializers.TruncatedNormal(stddev=0.1)
+    init = _init(name, seed)
     return layers.Conv2D(filters, kernel, strides=stride, padding="valid" if reflect else "same",
                          use_bias=False, kernel_initializer=init, name=name)(x)
 
 
-def _upsample(x, filters: int, name: str, spec: ArchitectureSpec):
-    init = keras.initializers.TruncatedNormal(stddev=0.1)
+def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | None):
+    init = _init(name, seed)
     if spec.resize_conv:
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
-        return _conv(x, filters, 3, 1, name, spec.reflect)
+        return _conv(x, filters, 3, 1, name, spec.reflect, seed)
     return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
                                   kernel_initializer=init, name=name)(x)
 
@@ -131,7 +139,8 @@ def _norm(x, name: str, relu: bool = True):
 
 
 def build_transform_network(architecture: str = "default", input_scale: float = 1.0 / 255.0,
-                            input_shape: tuple[int | None, int | None] = (None, None)) -> keras.Model:
+                            input_shape: tuple[int | None, int | None] = (None, None),
+                            seed: int | None = None) -> keras.Model:
     """Build an untrained transform network of the named architecture."""
     try:
         spec = ARCHITECTURES[architecture]
@@ -141,17 +150,17 @@ def build_transform_network(architecture: str = "default", input_scale: float = 
     w1, w2, w3 = spec.widths
     pixels = keras.Input(shape=(*input_shape, 3), name="pixels")
     x = layers.Rescaling(input_scale, name="input_scale")(pixels)
-    x = _norm(_conv(x, w1, 9, 1, "conv1", spec.reflect), "conv1")
-    x = _norm(_conv(x, w2, 3, 2, "conv2", spec.reflect), "conv2")
-    x = _norm(_conv(x, w3, 3, 2, "conv3", spec.reflect), "conv3")
+    x = _norm(_conv(x, w1, 9, 1, "conv1", spec.reflect, seed), "conv1")
+    x = _norm(_conv(x, w2, 3, 2, "conv2", spec.reflect, seed), "conv2")
+    x = _norm(_conv(x, w3, 3, 2, "conv3", spec.reflect, seed), "conv3")
     for i in range(1, RESIDUAL_BLOCKS + 1):
         skip = x
-        x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec.reflect), f"res{i}_a")
-        x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec.reflect), f"res{i}_b", relu=False)
+        x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec.reflect, seed), f"res{i}_a")
+        x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec.reflect, seed), f"res{i}_b", relu=False)
         x = layers.Add(name=f"res{i}_add")([skip, x])
-    x = _norm(_upsample(x, w2, "up1", spec), "up1")
-    x = _norm(_upsample(x, w1, "up2", spec), "up2")
-    x = _conv(x, 3, 9, 1, "out", spec.reflect)
+    x = _norm(_upsample(x, w2, "up1", spec, seed), "up1")
+    x = _norm(_upsample(x, w1, "up2", spec, seed), "up2")
+    x = _conv(x, 3, 9, 1, "out", spec.reflect, seed)
     if spec.norm_output:
         x = _norm(x, "out", relu=False)
     styled = StyleOutput(name="styled", dtype="float32")(x)

@@ -33,7 +33,8 @@ def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weig
     targets = {k: ops.convert_to_tensor(v) for k, v in style_targets.items()}
     compute = _loss_fn(net, loss_net, targets, weights)
     variables = net.trainable_variables
-    optimizer.build(variables)
+    if not optimizer.built:
+        optimizer.build(variables)
 
     if backend == "tensorflow":
         import tensorflow as tf

@@ -122,7 +122,7 @@ class Trainer:
         features = loss_net(inputs.style[None].astype(np.float32))
         targets = {name: gram_numpy(np.asarray(keras.ops.convert_to_numpy(features[name]))[0])
                    for name in vgg.STYLE_LAYERS}
-        net = build_transform_network(config.architecture, writer.input_scale)
+        net = build_transform_network(config.architecture, writer.input_scale, seed=writer.seed)
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
         if keras.config.dtype_policy().name == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
