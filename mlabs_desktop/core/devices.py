@@ -6,6 +6,7 @@ module import, so the window can show before TensorFlow loads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import threading
@@ -53,32 +54,39 @@ def no_gpu_hint() -> str:
             "(or `pip install 'mlabs-desktop[gpu]'`) with a recent NVIDIA driver.")
 
 
-def import_keras_quietly():
-    """Import Keras (and its backend) with the backend's start-up chatter kept off stderr.
+@contextlib.contextmanager
+def quiet_stderr():
+    """Keep the backend's C++ chatter (banners, CUDA probing) off the process's stderr.
 
-    TensorFlow's C++ runtime prints banner lines before its log level can be
-    set; a command line promising one ``error:`` line cannot let them through.
+    TensorFlow prints from native code before its log level applies; a command
+    line promising one ``error:`` line cannot let that through. Redirects file
+    descriptor 2 for the duration, so it covers native code too.
     """
-    import sys
-
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         saved = os.dup(2)
     except OSError:  # no usable stderr (windowed app): nothing to protect
-        import keras
-        return keras
+        yield
+        return
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                import keras
+                yield
             finally:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
-    return keras
+
+
+def import_keras_quietly():
+    """Import Keras (and its backend) without start-up chatter on stderr."""
+    import sys
+
+    if "keras" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with quiet_stderr():
+            import keras  # noqa: F401
+    return sys.modules["keras"]
 
 
 def configure_tensorflow():
@@ -89,7 +97,9 @@ def configure_tensorflow():
 
     with _configure_lock:
         if not _configured:
-            for gpu in tf.config.list_physical_devices("GPU"):
+            with quiet_stderr():  # CUDA probing logs errors on machines without a GPU
+                gpus = tf.config.list_physical_devices("GPU")
+            for gpu in gpus:
                 try:
                     tf.config.experimental.set_memory_growth(gpu, True)
                 except RuntimeError:
@@ -138,8 +148,6 @@ def choose_device(wanted: str) -> DeviceInfo:
 
 def device_scope(device: DeviceInfo):
     """A context placing work on ``device`` for the TensorFlow backend (a no-op elsewhere)."""
-    import contextlib
-
     if keras_backend() != "tensorflow":
         return contextlib.nullcontext()
     tf = configure_tensorflow()

@@ -22,6 +22,7 @@ from .checkpoints import CheckpointState, load_checkpoint, save_checkpoint
 from .config import TrainingConfig, apply_params
 from .errors import UserError
 from .events import CheckpointEvent, EventCallback, PreviewEvent
+from .stylize import run_network
 from .library import (CHECKPOINT, LOSSES, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Library,
                       Manifest, Model)
 from .weights import assign, model_arrays, save_weight_arrays
@@ -132,7 +133,7 @@ class ModelWriter:
     def _write_files(self, folder: Path, step: int, net, optimizer, forward) -> np.ndarray:
         save_checkpoint(folder / CHECKPOINT, net, optimizer, CheckpointState(step, self.seed))
         save_weight_arrays(folder / WEIGHTS, model_arrays(net))
-        preview = images.to_uint8(forward(self.inputs.test[None])[0])
+        preview = images.to_uint8(run_network(forward, self.inputs.test))
         images.save_image(folder / PREVIEW, preview)
         images.save_image(folder / PREVIEWS / f"step-{step:08d}.jpg", preview)
         self._thin_previews(folder / PREVIEWS)

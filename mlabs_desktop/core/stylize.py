@@ -35,6 +35,24 @@ class StylizeProgress:
     error: str | None = None
 
 
+# Reflection padding inside the network needs a few pixels at the deepest level.
+MIN_SIDE = 16
+
+
+def _at_least(rgb: np.ndarray, side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if h >= side and w >= side:
+        return rgb
+    return np.pad(rgb, ((0, max(0, side - h)), (0, max(0, side - w)), (0, 0)), mode="edge")
+
+
+def run_network(forward: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray) -> np.ndarray:
+    """Pad to what the network needs, run ``forward`` on one image, crop back to its size."""
+    hw = rgb.shape[:2]
+    padded, _ = images.pad_to_multiple(_at_least(rgb.astype(np.float32), MIN_SIDE), 4)
+    return images.crop_to(forward(padded[None])[0], hw)
+
+
 def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> np.ndarray:
     """Apply colour preservation and strength to a cached network result."""
     result = np.clip(styled, 0.0, 255.0)
@@ -66,10 +84,8 @@ class Stylizer:
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """The network's float result (H, W, 3), unclipped, exactly the input's size."""
-        padded, hw = images.pad_to_multiple(rgb.astype(np.float32), 4)
         with device_scope(self.device):
-            out = self._forward(padded[None])[0]
-        return images.crop_to(out, hw)
+            return run_network(self._forward, rgb)
 
     def stylize_image(self, source: Path, options: BlendOptions = BlendOptions(),
                       max_size: int | None = None) -> tuple[images.LoadedImage, np.ndarray]:

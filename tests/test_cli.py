@@ -1,0 +1,113 @@
+"""The command line, run as a user runs it: a real subprocess, exit codes, one error line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "mlabs_desktop", *args], capture_output=True, text=True,
+                            env=env, timeout=300, stdin=subprocess.DEVNULL)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def assert_user_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_train_json_progress_then_stylize_list_show(vgg_h5, photos_dir, style_image, tmp_path):
+    outputs = tmp_path / "outputs"
+    result = cli("train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
+                 "--image-size=32", "--batch-size=2", "--epochs=1", "--checkpoint-iterations=2",
+                 "--architecture=lite", "--name=cli style", "--progress=json", f"--checkpoint-dir={outputs}",
+                 check=True)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(steps) == 3  # 6 photos, batch 2, one epoch
+    assert set(steps[0]) >= {"step", "epoch", "content_loss", "style_loss", "tv_loss", "total_loss",
+                             "images_per_sec", "eta_seconds", "skipped"}
+    assert {e["event"] for e in events} == {"log", "step", "checkpoint", "preview", "done"}
+    assert events[-1]["event"] == "done" and events[-1]["state"] == "finished"
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (101, 67), (90, 120, 200)).save(photo)
+    cli("stylize", "--checkpoint=cli style", f"--in-path={photo}", f"--out-path={tmp_path / 'styled.jpg'}",
+        check=True)
+    assert Image.open(tmp_path / "styled.jpg").size == (101, 67)
+    # The seed's second lab: --checkpoint=<outputs folder>, --out-path=<folder>.
+    (tmp_path / "lab-out").mkdir()
+    cli("stylize", "--allow-different-dimensions", f"--checkpoint={outputs}", f"--in-path={photo}",
+        f"--out-path={tmp_path / 'lab-out'}", check=True)
+    assert (tmp_path / "lab-out" / "photo.png").is_file()
+
+    listing = cli("library", "list", check=True).stdout
+    assert "cli style" in listing and "lite" in listing
+    assert "architecture: lite" in cli("library", "show", "cli style", check=True).stdout
+    cli("library", "rename", "cli style", "renamed", check=True)
+    cli("library", "delete", "renamed", check=True)
+    assert "no models yet" in cli("library", "list", check=True).stdout
+
+
+def test_text_progress_and_resume(vgg_h5, photos_dir, style_image):
+    result = cli("train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
+                 "--image-size=32", "--batch-size=2", "--epochs=2", "--checkpoint-iterations=2",
+                 "--architecture=lite", "--name=textual", "--max-steps=2", check=True)
+    assert "step 2/2" in result.stderr and "stopped: model 'textual' after 2 steps" in result.stderr
+    result = cli("resume", "textual", "--progress=json", "--max-steps=1", check=True)
+    steps = [json.loads(l) for l in result.stdout.splitlines() if '"step"' in l and '"event": "step"' in l]
+    assert [s["step"] for s in steps] == [3]
+
+
+def test_preset_then_explicit_flags(vgg_h5, photos_dir, style_image):
+    result = cli("train", "--preset=quick-look", f"--style={style_image}", f"--train-path={photos_dir}",
+                 f"--vgg-path={vgg_h5}", "--image-size=32", "--batch-size=2", "--max-steps=1",
+                 "--name=preset run", "--progress=json", check=True)
+    assert '"done"' in result.stdout
+    show = cli("library", "show", "preset run", check=True).stdout
+    assert "architecture: lite" in show and "image-size: 32" in show and "learning-rate: 0.002" in show
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("train", "--style=/missing.jpg", "--train-path=/tmp"), "does not exist"),
+    (("train", "--batch-size=abc"), "batch-size must be a whole number"),
+    (("train", "--architecture=huge"), "invalid choice"),
+    (("train", "--preset=nope"), "unknown preset 'nope'"),
+    (("stylize", "--checkpoint=nope", f"--in-path={ROOT / 'pyproject.toml'}", "--out-path=x.png"), "unknown model 'nope'"),
+    (("stylize", "--checkpoint=x", "--in-path=/missing.png", "--out-path=x.png"), "input not found"),
+    (("stylize", "--checkpoint=x", "--in-path=x", "--out-path=y", "--strength=2"), "--strength"),
+    (("resume", "ghost"), "unknown model 'ghost'"),
+    (("library", "show", "ghost"), "unknown model"),
+    (("library", "frobnicate"), "invalid choice"),
+    (("--no-such-flag",), "unrecognized arguments"),
+])
+def test_user_errors_exit_2_with_one_line(args, fragment):
+    assert_user_error(cli(*args), fragment)
+
+
+def test_wrong_vgg_file_is_a_user_error(photos_dir, style_image, tmp_path):
+    fake = tmp_path / "vgg.h5"
+    fake.write_bytes(b"this is not hdf5")
+    result = cli("train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={fake}",
+                 "--name=x")
+    assert_user_error(result, "not a VGG19 weights file")
+
+
+def test_empty_training_folder_is_a_user_error(style_image, vgg_h5, tmp_path):
+    result = cli("train", f"--style={style_image}", f"--train-path={tmp_path}", f"--vgg-path={vgg_h5}")
+    assert_user_error(result, "no images in")

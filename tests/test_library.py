@@ -1,0 +1,96 @@
+"""The model library on disk: listing, names, atomic creation, rename, delete, manifests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.library import Library, Manifest, read_manifest, slugify
+
+
+def test_library_lives_under_mlabs_desktop_home(isolated_home):
+    assert Library().root.is_relative_to(isolated_home)
+
+
+def test_list_get_rename_delete(tiny_model):
+    library = Library()
+    assert [m.name for m in library.models()] == ["tiny"]
+    assert library.get("TINY").folder == tiny_model.folder          # case-insensitive lookup
+    assert library.get(str(tiny_model.folder)).name == "tiny"       # a model folder path works too
+    renamed = library.rename("tiny", "Starry Night")
+    assert renamed.folder.name == "Starry Night"
+    assert read_manifest(renamed.folder).name == "Starry Night"
+    library.delete("Starry Night")
+    assert library.models() == []
+    assert not any(library.root.iterdir())
+
+
+def test_unknown_model_lists_known_names(tiny_model):
+    with pytest.raises(UserError, match="unknown model 'nope'.*tiny"):
+        Library().get("nope")
+
+
+def test_rename_refuses_a_taken_name(tiny_model):
+    library = Library()
+    shutil.copytree(tiny_model.folder, library.root / "other")
+    manifest = read_manifest(library.root / "other")
+    manifest.name = "other"
+    (library.root / "other" / "manifest.yaml").write_text(manifest.to_yaml())
+    with pytest.raises(UserError, match="already exists"):
+        library.rename("other", "tiny")
+
+
+def test_broken_and_half_written_folders_are_not_listed(tiny_model):
+    library = Library()
+    (library.root / "no-manifest").mkdir()
+    (library.root / ".staging-crashed.abc").mkdir()
+    bad = library.root / "bad-yaml"
+    bad.mkdir()
+    (bad / "manifest.yaml").write_text("name: [unclosed")
+    future = library.root / "future"
+    shutil.copytree(tiny_model.folder, future)
+    data = yaml.safe_load((future / "manifest.yaml").read_text())
+    data["format_version"] = 99
+    (future / "manifest.yaml").write_text(yaml.safe_dump(data))
+    assert [m.name for m in Library().models()] == ["tiny"]
+    assert not (library.root / ".staging-crashed.abc").exists()   # swept on open
+
+
+def test_create_is_atomic(isolated_home):
+    library = Library()
+
+    def fill(folder: Path):
+        (folder / "weights.npz").write_bytes(b"partial")
+        raise RuntimeError("crash while writing")
+
+    with pytest.raises(RuntimeError):
+        library.create(Manifest(name="half", architecture="lite"), fill)
+    assert list(library.root.iterdir()) == []
+
+
+def test_manifest_yaml_cannot_run_code(tiny_model):
+    evil = "!!python/object/apply:os.system ['touch /tmp/mlabs-pwned']\n"
+    tiny_model.file("manifest.yaml").write_text(evil)
+    with pytest.raises(UserError):
+        read_manifest(tiny_model.folder)
+    assert not os.path.exists("/tmp/mlabs-pwned")
+
+
+@pytest.mark.parametrize("name, slug", [("Starry Night", "Starry Night"), ("a/b:c", "a-b-c"),
+                                        ("..", "model"), ("  ", "model"), ("x" * 200, "x" * 80)])
+def test_slugify(name, slug):
+    assert slugify(name) == slug
+
+
+def test_library_location_from_settings(isolated_home, tmp_path):
+    from mlabs_desktop.core.settings import load_settings, save_settings
+
+    settings = load_settings()
+    settings.library_dir = str(tmp_path / "elsewhere")
+    save_settings(settings)
+    assert Library().root == tmp_path / "elsewhere"
