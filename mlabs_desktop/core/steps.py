@@ -27,8 +27,13 @@ def _loss_fn(net, loss_net, style_targets, weights: LossWeights):
 
 
 def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weights: LossWeights,
-                    optimizer, jit: bool = False) -> Callable[[np.ndarray], LossDict]:
-    """A function taking a float32 0..255 batch, applying one Adam step, returning the losses."""
+                    optimizer, jit: bool = False, strategy=None) -> Callable[[np.ndarray], LossDict]:
+    """A function taking a float32 0..255 batch, applying one Adam step, returning the losses.
+
+    With a ``tf.distribute`` strategy (TensorFlow only) the global batch is split
+    across replicas; each replica's loss is divided by the replica count, so the
+    summed gradients are those of the loss averaged over the global batch.
+    """
     backend = keras_backend()
     targets = {k: ops.convert_to_tensor(v) for k, v in style_targets.items()}
     compute = _loss_fn(net, loss_net, targets, weights)
@@ -37,17 +42,7 @@ def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weig
         optimizer.build(variables)
 
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function(jit_compile=jit, reduce_retracing=True)
-        def step(batch):
-            content = loss_net(batch)[CONTENT_LAYER]
-            with tf.GradientTape() as tape:
-                losses = compute(batch, content)
-                scaled = optimizer.scale_loss(losses["total"])
-            grads = tape.gradient(scaled, variables)
-            optimizer.apply(grads, variables)
-            return losses
+        step = _make_tf_step(loss_net, compute, optimizer, variables, jit, strategy)
     elif backend == "torch":
         import torch
 
@@ -71,6 +66,39 @@ def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weig
         return {k: float(ops.convert_to_numpy(v)) for k, v in step(batch).items()}
 
     return run
+
+
+def _make_tf_step(loss_net, compute, optimizer, variables, jit: bool, strategy):
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+
+    def replica_step(batch):
+        content = loss_net(batch)[CONTENT_LAYER]
+        with tf.GradientTape() as tape:
+            losses = compute(batch, content)
+            scaled = optimizer.scale_loss(losses["total"] / replicas)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+        return losses
+
+    if strategy is None:
+        return tf.function(replica_step, jit_compile=jit, reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def distributed(per_replica_batch):
+        losses = strategy.run(replica_step, args=(per_replica_batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in losses.items()}
+
+    def step(batch: np.ndarray):
+        if len(batch) % replicas:
+            raise ValueError(f"batch of {len(batch)} cannot be split across {replicas} replicas")
+        parts = np.split(batch, replicas)
+        values = strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(parts[ctx.replica_id_in_sync_group]))
+        return distributed(values)
+
+    return step
 
 
 def _make_jax_step(net, loss_net, compute, optimizer):

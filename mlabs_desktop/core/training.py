@@ -19,6 +19,7 @@ from . import images, vgg
 from .config import PARAMS, TrainingConfig, coerce_param
 from .dataset import BatchStream, scan_folder
 from .devices import DeviceInfo, choose_device, device_scope
+from .distribute import make_strategy, replica_count
 from .errors import UserError
 from .events import DoneEvent, EventCallback, LogEvent, StepEvent
 from .library import Library, Model
@@ -71,8 +72,10 @@ def prepare_inputs(config: TrainingConfig, seed: int) -> PreparedInputs:
 
 class Trainer:
     def __init__(self, config: TrainingConfig, on_event: EventCallback | None = None,
-                 library: Library | None = None, resume: Model | None = None):
+                 library: Library | None = None, resume: Model | None = None,
+                 replica_devices: list[str] | None = None):
         self.config = validate(config)
+        self.replica_devices = replica_devices
         self.on_event = on_event or (lambda event: None)
         self.library = library or Library()
         self.resume_model = resume
@@ -107,8 +110,12 @@ class Trainer:
         if device.mixed_precision_helps:
             keras.config.set_dtype_policy("mixed_float16")
         try:
-            with device_scope(device):
-                return self._run(device)
+            strategy = make_strategy(device, self.replica_devices)
+            if strategy and self.config.batch_size % replica_count(strategy):
+                raise UserError(f"--batch-size={self.config.batch_size} cannot be split evenly across "
+                                f"{replica_count(strategy)} replicas")
+            with strategy.scope() if strategy else device_scope(device):
+                return self._run(device, strategy)
         finally:
             keras.config.set_dtype_policy(previous_policy)
 
@@ -129,7 +136,7 @@ class Trainer:
         optimizer.build(net.trainable_variables)
         return net, loss_net, targets, optimizer
 
-    def _run(self, device: DeviceInfo) -> Model:
+    def _run(self, device: DeviceInfo, strategy) -> Model:
         from .steps import make_forward, make_train_step
 
         config = self.config
@@ -137,7 +144,8 @@ class Trainer:
         seed = writer.seed
         inputs = prepare_inputs(config, seed)
         stream = inputs.stream
-        self._log(f"training on {device.label}: {len(stream.paths)} images, "
+        where = f"{replica_count(strategy)} replicas" if strategy else device.label
+        self._log(f"training on {where}: {len(stream.paths)} images, "
                   f"{stream.steps_per_epoch} steps per epoch, {config.epochs} epochs")
         if len(stream.paths) < config.batch_size:
             self._log(f"only {len(stream.paths)} images for a batch of {config.batch_size}: "
@@ -147,7 +155,7 @@ class Trainer:
         start_step = writer.restore(net, optimizer, self._log)
         step_fn = make_train_step(net, loss_net, targets,
                                   LossWeights(config.content_weight, config.style_weight, config.tv_weight),
-                                  optimizer)
+                                  optimizer, strategy=strategy)
         forward = make_forward(net)
         writer.begin(inputs, device, len(stream.paths))
 
