@@ -27,7 +27,7 @@ def test_list_get_rename_delete(tiny_model):
     assert read_manifest(renamed.folder).name == "Starry Night"
     library.delete("Starry Night")
     assert library.models() == []
-    assert not any(library.root.iterdir())
+    assert [p.name for p in library.root.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_unknown_model_lists_known_names(tiny_model):
@@ -70,7 +70,7 @@ def test_create_is_atomic(isolated_home):
 
     with pytest.raises(RuntimeError):
         library.create(Manifest(name="half", architecture="lite"), fill)
-    assert list(library.root.iterdir()) == []
+    assert [p.name for p in library.root.iterdir() if p.name != ".locks"] == []
 
 
 def test_manifest_yaml_cannot_run_code(tiny_model):
@@ -94,3 +94,32 @@ def test_library_location_from_settings(isolated_home, tmp_path):
     settings.library_dir = str(tmp_path / "elsewhere")
     save_settings(settings)
     assert Library().root == tmp_path / "elsewhere"
+
+
+def test_a_model_being_trained_cannot_be_deleted_or_trained_twice(tiny_model, vgg_h5, photos_dir, style_image):
+    from conftest import tiny_config
+    from mlabs_desktop.core.locks import training_lock
+    from mlabs_desktop.core.training import Trainer
+
+    with training_lock(tiny_model.folder):
+        with pytest.raises(UserError, match="in use by process"):
+            Library().delete("tiny")
+        with pytest.raises(UserError, match="in use by process"):
+            Trainer.for_resume("tiny", max_steps=1).run()
+    Library().delete("tiny")
+
+
+def test_two_processes_share_the_library_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from mlabs_desktop.core.locks import library_lock
+
+    code = ("import sys, time; from pathlib import Path; from mlabs_desktop.core.locks import library_lock\n"
+            "with library_lock(Path(sys.argv[1]), wait_seconds=0):\n    print('got it', flush=True)\n")
+    with library_lock(tmp_path):
+        busy = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                              timeout=60)
+    assert busy.returncode != 0 and "in use by process" in busy.stderr
+    free = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert free.returncode == 0 and "got it" in free.stdout

@@ -31,6 +31,7 @@ import yaml
 from . import atomic, paths
 from .config import ARCHITECTURES
 from .errors import UserError
+from .locks import library_lock, training_lock
 from .weights import load_weight_arrays
 
 FORMAT_VERSION = 1
@@ -194,6 +195,11 @@ class Library:
         raise UserError(f"unknown model '{name_or_path}' (known: {names}); "
                         "see `mlabs-desktop library list`")
 
+    @staticmethod
+    def _ensure_not_training(model: Model) -> None:
+        with training_lock(model.folder):
+            pass
+
     def unique_name(self, wanted: str) -> str:
         taken = {m.name.casefold() for m in self.models()}
         taken |= {p.name.casefold() for p in self.root.iterdir()}
@@ -204,18 +210,24 @@ class Library:
 
     def create(self, manifest: Manifest, fill: Callable[[Path], None]) -> Model:
         """Create a model atomically: ``fill(folder)`` writes its files into a staging folder."""
-        if self.find(manifest.name):
-            raise UserError(f"a model named '{manifest.name}' already exists; choose another name")
-        final = self.root / slugify(manifest.name)
-        if final.exists():
-            final = self.root / slugify(self.unique_name(manifest.name))
-        with atomic.staging_dir(final) as staging:
-            fill(staging)
-            (staging / MANIFEST).write_text(manifest.to_yaml(), encoding="utf-8")
+        with library_lock(self.root):
+            if self.find(manifest.name):
+                raise UserError(f"a model named '{manifest.name}' already exists; choose another name")
+            final = self.root / slugify(manifest.name)
+            if final.exists():
+                final = self.root / slugify(self.unique_name(manifest.name))
+            with atomic.staging_dir(final) as staging:
+                fill(staging)
+                (staging / MANIFEST).write_text(manifest.to_yaml(), encoding="utf-8")
         return Model(final, manifest)
 
     def rename(self, old: str, new: str) -> Model:
+        with library_lock(self.root):
+            return self._rename(old, new)
+
+    def _rename(self, old: str, new: str) -> Model:
         model = self.get(old)
+        self._ensure_not_training(model)
         new = new.strip()
         if not new:
             raise UserError("the new name is empty")
@@ -231,7 +243,12 @@ class Library:
         return model
 
     def delete(self, name: str) -> None:
+        with library_lock(self.root):
+            self._delete(name)
+
+    def _delete(self, name: str) -> None:
         model = self.get(name)
+        self._ensure_not_training(model)
         if model.folder.parent != self.root:
             raise UserError(f"{model.folder} is not inside the library; delete it yourself")
         # Rename first so a crash mid-delete leaves a hidden folder, not a broken model.

@@ -24,7 +24,7 @@ from .errors import UserError
 from .events import CheckpointEvent, EventCallback, PreviewEvent
 from .stylize import run_network
 from .library import (CHECKPOINT, LOSSES, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Library,
-                      Manifest, Model)
+                      Manifest, Model, slugify)
 from .weights import assign, model_arrays, save_weight_arrays
 
 if TYPE_CHECKING:
@@ -87,6 +87,11 @@ class ModelWriter:
             if library.find(self.name):
                 raise UserError(f"a model named '{self.name}' already exists; pick another --name "
                                 f"or continue it with `mlabs-desktop resume \"{self.name}\"`")
+
+    @property
+    def target_folder(self) -> Path:
+        """The model's folder (it may not exist yet): what the training lock protects."""
+        return self.model.folder if self.model else self.library.root / slugify(self.name)
 
     def restore(self, net, optimizer, log: Callable[[str], None]) -> int:
         """Load the resume checkpoint or the fine-tune weights; return the step to start from."""

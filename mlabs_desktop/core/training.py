@@ -23,6 +23,7 @@ from .distribute import make_strategy, replica_count
 from .errors import UserError
 from .events import DoneEvent, EventCallback, LogEvent, StepEvent
 from .library import Library, Model
+from .locks import training_lock
 from .losses import LossWeights, gram_numpy
 from .settings import load_settings
 from .model_store import ModelWriter, resume_config
@@ -137,10 +138,14 @@ class Trainer:
         return net, loss_net, targets, optimizer
 
     def _run(self, device: DeviceInfo, strategy) -> Model:
+        writer = ModelWriter(self.library, self.config, self.resume_model)
+        with training_lock(writer.target_folder):
+            return self._train(device, strategy, writer)
+
+    def _train(self, device: DeviceInfo, strategy, writer: ModelWriter) -> Model:
         from .steps import make_forward, make_train_step
 
         config = self.config
-        writer = ModelWriter(self.library, config, self.resume_model)
         seed = writer.seed
         inputs = prepare_inputs(config, seed)
         stream = inputs.stream
