@@ -48,7 +48,10 @@ def test_rename_refuses_a_taken_name(tiny_model):
 def test_broken_and_half_written_folders_are_not_listed(tiny_model):
     library = Library()
     (library.root / "no-manifest").mkdir()
-    (library.root / ".staging-crashed.abc").mkdir()
+    crashed = library.root / ".staging-crashed.abc"
+    crashed.mkdir()
+    os.utime(crashed, (0, 0))  # left by a crash long ago
+    (library.root / ".staging-building-now.abc").mkdir()
     bad = library.root / "bad-yaml"
     bad.mkdir()
     (bad / "manifest.yaml").write_text("name: [unclosed")
@@ -58,7 +61,8 @@ def test_broken_and_half_written_folders_are_not_listed(tiny_model):
     data["format_version"] = 99
     (future / "manifest.yaml").write_text(yaml.safe_dump(data))
     assert [m.name for m in Library().models()] == ["tiny"]
-    assert not (library.root / ".staging-crashed.abc").exists()   # swept on open
+    assert not crashed.exists()                                    # swept on open
+    assert (library.root / ".staging-building-now.abc").exists()  # someone may be building it
 
 
 def test_create_is_atomic(isolated_home):

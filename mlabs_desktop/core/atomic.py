@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -79,10 +80,19 @@ def staging_dir(final: Path) -> Iterator[Path]:
         raise
 
 
-def sweep_staging(folder: Path) -> None:
-    """Remove staging folders and part files left by a crashed process."""
+def sweep_staging(folder: Path, older_than_seconds: float = 3600.0) -> None:
+    """Remove staging folders left by a crashed process.
+
+    Only old ones: a young staging folder may belong to another thread or
+    process that is building a model right now.
+    """
     if not folder.is_dir():
         return
+    cutoff = time.time() - older_than_seconds
     for entry in folder.iterdir():
-        if entry.name.startswith(".staging-"):
+        try:
+            stale = entry.name.startswith(".staging-") and entry.stat().st_mtime < cutoff
+        except OSError:
+            continue
+        if stale:
             shutil.rmtree(entry, ignore_errors=True)
