@@ -192,6 +192,11 @@ class ModelWriter:
         model.save_manifest()
         if self.config.checkpoint_dir:
             copy_model_to(model, Path(self.config.checkpoint_dir))
+            if model.manifest.architecture == "classic":
+                # The seed's second lab reads these files (checkpoint, fns.ckpt.*).
+                from .reference_checkpoint import write_reference_checkpoint
+
+                write_reference_checkpoint(model, Path(self.config.checkpoint_dir))
         return model
 
 

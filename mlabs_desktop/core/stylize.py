@@ -80,7 +80,10 @@ class Stylizer:
 
     @classmethod
     def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None) -> "Stylizer":
-        return cls((library or Library()).get(name_or_path), device)
+        """A library model by name, a model folder, or a reference (TF1) checkpoint folder or prefix."""
+        from .reference_checkpoint import open_model_or_checkpoint
+
+        return cls(open_model_or_checkpoint(name_or_path, library), device)
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """The network's float result (H, W, 3), unclipped, exactly the input's size."""

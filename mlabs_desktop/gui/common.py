@@ -156,3 +156,36 @@ def describe_exception(exc: BaseException) -> str:
     logging.getLogger("mlabs_desktop").error("unexpected error\n%s", "".join(
         traceback.format_exception(type(exc), exc, exc.__traceback__)))
     return f"Something went wrong ({name}: {exc}). Details are in the log file (Help > Open log folder)."
+
+
+class WorkerSet:
+    """Keeps parentless workers referenced until their thread has really ended.
+
+    A QThread destroyed while running aborts the process, and ``finished``
+    arrives a moment before the thread ends, so the last reference is dropped
+    only after ``wait()``. Connect a worker's signals before ``start(worker)``
+    so no result is lost; ``stop()`` cancels and waits for all (closing a window).
+    """
+
+    def __init__(self) -> None:
+        self._workers: list[Worker] = []
+
+    def start(self, worker: Worker) -> Worker:
+        self._workers.append(worker)
+        worker.finished.connect(lambda w=worker: self._forget(w))
+        worker.start()
+        return worker
+
+    def _forget(self, worker: Worker) -> None:
+        worker.wait()
+        if worker in self._workers:
+            self._workers.remove(worker)
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel every worker and wait for it; False when one outlived the timeout."""
+        for worker in list(self._workers):
+            worker.cancel()
+        return all(worker.wait(timeout_ms) for worker in list(self._workers))
+
+    def __len__(self) -> int:
+        return len(self._workers)
