@@ -111,3 +111,18 @@ def test_wrong_vgg_file_is_a_user_error(photos_dir, style_image, tmp_path):
 def test_empty_training_folder_is_a_user_error(style_image, vgg_h5, tmp_path):
     result = cli("train", f"--style={style_image}", f"--train-path={tmp_path}", f"--vgg-path={vgg_h5}")
     assert_user_error(result, "no images in")
+
+
+def test_bench_quick_json_has_every_figure():
+    result = cli("bench", "--quick", "--architecture=lite", "--json", check=True)
+    report = json.loads(result.stdout)
+    assert report["matmul_gflops"] > 0 and report["matmul_gflops_after"] > 0
+    lite = report["architectures"]["lite"]
+    assert lite["multiply_adds_per_pixel"] == 42336
+    stylize = lite["stylize"]["256x256"]
+    assert stylize["megapixels_per_s"] > 0 and 0 < stylize["fraction_of_matmul"]
+    # GFLOP/s is counted from the layer shapes: 2 FLOPs per multiply-add.
+    assert stylize["gflops"] == pytest.approx(stylize["megapixels_per_s"] * 2 * 42336 / 1e3, rel=0.02)
+    assert lite["train_step"]["seconds"] > 0
+    assert report["peak_rss_mb"] > 0
+    assert report["startup"]["tensorflow_imported_before_window"] is False

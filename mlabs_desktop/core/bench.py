@@ -113,6 +113,43 @@ def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats
             "images_per_s": round(batch / seconds, 2)}
 
 
+_STARTUP_SCRIPT = """
+import os, sys, time
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["MLABS_DESKTOP_HOME"] = sys.argv[1]
+from mlabs_desktop.gui.app import application
+from mlabs_desktop.gui.main_window import MainWindow
+from mlabs_desktop.gui.services import Services
+app = application(headless=True)
+window = MainWindow(Services(), persist_state=False)
+window.show()
+app.processEvents()
+print("SHOWN", "tensorflow" in sys.modules, flush=True)
+"""
+
+
+def measure_startup(runs: int = 3) -> dict:
+    """Seconds from launching a fresh interpreter until the main window is shown (best of ``runs``)."""
+    import subprocess
+    import tempfile
+
+    best = float("inf")
+    imported_tf = None
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as home:
+            started = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-c", _STARTUP_SCRIPT, home], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)
+            for line in proc.stdout:
+                if line.startswith("SHOWN"):
+                    best = min(best, time.perf_counter() - started)
+                    imported_tf = line.split()[1] == "True"
+                    break
+            proc.kill()
+            proc.wait()
+    return {"window_shown_seconds": round(best, 3), "tensorflow_imported_before_window": imported_tf}
+
+
 def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -> dict:
     architectures = architectures or ["classic", "default", "lite"]
     device = choose_device("auto")
@@ -139,6 +176,7 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
                 "stylize": stylize, "train_step": train}
         report["matmul_gflops_after"] = round(matmul_gflops(1024 if quick else 2048), 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    report["startup"] = measure_startup(1 if quick else 3)
     return report
 
 
@@ -160,4 +198,7 @@ def format_report(report: dict) -> str:
     lines.append(f"\nreference implementation on this machine class: {ref['stylize_mp_per_s_1024x680']} MP/s "
                  f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
     lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
+    start = report["startup"]
+    lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
+                 f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
     return "\n".join(lines)
