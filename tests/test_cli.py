@@ -126,3 +126,12 @@ def test_bench_quick_json_has_every_figure():
     assert lite["train_step"]["seconds"] > 0
     assert report["peak_rss_mb"] > 0
     assert report["startup"]["tensorflow_imported_before_window"] is False
+
+
+def test_asking_for_a_missing_gpu_explains_how_to_get_one(tiny_model, tmp_path):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    result = cli("stylize", "--checkpoint=tiny", f"--in-path={photo}", f"--out-path={tmp_path / 'o.png'}",
+                 "--device=gpu")
+    assert_user_error(result, "no GPU is visible")
+    assert "tensorflow[and-cuda]" in result.stderr  # the Linux hint
