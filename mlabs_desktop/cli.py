@@ -87,6 +87,20 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
     bench.add_argument("--architecture", action="append", choices=("classic", "default", "lite"))
 
+    lab = sub.add_parser("lab", help="run a MachineLabs lab file (ml.yaml) here")
+    lab_sub = lab.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
+    lab_run = lab_sub.add_parser(
+        "run", help="fetch a lab's inputs, map its mounts, then train or stylize as it says",
+        description="Run a MachineLabs lab file locally. Arguments after `--` go to train/stylize after "
+                    "the lab's own parameters and override them, e.g. `-- --image-size=32 --max-steps=10`.")
+    lab_run.add_argument("file", help="the lab's YAML file (often ml.yaml)")
+    lab_run.add_argument("--mount", action="append", default=[], metavar="NAME=DIR",
+                         help="local folder for the lab's mount NAME (/machinelabs/mounts/NAME); remembered")
+    lab_run.add_argument("--input", action="append", default=[], metavar="NAME=FILE",
+                         help="use FILE as the lab's input NAME instead of downloading it")
+    lab_run.add_argument("--workdir", metavar="DIR",
+                         help="folder that gets inputs/ and outputs/ (default: the lab file's folder)")
+
     download = sub.add_parser("download", help="download what training needs")
     download.add_argument("what", choices=("vgg19",))
     return parser
@@ -111,8 +125,13 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if argv[:1] == ["lab"] and "--" in argv:  # `lab run FILE ... -- ARGS`: ARGS go on to train/stylize
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
     try:
         args = build_parser().parse_args(argv)
+        args.extra_args = extra
         return _dispatch(args)
     except UserError as exc:
         _stderr(f"error: {exc}")

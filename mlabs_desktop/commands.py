@@ -225,6 +225,27 @@ def _download_printer():
     return show
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .core.labs import parse_assignments, run_lab
+
+    return run_lab(args.file, workdir=args.workdir, mounts=parse_assignments(args.mount, "--mount"),
+                   inputs=parse_assignments(args.input, "--input"), extra_args=args.extra_args,
+                   on_log=lambda message: _err(f"lab: {message}"), progress=_lab_download_printer())
+
+
+def _lab_download_printer():
+    last: dict[str, float] = {}
+
+    def show(name: str, p) -> None:  # called from the download threads
+        done = p.total is not None and p.received >= p.total
+        if sys.stderr is None or (time.monotonic() - last.get(name, 0.0) < 1.0 and not done):
+            return
+        last[name] = time.monotonic()
+        total = f"/{p.total / 1e6:.1f}" if p.total else ""
+        _err(f"lab: downloading {name}: {p.received / 1e6:.1f}{total} MB ({p.bytes_per_sec / 1e6:.1f} MB/s)")
+    return show
+
+
 def open_app(args: argparse.Namespace) -> int:
     from .gui.app import run_app
 

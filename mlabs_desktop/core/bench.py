@@ -91,7 +91,47 @@ def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats:
     return results
 
 
-def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats: int = 3) -> dict:
+def _write_photo_folder(folder: Path, count: int, size: tuple[int, int]) -> None:
+    """Real-size JPEGs made from the shipped sample photos (decode cost like a camera's)."""
+    from PIL import Image
+
+    from ..resources import resource_dir
+
+    samples = sorted((resource_dir("resources") / "samples").glob("*.jpg"))
+    for i in range(count):
+        with Image.open(samples[i % len(samples)]) as im:
+            im.convert("RGB").resize(size).save(folder / f"photo{i:03d}.jpg", quality=92)
+
+
+def bench_pipeline(step, batch: int, size: int, steps: int, photo_size: tuple[int, int]) -> dict:
+    """Step time fed from a folder of JPEGs (decoded in parallel) against in-memory batches."""
+    import tempfile
+
+    from .dataset import BatchStream, scan_folder
+
+    data = np.random.default_rng(3).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+    step(data)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(data)
+    in_memory = (time.perf_counter() - t0) / steps
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_photo_folder(Path(tmp), batch * (steps + 2), photo_size)
+        stream = BatchStream(scan_folder(tmp), batch, size, seed=0)
+        batches = stream.batches(0)
+        step(next(batches)[2])  # let the decoders get ahead, as in a real run
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step(next(batches)[2])
+        from_folder = (time.perf_counter() - t0) / steps
+        batches.close()
+    return {"photo_size": f"{photo_size[0]}x{photo_size[1]}", "steps": steps,
+            "in_memory_seconds": round(in_memory, 3), "from_folder_seconds": round(from_folder, 3),
+            "slowdown": round(from_folder / in_memory - 1, 3)}
+
+
+def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats: int = 3,
+                     pipeline_steps: int = 0) -> dict:
     import keras
 
     from .losses import LossWeights
@@ -109,8 +149,11 @@ def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats
     step = make_train_step(net, loss_net, targets, LossWeights(7.5, 1e2, 2e2), keras.optimizers.Adam(1e-3))
     data = np.random.default_rng(2).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
     seconds = _best_time(lambda: step(data), repeats)
-    return {"batch": batch, "image_size": size, "seconds": round(seconds, 3),
-            "images_per_s": round(batch / seconds, 2)}
+    result = {"batch": batch, "image_size": size, "seconds": round(seconds, 3),
+              "images_per_s": round(batch / seconds, 2)}
+    if pipeline_steps:
+        result["input_pipeline"] = bench_pipeline(step, batch, size, pipeline_steps, (3000, 2000))
+    return result
 
 
 _STARTUP_SCRIPT = """
@@ -170,7 +213,8 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
             for entry in stylize.values():
                 entry["fraction_of_matmul"] = round(entry["gflops"] / limit, 3)
             train = bench_train_step(arch, batch=2 if quick else 4, size=64 if quick else 256,
-                                     repeats=1 if quick else 3)
+                                     repeats=1 if quick else 3,
+                                     pipeline_steps=0 if quick or arch != "classic" else 5)
             report["architectures"][arch] = {
                 "multiply_adds_per_pixel": multiply_adds_per_pixel(arch),
                 "stylize": stylize, "train_step": train}
@@ -194,6 +238,10 @@ def format_report(report: dict) -> str:
         t = data["train_step"]
         lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px: {t['seconds']:.3f} s "
                      f"({t['images_per_s']} images/s)")
+        if "input_pipeline" in t:
+            p = t["input_pipeline"]
+            lines.append(f"  fed from a folder of {p['photo_size']} JPEGs: {p['from_folder_seconds']:.3f} s per step "
+                         f"vs {p['in_memory_seconds']:.3f} s in memory ({100 * p['slowdown']:+.1f}%)")
     ref = report["reference"]
     lines.append(f"\nreference implementation on this machine class: {ref['stylize_mp_per_s_1024x680']} MP/s "
                  f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
