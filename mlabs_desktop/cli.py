@@ -60,7 +60,8 @@ def build_parser() -> ArgumentParser:
     resume.add_argument("--progress", choices=("text", "json"), default="text")
 
     stylize = sub.add_parser("stylize", help="apply a trained style to a photo or a folder")
-    stylize.add_argument("--checkpoint", required=True, help="library model name or model folder")
+    stylize.add_argument("--checkpoint", required=True,
+                         help="library model name, model folder, or reference checkpoint folder/prefix")
     stylize.add_argument("--in-path", required=True, help="image file or folder")
     stylize.add_argument("--out-path", required=True, help="output file or folder")
     stylize.add_argument("--allow-different-dimensions", action="store_true",
@@ -86,6 +87,10 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
     bench.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
     bench.add_argument("--architecture", action="append", choices=("classic", "default", "lite"))
+
+    import_ckpt = sub.add_parser("import-checkpoint", help="add a reference (TF1) checkpoint to the library")
+    import_ckpt.add_argument("path", help="folder holding checkpoint + fns.ckpt.*, or a .ckpt prefix")
+    import_ckpt.add_argument("--name", required=True, help="name of the model in the library")
 
     lab = sub.add_parser("lab", help="run a MachineLabs lab file (ml.yaml) here")
     lab_sub = lab.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
@@ -160,11 +165,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command is None:
         return commands.open_app(args)
-    if args.command in ("train", "resume", "stylize", "bench"):
+    if args.command in ("train", "resume", "stylize", "bench", "import-checkpoint", "export", "import"):
         from .core.devices import import_keras_quietly
 
         import_keras_quietly()
-    return getattr(commands, f"cmd_{args.command}")(args)
+    return getattr(commands, f"cmd_{args.command.replace('-', '_')}")(args)
 
 
 if __name__ == "__main__":

@@ -225,6 +225,14 @@ def _download_printer():
     return show
 
 
+def cmd_import_checkpoint(args: argparse.Namespace) -> int:
+    from .core.reference_checkpoint import import_reference_checkpoint
+
+    model = import_reference_checkpoint(_fetch(args.path), args.name)
+    _out(f"imported '{model.name}' into {model.folder}")
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from .core.labs import parse_assignments, run_lab
 

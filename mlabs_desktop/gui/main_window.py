@@ -1,0 +1,407 @@
+"""The main window: a sidebar over the Train / Library / Stylize views, menus, drops, a careful close."""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QByteArray, QPointF, QRectF, QSettings, QSize, Qt, QUrl
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QColor, QDesktopServices, QDragEnterEvent,
+                           QDropEvent, QIcon, QKeySequence, QPainter, QPainterPath, QPen, QPixmap)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QStackedWidget, QWidget, QHBoxLayout)
+
+from .. import __version__
+from ..core import paths
+from ..core.errors import UserError
+from ..core.library import Model
+from .common import MODEL_BUNDLE_SUFFIX, Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
+from .library_view import LibraryView
+from .model_transfer import EXPORT_FORMATS, import_model, is_model_folder
+from .services import Services
+
+log = logging.getLogger("mlabs_desktop.gui")
+
+VIEW_NAMES = ("train", "library", "stylize")
+VIEW_TITLES = {"train": "Train", "library": "Library", "stylize": "Stylize"}
+DEFAULT_VIEW = "library"
+KEY_GEOMETRY, KEY_STATE, KEY_VIEW = "main_window/geometry", "main_window/state", "main_window/view"
+STOP_TRAINING_TIMEOUT_MS = 120_000   # one training step plus a checkpoint write, on a slow CPU
+STOP_STYLIZE_TIMEOUT_MS = 15_000
+WORKER_EXIT_TIMEOUT_MS = 30_000      # device detection may be in the middle of importing TensorFlow
+
+
+# ------------------------------------------------------------------ helpers
+
+def sidebar_icon(kind: str, color: QColor) -> QIcon:
+    """Simple line-art icons drawn here, so the sidebar needs no image files."""
+    pixmap = QPixmap(48, 48)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pixmap)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(QPen(color, 3.2, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+    if kind == "train":      # a falling loss curve over an axis
+        p.drawLine(QPointF(8, 40), QPointF(42, 40))
+        path = QPainterPath(QPointF(9, 9))
+        path.cubicTo(QPointF(14, 30), QPointF(22, 32), QPointF(41, 33))
+        p.drawPath(path)
+    elif kind == "library":  # a grid of cards
+        for x in (7, 26):
+            for y in (7, 26):
+                p.drawRoundedRect(QRectF(x, y, 15, 15), 3, 3)
+    else:                    # a brush stroke with a handle
+        p.drawLine(QPointF(40, 8), QPointF(22, 26))
+        path = QPainterPath(QPointF(22, 24))
+        path.cubicTo(QPointF(10, 22), QPointF(12, 38), QPointF(6, 42))
+        path.cubicTo(QPointF(20, 44), QPointF(28, 36), QPointF(24, 28))
+        p.drawPath(path)
+    p.end()
+    return QIcon(pixmap)
+
+
+def placeholder_view(title: str, reason: str) -> QLabel:
+    label = QLabel(f"<h2>{title}</h2><p>This view is not available in this build.</p>"
+                   f"<p style='color:gray'>{html.escape(reason)}</p>")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setObjectName(f"placeholder-{title.lower()}")
+    return label
+
+
+def call_view(view: QWidget, method: str, *args: Any, default: Any = None) -> Any:
+    """Call a contract method of a view that may be a placeholder."""
+    fn = getattr(view, method, None)
+    return fn(*args) if callable(fn) else default
+
+
+# ------------------------------------------------------------------ window
+
+class MainWindow(QMainWindow):
+    def __init__(self, services: Services, persist_state: bool = True, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.services = services
+        self.persist_state = persist_state
+        self.devices: list | None = None          # DeviceInfo list once detected
+        self.workers = WorkerSet()   # closeEvent waits for them
+        self._detector: Worker | None = None
+        self.setWindowTitle("MachineLabs Desktop")
+        self.setMinimumSize(QSize(960, 620))
+        self.setAcceptDrops(True)
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(168)
+        self.sidebar.setIconSize(QSize(22, 22))
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.sidebar.setStyleSheet(
+            "#sidebar { border: none; border-right: 1px solid palette(mid); background: palette(window);"
+            " padding-top: 12px; font-size: 11pt; }"
+            "#sidebar::item { padding: 10px 12px; margin: 2px 8px; border-radius: 6px; }"
+            "#sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }")
+        self.stack = QStackedWidget()
+        self.views: dict[str, QWidget] = {}
+        icon_color = self.palette().color(self.palette().ColorRole.WindowText)
+        for name in VIEW_NAMES:
+            view = self._create_view(name)
+            self.views[name] = view
+            self.stack.addWidget(view)
+            QListWidgetItem(sidebar_icon(name, icon_color), VIEW_TITLES[name], self.sidebar)
+        self.library_view: LibraryView = self.views["library"]  # type: ignore[assignment]
+        self.sidebar.currentRowChanged.connect(self._on_row_changed)
+
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.sidebar)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.status_text = QLabel("Ready")
+        self.device_label = QLabel("")
+        self.device_label.setObjectName("device-label")
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().setContentsMargins(8, 0, 8, 0)
+
+        self._build_menus()
+        self._connect_hub()
+        self.library_view.view_requested.connect(self.show_view)
+        self.library_view.export_requested.connect(self.export_model_dialog)
+        self.library_view.import_requested.connect(self.import_model_dialog)
+        self._restore_state()
+        for warning in services.settings.warnings:
+            log.warning("settings: %s", warning)
+        if services.settings.warnings:
+            self.status_text.setText(services.settings.warnings[0])
+
+    # ---------------------------------------------------------------- views
+    def _create_view(self, name: str) -> QWidget:
+        if name == "library":
+            return LibraryView(self.services, self)
+        # The other views are imported here, not at module level: a missing or
+        # broken one leaves a placeholder instead of stopping the whole app.
+        try:
+            if name == "train":
+                from .train_view import TrainView
+                return TrainView(self.services, self)
+            from .stylize_view import StylizeView
+            return StylizeView(self.services, self)
+        except ImportError as exc:
+            log.warning("%s view unavailable: %s", name, exc)
+            return placeholder_view(VIEW_TITLES[name], str(exc))
+
+    def show_view(self, name: str) -> None:
+        if name not in VIEW_NAMES:
+            raise ValueError(f"unknown view {name!r}; choose one of {', '.join(VIEW_NAMES)}")
+        self.sidebar.setCurrentRow(VIEW_NAMES.index(name))
+
+    def current_view(self) -> str:
+        return VIEW_NAMES[max(self.stack.currentIndex(), 0)]
+
+    def _on_row_changed(self, row: int) -> None:
+        if row < 0:
+            return
+        self.stack.setCurrentIndex(row)
+        self._view_actions[VIEW_NAMES[row]].setChecked(True)
+
+    # ---------------------------------------------------------------- menus
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._add_action(file_menu, "&Import model…", self.import_model_dialog, "Ctrl+I")
+        self._add_action(file_menu, "&Export model…", lambda: self.export_model_dialog(None), "Ctrl+E")
+        file_menu.addSeparator()
+        self._add_action(file_menu, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        file_menu.addSeparator()
+        self._add_action(file_menu, "&Quit", self.close, "Ctrl+Q")
+
+        view_menu = bar.addMenu("&View")
+        group = QActionGroup(self)
+        self._view_actions: dict[str, QAction] = {}
+        for number, name in enumerate(VIEW_NAMES, 1):
+            action = self._add_action(view_menu, VIEW_TITLES[name], lambda n=name: self.show_view(n),
+                                      f"Ctrl+{number}")
+            action.setCheckable(True)
+            group.addAction(action)
+            self._view_actions[name] = action
+
+        help_menu = bar.addMenu("&Help")
+        self._add_action(help_menu, "&GPU status…", self.open_gpu_status)
+        self._add_action(help_menu, "Open &log folder", self.open_log_folder)
+        help_menu.addSeparator()
+        self._add_action(help_menu, "&About MachineLabs Desktop", self.show_about)
+
+    def _add_action(self, menu, text: str, slot: Callable[[], Any],
+                    shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    # ------------------------------------------------------------------ hub
+    def _connect_hub(self) -> None:
+        hub = self.services.hub
+        hub.status.connect(lambda text: self.status_text.setText(text or "Ready"))
+        hub.error.connect(self.show_error)
+        hub.stylize_with.connect(self._stylize_with)
+        hub.train_from.connect(self._train_from)
+
+    def show_error(self, title: str, message: str) -> None:
+        """The one place every worker error is shown."""
+        log.warning("%s: %s", title, message)
+        QMessageBox.critical(self, title, message)
+
+    def _stylize_with(self, name: str) -> None:
+        self.show_view("stylize")
+        call_view(self.views["stylize"], "select_style", name)
+
+    def _train_from(self, name: str, mode: str) -> None:
+        self.show_view("train")
+        method = "resume_model" if mode == "resume" else "fine_tune_from"
+        call_view(self.views["train"], method, name)
+
+    # ------------------------------------------------------------- devices
+    def start_device_detection(self) -> None:
+        """Detect compute devices off the GUI thread: it imports TensorFlow, which takes seconds."""
+        if self._detector is not None:
+            return
+
+        def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> list:
+            from ..core import devices   # looked up at call time, so tests can replace it
+            return devices.detect_devices()
+
+        self.device_label.setText("Detecting device…")
+        self._detector = Worker(job, name="device-detection")
+        self._detector.succeeded.connect(self._on_devices)
+        self._detector.failed.connect(self._on_devices_failed)
+        self.workers.start(self._detector)
+
+    def _on_devices(self, devices: list) -> None:
+        self.devices = devices
+        gpus = [d for d in devices if d.kind == "gpu"]
+        label = f"GPU: {gpus[0].name}" if gpus else "CPU"
+        self.device_label.setText(label)
+        self.device_label.setToolTip("\n".join(d.label for d in devices))
+        self.services.hub.device_detected.emit(label)
+
+    def _on_devices_failed(self, message: str) -> None:
+        self.device_label.setText("CPU")
+        self.device_label.setToolTip(f"Device detection failed: {message}")
+        log.warning("device detection failed: %s", message)
+        self.services.hub.device_detected.emit("CPU")
+
+    # ------------------------------------------------------ import / export
+    def import_model_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a model folder")
+        if folder:
+            self.import_models([Path(folder)])
+
+    def import_models(self, sources: list[Path]) -> list[Model]:
+        library = self.services.library()
+        imported, problems = [], []
+        for source in sources:
+            try:
+                imported.append(import_model(source, library))
+            except (UserError, OSError) as exc:
+                problems.append(str(exc))
+        if imported:
+            self.services.hub.library_changed.emit()
+            self.show_view("library")
+            self.library_view.select_model(imported[-1].name)
+            self.status_text.setText(f"Imported {', '.join(repr(m.name) for m in imported)}")
+        if problems:
+            QMessageBox.warning(self, "Cannot import", "\n\n".join(problems))
+        return imported
+
+    def export_model_dialog(self, name: str | None = None) -> None:
+        name = name or self.library_view.selected_name()
+        if not name:
+            self.show_view("library")
+            QMessageBox.information(self, "Export model", "Select a model in the Library first.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Export '{name}' into folder")
+        if not folder:
+            return
+        try:
+            target = EXPORT_FORMATS["folder"](self.services.library().get(name), Path(folder))
+        except (UserError, OSError) as exc:
+            QMessageBox.warning(self, "Cannot export", str(exc))
+            return
+        self.status_text.setText(f"Exported '{name}' to {target}")
+
+    # ------------------------------------------------------------- dialogs
+    def open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+        dialog = SettingsDialog(self.services, self)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def open_gpu_status(self) -> None:
+        from .settings_dialog import GpuStatusDialog
+        dialog = GpuStatusDialog(self.devices, self)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def open_log_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir())))
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About MachineLabs Desktop", (
+            f"<h3>MachineLabs Desktop {__version__}</h3>"
+            "<p>Train fast neural style transfer models on your own computer and apply them to "
+            "your photos.</p>"
+            f"<p>Library: {self.services.library().root}<br>Logs: {paths.log_dir()}</p>"))
+
+    # --------------------------------------------------------------- drops
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if accepts_drop(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: ANN001 - QDragMoveEvent
+        if accepts_drop(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths_ = dropped_paths(event.mimeData())
+        urls = dropped_urls(event.mimeData())
+        models = [p for p in paths_ if is_model_folder(p) or p.suffix.lower() == MODEL_BUNDLE_SUFFIX]
+        others = [p for p in paths_ if p not in models]
+        if not (models or others or urls):
+            return
+        event.acceptProposedAction()
+        if models:
+            self.import_models(models)
+        if others or urls:
+            self.show_view("stylize")
+            view = self.views["stylize"]
+            if others:
+                call_view(view, "open_paths", others)
+            if urls:
+                call_view(view, "open_urls", urls)
+
+    # --------------------------------------------------------------- state
+    def _settings(self) -> QSettings:
+        return QSettings()
+
+    def _restore_state(self) -> None:
+        view = DEFAULT_VIEW
+        if self.persist_state:
+            settings = self._settings()
+            geometry, state = settings.value(KEY_GEOMETRY), settings.value(KEY_STATE)
+            if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
+                if isinstance(state, QByteArray):
+                    self.restoreState(state)
+            else:
+                self.resize(1240, 800)
+            saved = settings.value(KEY_VIEW)
+            view = saved if saved in VIEW_NAMES else DEFAULT_VIEW
+        else:
+            self.resize(1240, 800)
+        self.show_view(view)
+
+    def save_state(self) -> None:
+        if not self.persist_state:
+            return
+        settings = self._settings()
+        settings.setValue(KEY_GEOMETRY, self.saveGeometry())
+        settings.setValue(KEY_STATE, self.saveState())
+        settings.setValue(KEY_VIEW, self.current_view())
+        settings.sync()
+
+    # --------------------------------------------------------------- close
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._finish_running_work():
+            event.ignore()
+            return
+        self.save_state()
+        self.hide()   # waiting below can take seconds (TensorFlow import); don't look frozen
+        self.workers.stop(WORKER_EXIT_TIMEOUT_MS)
+        event.accept()
+
+    def _finish_running_work(self) -> bool:
+        """Ask, then stop training (a checkpoint is saved) and stylizing; False keeps the window open."""
+        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+        train, stylize = self.views["train"], self.views["stylize"]
+        if call_view(train, "is_training", default=False):
+            if QMessageBox.question(self, "Quit", "Training is running. Stop it (a checkpoint is saved) "
+                                    "and quit?", yes | no, no) != yes:
+                return False
+            self.status_text.setText("Stopping training and saving a checkpoint…")
+            QApplication.processEvents()
+            if not train.request_stop_and_wait(STOP_TRAINING_TIMEOUT_MS):
+                QMessageBox.warning(self, "Quit", "Training is still saving its checkpoint. "
+                                    "Try again in a moment.")
+                return False
+        if call_view(stylize, "is_busy", default=False):
+            if QMessageBox.question(self, "Quit", "Stylizing is running. Cancel it and quit?",
+                                    yes | no, no) != yes:
+                return False
+            if not stylize.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS):
+                QMessageBox.warning(self, "Quit", "Stylizing is still finishing. Try again in a moment.")
+                return False
+        return True

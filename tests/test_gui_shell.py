@@ -1,0 +1,421 @@
+"""The app shell: main window, menus, shortcuts, saved state, drops, close, dialogs, run_app."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QDialog, QMessageBox
+
+from mlabs_desktop.core import devices, paths
+from mlabs_desktop.core.devices import DeviceInfo
+from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.settings import load_settings
+from mlabs_desktop.gui.services import Services
+
+from gui_helpers import copy_model, dispose, drop, message_boxes, no_thread_leaks  # noqa: F401 - fixtures
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+
+
+# ------------------------------------------------------------------ fixtures
+
+@pytest.fixture(autouse=True)
+def temp_qsettings(tmp_path: Path, qapp):
+    """Window geometry and last view go to a per-test INI file, never the user's settings."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    qapp.setOrganizationName("MachineLabs-tests")
+    qapp.setApplicationName("shell-tests")
+
+
+@pytest.fixture(autouse=True)
+def fake_devices(monkeypatch: pytest.MonkeyPatch) -> list[DeviceInfo]:
+    """Device detection without importing TensorFlow (every view looks it up at call time)."""
+    found = [DeviceInfo("cpu", "CPU")]
+    monkeypatch.setattr(devices, "detect_devices", lambda: list(found))
+    return found
+
+
+@pytest.fixture
+def window(qtbot):
+    from mlabs_desktop.gui.main_window import MainWindow
+
+    win = MainWindow(Services())
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    dispose(win)
+
+
+# ------------------------------------------------------------ window basics
+
+def test_window_shows_all_three_views(window, qtbot):
+    assert [window.sidebar.item(i).text() for i in range(3)] == ["Train", "Library", "Stylize"]
+    for name in ("train", "library", "stylize"):
+        window.show_view(name)
+        assert window.current_view() == name
+        assert window.stack.currentWidget() is window.views[name]
+        assert window.views[name].isVisible()
+    with pytest.raises(ValueError):
+        window.show_view("nonsense")
+
+
+def test_menus(window):
+    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
+    assert list(menus) == ["File", "View", "Help"]
+    texts = {name: [a.text().replace("&", "") for a in menu.actions() if a.text()]
+             for name, menu in menus.items()}
+    assert texts["File"] == ["Import model…", "Export model…", "Settings…", "Quit"]
+    assert texts["View"] == ["Train", "Library", "Stylize"]
+    assert texts["Help"] == ["GPU status…", "Open log folder", "About MachineLabs Desktop"]
+    quit_action = next(a for a in menus["File"].actions() if "Quit" in a.text())
+    assert quit_action.shortcut().toString() == "Ctrl+Q"
+
+
+def test_keyboard_shortcuts_switch_views(window, qtbot):
+    window.activateWindow()
+    for key, name in ((Qt.Key.Key_1, "train"), (Qt.Key.Key_3, "stylize"), (Qt.Key.Key_2, "library")):
+        qtbot.keyClick(window, key, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda n=name: window.current_view() == n, timeout=2000)
+
+
+def test_last_view_and_geometry_are_restored(qtbot):
+    from mlabs_desktop.gui.main_window import MainWindow
+
+    first = MainWindow(Services())
+    first.show()
+    first.resize(1111, 733)
+    first.show_view("stylize")
+    dispose(first)
+    assert QSettings().value("main_window/view") == "stylize"
+
+    second = MainWindow(Services())
+    assert second.current_view() == "stylize"
+    # The offscreen screen is 800 px wide, so restoreGeometry clamps the width; the height fits.
+    assert second.height() == 733
+    dispose(second)
+
+
+def test_window_does_not_import_tensorflow(tmp_path: Path):
+    """A fresh interpreter: building and showing the window must not load TensorFlow or Keras."""
+    script = textwrap.dedent("""
+        import sys
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        app.setOrganizationName("MachineLabs-tests")
+        from mlabs_desktop.gui.app import process_events_for
+        from mlabs_desktop.gui.main_window import MainWindow
+        from mlabs_desktop.gui.services import Services
+        window = MainWindow(Services(), persist_state=False)
+        window.show()
+        process_events_for(300)
+        print("TF", "tensorflow" in sys.modules, "keras" in sys.modules)
+        window.close()
+    """)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MLABS_DESKTOP_HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert "TF False False" in result.stdout, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------- hub wiring
+
+def test_device_detection_labels_the_status_bar(window, qtbot, fake_devices):
+    fake_devices.insert(0, DeviceInfo("gpu", "Fake RTX", 0, (8, 6)))
+    with qtbot.waitSignal(window.services.hub.device_detected, timeout=5000) as blocker:
+        window.start_device_detection()
+    assert blocker.args == ["GPU: Fake RTX"]
+    assert window.device_label.text() == "GPU: Fake RTX"
+    qtbot.waitUntil(lambda: not len(window.workers))
+
+
+def test_device_detection_cpu_only(window, qtbot):
+    with qtbot.waitSignal(window.services.hub.device_detected, timeout=5000) as blocker:
+        window.start_device_detection()
+    assert blocker.args == ["CPU"]
+    assert window.device_label.text() == "CPU"
+    qtbot.waitUntil(lambda: not len(window.workers))
+
+
+def test_hub_status_and_errors(window, message_boxes):
+    hub = window.services.hub
+    hub.status.emit("Training step 5")
+    assert window.status_text.text() == "Training step 5"
+    hub.status.emit("")
+    assert window.status_text.text() == "Ready"
+    hub.error.emit("Stylizing failed", "out of memory")
+    assert message_boxes.calls == [("critical", "Stylizing failed", "out of memory")]
+
+
+def test_stylize_with_and_train_from_switch_views(window):
+    calls = []
+    stylize, train = window.views["stylize"], window.views["train"]
+    stylize.select_style = lambda name: calls.append(("select_style", name))
+    train.resume_model = lambda name: calls.append(("resume_model", name))
+    train.fine_tune_from = lambda name: calls.append(("fine_tune_from", name))
+    hub = window.services.hub
+    hub.stylize_with.emit("tiny")
+    assert window.current_view() == "stylize"
+    hub.train_from.emit("tiny", "resume")
+    assert window.current_view() == "train"
+    window.show_view("library")
+    hub.train_from.emit("tiny", "fine-tune")
+    assert window.current_view() == "train"
+    assert calls == [("select_style", "tiny"), ("resume_model", "tiny"), ("fine_tune_from", "tiny")]
+
+
+# -------------------------------------------------------------------- close
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_close_while_training_asks_then_stops(window, message_boxes, answer):
+    train = window.views["train"]
+    stops = []
+    train.is_training = lambda: True
+    train.request_stop_and_wait = lambda timeout_ms: stops.append(timeout_ms) or True
+    message_boxes.answer = QMessageBox.StandardButton.Yes if answer == "yes" else QMessageBox.StandardButton.No
+    window.close()
+    assert message_boxes.calls[0][2] == "Training is running. Stop it (a checkpoint is saved) and quit?"
+    if answer == "no":
+        assert window.isVisible() and stops == []
+        train.is_training = lambda: False
+    else:
+        assert not window.isVisible() and len(stops) == 1
+
+
+def test_close_keeps_window_when_training_does_not_stop(window, message_boxes):
+    train = window.views["train"]
+    train.is_training = lambda: True
+    train.request_stop_and_wait = lambda timeout_ms: False
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    window.close()
+    assert window.isVisible()
+    assert message_boxes.kinds() == ["question", "warning"]
+    train.is_training = lambda: False
+
+
+def test_close_while_stylizing_cancels(window, message_boxes):
+    stylize = window.views["stylize"]
+    cancelled = []
+    stylize.is_busy = lambda: True
+    stylize.cancel_and_wait = lambda timeout_ms: cancelled.append(timeout_ms) or True
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    window.close()
+    assert not window.isVisible() and len(cancelled) == 1
+    assert "Stylizing is running" in message_boxes.calls[0][2]
+
+
+# ----------------------------------------------------- drops, import, export
+
+def test_drop_model_folder_imports_it(window, tiny_model, tmp_path: Path, message_boxes):
+    outside = copy_model(tiny_model, tmp_path / "from-a-friend", "friend's style")
+    assert drop(window, [outside])
+    imported = Library().find("friend's style")
+    assert imported is not None and imported.folder.parent == Library().root
+    assert imported.load_weights().keys() == tiny_model.load_weights().keys()
+    assert window.current_view() == "library"
+    assert window.library_view.selected_name() == "friend's style"
+    assert message_boxes.calls == []
+    assert not [p for p in Library().root.iterdir() if p.name.startswith(".staging")]
+
+
+def test_drop_of_a_name_already_present_is_refused(window, tiny_model, tmp_path: Path, message_boxes):
+    outside = shutil.copytree(tiny_model.folder, tmp_path / "copy")
+    assert drop(window, [outside])
+    assert [m.name for m in Library().models()] == ["tiny"]
+    assert message_boxes.kinds() == ["warning"]
+    assert "already in the library" in message_boxes.calls[0][2]
+
+
+def test_drop_images_opens_them_in_stylize(window, tmp_path: Path):
+    opened = []
+    window.views["stylize"].open_paths = lambda paths_: opened.append(paths_)
+    photo = shutil.copy(SAMPLES / "chelsea.jpg", tmp_path / "cat.jpg")
+    assert drop(window, [Path(photo)])
+    assert window.current_view() == "stylize"
+    assert opened == [[Path(photo)]]
+
+
+def test_drop_of_other_files_is_rejected(window, tmp_path: Path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hi")
+    assert not drop(window, [text])
+
+
+def test_export_then_import_round_trip(tiny_model, tmp_path: Path):
+    from mlabs_desktop.gui.model_transfer import EXPORT_FORMATS, import_model
+
+    exported = EXPORT_FORMATS["folder"](tiny_model, tmp_path)
+    assert exported == tmp_path / tiny_model.folder.name and (exported / "manifest.yaml").is_file()
+    with pytest.raises(UserError, match="already exists"):
+        EXPORT_FORMATS["folder"](tiny_model, tmp_path)
+    Library().delete("tiny")
+    model = import_model(exported, Library())
+    assert model.name == "tiny" and Library().find("tiny") is not None
+    with pytest.raises(UserError, match="bundles cannot be imported yet"):
+        import_model(tmp_path / "x.mlstyle", Library())
+    with pytest.raises(UserError, match="not a model folder"):
+        import_model(tmp_path, Library())
+
+
+def test_export_dialog_copies_selected_model(window, tiny_model, tmp_path: Path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path)))
+    window.library_view.refresh()
+    window.library_view.select_model("tiny")
+    window.export_model_dialog()
+    assert (tmp_path / tiny_model.folder.name / "weights.npz").is_file()
+    assert "Exported 'tiny'" in window.status_text.text()
+
+
+# -------------------------------------------------------------- dialogs
+
+@pytest.fixture
+def settings_dialog(qtbot):
+    from mlabs_desktop.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Services())
+    qtbot.addWidget(dialog)
+    yield dialog
+    dialog.workers.stop()
+
+
+def test_settings_dialog_saves_yaml(settings_dialog, qtbot, tmp_path: Path):
+    from mlabs_desktop.core.presets import list_presets
+
+    dialog = settings_dialog
+    preset = list_presets()[-1].name
+    dialog.library_edit.setText(str(tmp_path / "my-library"))
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    dialog.preset_combo.setCurrentIndex(dialog.preset_combo.findData(preset))
+    dialog.save()
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    saved = yaml.safe_load((paths.config_dir() / "settings.yaml").read_text())
+    assert saved["library_dir"] == str(tmp_path / "my-library")
+    assert saved["default_device"] == "cpu" and saved["default_preset"] == preset
+    assert load_settings().default_device == "cpu"
+    assert Library().root == tmp_path / "my-library"
+
+
+def test_settings_dialog_explains_invalid_choices(settings_dialog, tmp_path: Path):
+    dialog = settings_dialog
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    dialog.library_edit.setText(str(a_file))
+    dialog.vgg_edit.setText(str(tmp_path / "missing.h5"))
+    dialog.save()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+    assert "not a folder" in dialog.library_note.text() and not dialog.library_note.isHidden()
+    assert "does not exist" in dialog.vgg_status.text()
+    assert not (paths.config_dir() / "settings.yaml").exists()
+
+
+def test_settings_dialog_checks_vgg_file(settings_dialog, qtbot, vgg_h5: Path):
+    dialog = settings_dialog
+    dialog.vgg_edit.setText(str(vgg_h5))
+    dialog.check_vgg()
+    qtbot.waitUntil(lambda: dialog.vgg_valid is True, timeout=20_000)
+    assert dialog.vgg_status.text().startswith("✓ Valid VGG19 weights")
+    dialog.vgg_edit.setText(str(SAMPLES / "chelsea.jpg"))
+    dialog.check_vgg()
+    qtbot.waitUntil(lambda: dialog.vgg_valid is False, timeout=10_000)
+    assert "not a VGG19 weights file" in dialog.vgg_status.text()
+    dialog.save()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+
+
+def test_settings_dialog_downloads_weights(settings_dialog, qtbot, monkeypatch):
+    from http_server import LocalHTTPServer
+    from mlabs_desktop.core import downloads, vgg
+    from mlabs_desktop.gui import settings_dialog as module
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setattr(downloads, "RETRY_BACKOFF_S", 0.01)
+    body = os.urandom(200_000)
+    with LocalHTTPServer() as server:
+        url = server.route("/vgg19.h5", body=body)
+        monkeypatch.setattr(module, "VGG_DOWNLOAD", (url, hashlib.md5(body).hexdigest(), len(body)))
+        dialog = settings_dialog
+        dialog.download_vgg()
+        target = paths.weights_dir() / vgg.KERAS_VGG19_FILENAME
+        qtbot.waitUntil(lambda: dialog.vgg_edit.text() == str(target), timeout=20_000)
+        assert target.read_bytes() == body
+        # Random bytes are not VGG19 weights: the check after the download says so in red.
+        qtbot.waitUntil(lambda: dialog.vgg_valid is False, timeout=10_000)
+        assert dialog.download_button.isEnabled()
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_gpu_status_dialog(qtbot, fake_devices, gpu: bool):
+    from mlabs_desktop.gui.settings_dialog import GpuStatusDialog
+
+    if gpu:
+        fake_devices.insert(0, DeviceInfo("gpu", "Fake RTX", 0, (8, 9)))
+    dialog = GpuStatusDialog(None)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: "found" in dialog.summary.text().lower(), timeout=5000)
+    assert ("Fake RTX" in dialog.device_list.text()) == gpu
+    assert dialog.hint.isHidden() == gpu
+    if not gpu:
+        assert devices.no_gpu_hint()[:20] in dialog.hint.text()
+    dialog.reject()
+
+
+# ------------------------------------------------------------ run_app, logs
+
+def test_screenshot_writes_png(tmp_path: Path):
+    from mlabs_desktop.gui.app import SCREENSHOT_SIZE, run_app
+
+    target = tmp_path / "library.png"
+    assert run_app(view="library", screenshot=str(target)) == 0
+    image = QImage(str(target))
+    assert target.stat().st_size > 1000 and (image.width(), image.height()) == SCREENSHOT_SIZE
+
+
+def test_screenshot_to_unwritable_path_exits_2(tmp_path: Path, capsys):
+    from mlabs_desktop.gui.app import run_app
+
+    assert run_app(view="library", screenshot=str(tmp_path / "missing" / "x.png")) == 2
+    assert "cannot write the screenshot" in capsys.readouterr().err
+
+
+def test_self_test_passes(capsys, isolated_home: Path):
+    from mlabs_desktop.gui.app import run_app
+
+    assert run_app(self_test=True) == 0
+    assert "self-test passed" in capsys.readouterr().out
+    assert os.environ[paths.HOME_ENV] == str(isolated_home)   # restored afterwards
+    assert not list(Library().models())                        # the user's library is untouched
+
+
+def test_logging_to_a_rotating_file(monkeypatch):
+    from logging.handlers import RotatingFileHandler
+
+    from mlabs_desktop.gui.logs import setup_logging
+
+    path = setup_logging()
+    setup_logging()
+    logger = logging.getLogger("mlabs_desktop")
+    files = [h for h in logger.handlers if isinstance(h, RotatingFileHandler)]
+    assert len(files) == 1 and files[0].maxBytes == 1_000_000 and files[0].backupCount == 3
+    logging.getLogger("mlabs_desktop.gui").info("hello log")
+    files[0].flush()
+    assert path.parent == paths.log_dir() and "hello log" in path.read_text()
+    monkeypatch.setattr(sys, "stderr", None)     # a windowed build: no console handler at all
+    setup_logging()
+    assert all(type(h) is not logging.StreamHandler for h in logger.handlers)
