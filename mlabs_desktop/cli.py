@@ -92,6 +92,18 @@ def build_parser() -> ArgumentParser:
     import_ckpt.add_argument("path", help="folder holding checkpoint + fns.ckpt.*, or a .ckpt prefix")
     import_ckpt.add_argument("--name", required=True, help="name of the model in the library")
 
+    export = sub.add_parser("export", help="export a model to share it or use it elsewhere")
+    export.add_argument("name", help="library model name")
+    export.add_argument("--format", choices=("bundle", "savedmodel", "tflite", "reference-checkpoint"),
+                        default="bundle", help="bundle: a .mlstyle file for MachineLabs Desktop; savedmodel/"
+                        "tflite: TensorFlow formats; reference-checkpoint: the 2017 fast-style-transfer files")
+    export.add_argument("--out", help="output file or folder (default: a name in the current folder)")
+    export.add_argument("--size", help="tflite only: fix the input size, HxW (default: any size)")
+
+    import_bundle = sub.add_parser("import", help="add a shared .mlstyle bundle (file or URL) to the library")
+    import_bundle.add_argument("source", help=".mlstyle file or http(s) URL")
+    import_bundle.add_argument("--name", help="name in the library (default: the bundle's own)")
+
     lab = sub.add_parser("lab", help="run a MachineLabs lab file (ml.yaml) here")
     lab_sub = lab.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
     lab_run = lab_sub.add_parser(

@@ -233,6 +233,41 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size must look like 1024x768 (height x width), not {text!r}") from None
+    if h < 4 or w < 4:
+        raise UserError("--size must be at least 4x4")
+    return h, w
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .core.exporters import default_output_name, export_model
+    from .core.library import Library
+
+    model = Library().get(args.name)
+    out = Path(args.out) if args.out else Path.cwd() / default_output_name(model, args.format)
+    try:
+        path = export_model(model, args.format, out, size=_parse_size(args.size),
+                            on_warning=lambda m: _err(f"warning: {m}"))
+    except NotImplementedError as exc:
+        raise UserError(str(exc)) from None
+    _out(str(path))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .core.bundles import import_bundle
+
+    model = import_bundle(args.source, name=args.name, on_warning=lambda m: _err(f"warning: {m}"))
+    _out(f"imported '{model.name}' into {model.folder}")
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from .core.labs import parse_assignments, run_lab
 

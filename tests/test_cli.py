@@ -135,3 +135,15 @@ def test_asking_for_a_missing_gpu_explains_how_to_get_one(tiny_model, tmp_path):
                  "--device=gpu")
     assert_user_error(result, "no GPU is visible")
     assert "tensorflow[and-cuda]" in result.stderr  # the Linux hint
+
+
+def test_export_import_and_reference_checkpoint_commands(tiny_model, tmp_path):
+    bundle = tmp_path / "tiny.mlstyle"
+    assert cli("export", "tiny", "--format=bundle", f"--out={bundle}", check=True).stdout.strip() == str(bundle)
+    imported = cli("import", str(bundle), "--name=shared", check=True).stdout
+    assert "imported 'shared" in imported
+    assert "shared" in cli("library", "list", check=True).stdout
+    assert_user_error(cli("export", "tiny", "--format=reference-checkpoint", f"--out={tmp_path / 'ref'}"),
+                      "only classic models")
+    assert_user_error(cli("import", str(tmp_path / "missing.mlstyle")), "")
+    assert_user_error(cli("import-checkpoint", str(tmp_path), "--name=x"), "")
