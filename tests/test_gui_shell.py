@@ -77,7 +77,7 @@ def test_menus(window):
     assert list(menus) == ["File", "View", "Help"]
     texts = {name: [a.text().replace("&", "") for a in menu.actions() if a.text()]
              for name, menu in menus.items()}
-    assert texts["File"] == ["Import model…", "Export model…", "Settings…", "Quit"]
+    assert texts["File"] == ["Import model…", "Import from web address…", "Export model…", "Settings…", "Quit"]
     assert texts["View"] == ["Train", "Library", "Stylize"]
     assert texts["Help"] == ["GPU status…", "Open log folder", "About MachineLabs Desktop"]
     quit_action = next(a for a in menus["File"].actions() if "Quit" in a.text())
@@ -257,23 +257,27 @@ def test_drop_of_other_files_is_rejected(window, tmp_path: Path):
 def test_export_then_import_round_trip(tiny_model, tmp_path: Path):
     from mlabs_desktop.gui.model_transfer import EXPORT_FORMATS, import_model
 
-    exported = EXPORT_FORMATS["folder"](tiny_model, tmp_path)
+    exported = EXPORT_FORMATS["Model folder"](tiny_model, tmp_path)
     assert exported == tmp_path / tiny_model.folder.name and (exported / "manifest.yaml").is_file()
     with pytest.raises(UserError, match="already exists"):
-        EXPORT_FORMATS["folder"](tiny_model, tmp_path)
+        EXPORT_FORMATS["Model folder"](tiny_model, tmp_path)
     Library().delete("tiny")
     model = import_model(exported, Library())
     assert model.name == "tiny" and Library().find("tiny") is not None
-    with pytest.raises(UserError, match="bundles cannot be imported yet"):
-        import_model(tmp_path / "x.mlstyle", Library())
-    with pytest.raises(UserError, match="not a model folder"):
-        import_model(tmp_path, Library())
+    bundle = EXPORT_FORMATS["Bundle to share (.mlstyle)"](model, tmp_path)
+    assert bundle.suffix == ".mlstyle"
+    assert import_model(bundle, Library()).name == "tiny (2)"
+    with pytest.raises(UserError, match="not a model"):
+        import_model(tmp_path / "nothing-here", Library())
 
 
 def test_export_dialog_copies_selected_model(window, tiny_model, tmp_path: Path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
+    from PySide6.QtWidgets import QInputDialog
+
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path)))
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("Model folder", True)))
     window.library_view.refresh()
     window.library_view.select_model("tiny")
     window.export_model_dialog()

@@ -11,7 +11,7 @@ from PySide6.QtCore import QByteArray, QPointF, QRectF, QSettings, QSize, Qt, QU
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QColor, QDesktopServices, QDragEnterEvent,
                            QDropEvent, QIcon, QKeySequence, QPainter, QPainterPath, QPen, QPixmap)
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QStackedWidget, QWidget, QHBoxLayout)
+                               QInputDialog, QMainWindow, QMessageBox, QStackedWidget, QWidget, QHBoxLayout)
 
 from .. import __version__
 from ..core import paths
@@ -19,7 +19,7 @@ from ..core.errors import UserError
 from ..core.library import Model
 from .common import MODEL_BUNDLE_SUFFIX, Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
 from .library_view import LibraryView
-from .model_transfer import EXPORT_FORMATS, import_model, is_model_folder
+from .model_transfer import EXPORT_FORMATS, import_model, is_importable
 from .services import Services
 
 log = logging.getLogger("mlabs_desktop.gui")
@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self._add_action(file_menu, "&Import model…", self.import_model_dialog, "Ctrl+I")
+        self._add_action(file_menu, "Import from &web address…", self.import_url_dialog)
         self._add_action(file_menu, "&Export model…", lambda: self.export_model_dialog(None), "Ctrl+E")
         file_menu.addSeparator()
         self._add_action(file_menu, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
@@ -257,18 +258,31 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------ import / export
     def import_model_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Import a model folder")
-        if folder:
-            self.import_models([Path(folder)])
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import a model", "", "Style models (*.mlstyle checkpoint *.index manifest.yaml);;All files (*)")
+        if path:
+            chosen = Path(path)
+            # A checkpoint index or a manifest stands for the folder that holds it.
+            self.import_models([chosen if chosen.suffix.lower() == MODEL_BUNDLE_SUFFIX else chosen.parent])
 
-    def import_models(self, sources: list[Path]) -> list[Model]:
+    def import_url_dialog(self) -> None:
+        url, ok = QInputDialog.getText(self, "Import from a web address",
+                                       "Address of a .mlstyle bundle (http or https):")
+        if ok and url.strip():
+            self.import_models([url.strip()])
+
+    def import_models(self, sources: list) -> list[Model]:
         library = self.services.library()
         imported, problems = [], []
-        for source in sources:
-            try:
-                imported.append(import_model(source, library))
-            except (UserError, OSError) as exc:
-                problems.append(str(exc))
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            for source in sources:
+                try:
+                    imported.append(import_model(source, library))
+                except (UserError, OSError) as exc:
+                    problems.append(str(exc))
+        finally:
+            QApplication.restoreOverrideCursor()
         if imported:
             self.services.hub.library_changed.emit()
             self.show_view("library")
@@ -284,14 +298,20 @@ class MainWindow(QMainWindow):
             self.show_view("library")
             QMessageBox.information(self, "Export model", "Select a model in the Library first.")
             return
+        fmt, ok = QInputDialog.getItem(self, f"Export '{name}'", "Format:", list(EXPORT_FORMATS), 0, False)
+        if not ok:
+            return
         folder = QFileDialog.getExistingDirectory(self, f"Export '{name}' into folder")
         if not folder:
             return
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            target = EXPORT_FORMATS["folder"](self.services.library().get(name), Path(folder))
+            target = EXPORT_FORMATS[fmt](self.services.library().get(name), Path(folder))
         except (UserError, OSError) as exc:
             QMessageBox.warning(self, "Cannot export", str(exc))
             return
+        finally:
+            QApplication.restoreOverrideCursor()
         self.status_text.setText(f"Exported '{name}' to {target}")
 
     # ------------------------------------------------------------- dialogs
@@ -329,7 +349,7 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         paths_ = dropped_paths(event.mimeData())
         urls = dropped_urls(event.mimeData())
-        models = [p for p in paths_ if is_model_folder(p) or p.suffix.lower() == MODEL_BUNDLE_SUFFIX]
+        models = [p for p in paths_ if is_importable(p)]
         others = [p for p in paths_ if p not in models]
         if not (models or others or urls):
             return

@@ -1,8 +1,9 @@
 """Moving models in and out of the library: one function per format.
 
-Folders today; ``.mlstyle`` bundles plug in beside them later (an importer that
-recognises the file, an exporter registered in `EXPORT_FORMATS`). No widgets
-here: the main window's File menu, its drops and the Library's Export button use these.
+Imports recognise model folders, ``.mlstyle`` bundles (file or URL) and
+reference (TF1) checkpoints; exports are registered in `EXPORT_FORMATS`. No
+widgets here: the main window's File menu, its drops and the Library's Export
+button use these.
 """
 
 from __future__ import annotations
@@ -50,13 +51,48 @@ def export_model_folder(model: Model, parent: Path) -> Path:
     return target
 
 
-def import_model(source: Path, library: Library) -> Model:
+def is_importable(path: Path) -> bool:
+    from ..core.reference_checkpoint import is_reference_checkpoint
+
+    return is_model_folder(path) or path.suffix.lower() == MODEL_BUNDLE_SUFFIX or is_reference_checkpoint(path)
+
+
+def import_model(source: Path | str, library: Library) -> Model:
+    """Import a model folder, a ``.mlstyle`` bundle (path or URL) or a reference checkpoint."""
+    from ..core.bundles import import_bundle
+    from ..core.downloads import is_url
+    from ..core.reference_checkpoint import import_reference_checkpoint, is_reference_checkpoint
+
+    if is_url(str(source)):
+        return import_bundle(str(source), library)
+    source = Path(source)
     if is_model_folder(source):
         return import_model_folder(source, library)
     if source.suffix.lower() == MODEL_BUNDLE_SUFFIX:
-        raise UserError(f"{source.name}: {MODEL_BUNDLE_SUFFIX} bundles cannot be imported yet; "
-                        "import the model folder instead")
-    raise UserError(f"{source} is not a model folder (it has no {MANIFEST})")
+        return import_bundle(source, library)
+    if is_reference_checkpoint(source):
+        folder = source if source.is_dir() else source.parent
+        return import_reference_checkpoint(source, library.unique_name(folder.name or "reference"), library)
+    raise UserError(f"{source} is not a model: expected a {MODEL_BUNDLE_SUFFIX} bundle, a model folder "
+                    f"(with {MANIFEST}) or a reference checkpoint folder")
 
 
-EXPORT_FORMATS: dict[str, Callable[[Model, Path], Path]] = {"folder": export_model_folder}
+def _exporter(fmt: str) -> Callable[[Model, Path], Path]:
+    def export(model: Model, parent: Path) -> Path:
+        from ..core.exporters import default_output_name, export_model
+
+        try:
+            return export_model(model, fmt, parent / default_output_name(model, fmt))
+        except NotImplementedError as exc:
+            raise UserError(str(exc)) from None
+    return export
+
+
+# Label shown in the export dialog -> function(model, destination folder) -> written path.
+EXPORT_FORMATS: dict[str, Callable[[Model, Path], Path]] = {
+    "Bundle to share (.mlstyle)": _exporter("bundle"),
+    "Model folder": export_model_folder,
+    "TensorFlow SavedModel": _exporter("savedmodel"),
+    "TensorFlow Lite (.tflite)": _exporter("tflite"),
+    "Reference checkpoint (classic only)": _exporter("reference-checkpoint"),
+}
