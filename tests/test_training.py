@@ -167,3 +167,19 @@ def test_checkpoint_dir_receives_a_copy(tmp_path, vgg_h5, photos_dir, style_imag
     run(tiny_config(style_image, photos_dir, vgg_h5, name="copied", checkpoint_dir=str(out)))
     assert (out / "manifest.yaml").is_file() and (out / "weights.npz").is_file()
     assert Library().get(str(out)).name == "copied"
+
+
+def test_stop_before_any_batch_is_ready_ends_the_stream(tmp_path):
+    import threading
+
+    from mlabs_desktop.core.dataset import BatchStream, scan_folder
+
+    folder = write_photos(tmp_path / "p", count=4)
+    stop = threading.Event()
+    stop.set()
+    stream = BatchStream(scan_folder(folder), 2, 16, seed=0)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.extend(stream.batches(0, stop)))
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the stream kept waiting after a stop"

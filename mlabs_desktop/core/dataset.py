@@ -170,7 +170,14 @@ class BatchStream:
         producer.start()
         try:
             while True:
-                item = ready.get()
+                try:
+                    item = ready.get(timeout=0.1)
+                except queue.Empty:
+                    # A stop request ends the producer without a batch: end the stream
+                    # rather than wait forever for one that will never come.
+                    if halt.is_set() or not producer.is_alive():
+                        return
+                    continue
                 if isinstance(item, BaseException):
                     raise item
                 yield item
