@@ -15,7 +15,7 @@ from typing import Iterator
 
 from .core.errors import UserError
 from .core.events import (CheckpointEvent, DoneEvent, Event, LogEvent, PreviewEvent, StepEvent,
-                          event_to_json)
+                          event_to_json, format_duration)
 
 
 def _out(line: str = "") -> None:
@@ -26,13 +26,6 @@ def _out(line: str = "") -> None:
 def _err(line: str) -> None:
     if sys.stderr is not None:
         print(line, file=sys.stderr, flush=True)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class ProgressPrinter:

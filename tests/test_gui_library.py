@@ -34,7 +34,7 @@ def _names(view: LibraryView) -> list[str]:
 
 def test_format_duration():
     assert [format_duration(s) for s in (0, 59, 60, 3599, 3660, 36_000)] == \
-        ["0:00", "0:00", "0:01", "0:59", "1:01", "10:00"]
+        ["0:00", "0:59", "1:00", "59:59", "1:01:00", "10:00:00"]
 
 
 def test_empty_library_message(view, qtbot):

@@ -69,3 +69,11 @@ def event_to_json(event: Event) -> dict[str, Any]:
     """The ``--progress=json`` form: ``{"event": kind, ...fields}`` without pixel data."""
     data = {k: v for k, v in asdict(event).items() if not isinstance(v, np.ndarray)}
     return {"event": event.kind, **data}
+
+
+def format_duration(seconds: float) -> str:
+    """``m:ss`` under an hour, ``h:mm:ss`` above: for elapsed times, ETAs and training times."""
+    seconds = max(0, int(round(seconds)))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -13,6 +13,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from ..core.events import format_duration  # noqa: F401 - re-exported for the views
 from ..core.library import PREVIEW, STYLE_THUMB, Model
 from .common import pixmap_from_file
 
@@ -23,12 +24,6 @@ CARD_SIZE = QSize(2 * THUMB + 3 * PAD, THUMB + 2 * PAD + 62)
 
 
 # ------------------------------------------------------------------ formats
-
-def format_duration(seconds: float) -> str:
-    """Training time as h:mm (minutes rounded down; under a minute shows 0:00)."""
-    minutes = int(max(seconds, 0) // 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
-
 
 def format_date(iso: str) -> str:
     try:

@@ -218,7 +218,7 @@ class DetailsPane(QScrollArea):
             self.chart.set_history(model.loss_history())
         stats = dict(manifest.statistics)
         if "training_seconds" in stats:
-            stats["training_seconds"] = format_duration(float(stats["training_seconds"] or 0)) + " (h:mm)"
+            stats["training_seconds"] = format_duration(float(stats["training_seconds"] or 0))
         self._fill_form("statistics", stats, STAT_LABELS)
         self._fill_form("parameters", manifest.parameters, {})
         provenance = {k: v for k, v in manifest.provenance.items() if k != "style_sha256"}

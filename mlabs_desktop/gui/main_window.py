@@ -401,6 +401,7 @@ class MainWindow(QMainWindow):
         self.save_state()
         self.hide()   # waiting below can take seconds (TensorFlow import); don't look frozen
         self.workers.stop(WORKER_EXIT_TIMEOUT_MS)
+        call_view(self.views["train"], "shutdown", WORKER_EXIT_TIMEOUT_MS)
         event.accept()
 
     def _finish_running_work(self) -> bool:

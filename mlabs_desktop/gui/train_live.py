@@ -14,6 +14,7 @@ from PySide6.QtGui import QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QGridLayout, QGroupBox, QLabel, QListView, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QProgressBar, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
+from ..core.events import format_duration  # noqa: F401 - re-exported for the views
 from ..core.library import Model
 from .common import pixmap_from_file
 from .loss_chart import LossChart
@@ -22,11 +23,6 @@ from .train_inputs import NOTE_STYLE
 MAX_STRIP = 60            # earlier previews kept in the strip
 LOG_LINES = 2000
 LEVEL_COLORS = {"warning": "#b45309", "error": "#c62828"}
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class ImageView(QWidget):

@@ -21,7 +21,7 @@ from ..core.library import Model
 from .common import pixmap_from_array
 from .services import Services
 from .train_form import TrainForm
-from .train_inputs import NOTE_STYLE
+from .train_inputs import _ALIVE, NOTE_STYLE, wait_for
 from .train_live import LivePanel, format_duration
 from .train_worker import TrainWorker
 
@@ -97,6 +97,11 @@ class TrainView(QWidget):
         splitter.setSizes([490, 770])
 
     # ------------------------------------------------------------------ public API
+    def shutdown(self, timeout_ms: int) -> bool:
+        """Wait for background jobs (folder scans, device detection) before the app exits."""
+        self._detect_timer.stop()
+        return wait_for(_ALIVE, timeout_ms)
+
     def is_training(self) -> bool:
         return self._worker is not None and self._worker.isRunning()
 
