@@ -18,7 +18,9 @@ class BuildPyWithData(build_py):
         super().run()
         for folder in ("resources", "presets"):
             target = Path(self.build_lib) / "mlabs_desktop" / "_data" / folder
-            shutil.copytree(HERE / folder, target, dirs_exist_ok=True)
+            # README screenshots are documentation, not something the app loads.
+            shutil.copytree(HERE / folder, target, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("screenshots"))
 
 
 setup(cmdclass={"build_py": BuildPyWithData})
