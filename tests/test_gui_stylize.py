@@ -320,3 +320,27 @@ def test_tensorflow_is_not_imported_when_the_view_is_built(tiny_model, isolated_
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_paste_adds_copied_files_and_web_addresses(qtbot, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QGuiApplication
+
+    from mlabs_desktop.gui.services import Services
+    from mlabs_desktop.gui.stylize_view import StylizeView
+
+    view = StylizeView(Services())
+    qtbot.addWidget(view)
+    added: list = []
+    monkeypatch.setattr(view.photos, "add", lambda sources: (added.extend(sources), (len(sources), None))[1])
+    photo = tmp_path / "copied.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo))])
+    QGuiApplication.clipboard().setMimeData(mime)
+    view.paste_from_clipboard()
+    QGuiApplication.clipboard().setText("https://example.org/painting.jpg")
+    view.paste_from_clipboard()
+    assert added == [photo, "https://example.org/painting.jpg"]
+    view.cancel_and_wait(5000)

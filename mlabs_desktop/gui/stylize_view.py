@@ -69,6 +69,8 @@ class StylizeView(PhotoDropTarget, QWidget):
                                             self.save_all, "Ctrl+Shift+S")
         self.copy_action = view_action(self, "Copy", "Copy the styled photo to the clipboard", self.copy_current,
                                        key.Copy)
+        self.paste_action = view_action(self, "Paste", "Add photos, files or a web address from the clipboard",
+                                        self.paste_from_clipboard, key.Paste)
         self.all_action = view_action(self, "All styles…", "See the selected photo in every style, as one grid",
                                        self.show_all_styles)
         self.fit_action = view_action(self, "Fit", "Fit the photo in the window (key 0)",
@@ -162,6 +164,19 @@ class StylizeView(PhotoDropTarget, QWidget):
             return False
         self._set_style(name)
         return True
+
+    def paste_from_clipboard(self) -> int:
+        """Ctrl+V: image files, folders or an http(s) address copied elsewhere join the queue."""
+        mime = QGuiApplication.clipboard().mimeData()
+        sources: list = [Path(u.toLocalFile()) if u.isLocalFile() else u.toString() for u in mime.urls()]
+        text = mime.text().strip() if mime.hasText() else ""
+        if not sources and text:
+            sources = [line.strip() for line in text.splitlines() if line.strip()]
+            sources = [s if is_url(s) else Path(s) for s in sources]
+        if not sources:
+            self._services.hub.status.emit("The clipboard holds no photo, folder or web address to add")
+            return 0
+        return self.open_paths(sources)
 
     def open_paths(self, paths: Sequence[Source]) -> int:
         """Queue image files, folders (searched inside) and http(s) URLs; returns how many were added."""
