@@ -285,6 +285,18 @@ def _lab_download_printer():
 def open_app(args: argparse.Namespace) -> int:
     from .gui.app import run_app
 
-    return run_app(view=args.view, screenshot=args.screenshot, self_test=args.self_test)
+    code = run_app(view=args.view, screenshot=args.screenshot, self_test=args.self_test)
+    if args.self_test:
+        # The verdict is printed and logged; end here rather than let a crash in
+        # TensorFlow's or Qt's teardown turn a clear answer into a signal.
+        import logging
+        import os
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        os._exit(code)
+    return code
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from PySide6.QtCore import QSettings, Qt
+
+from mlabs_desktop.core import paths
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QDialog, QMessageBox
 
@@ -99,7 +101,9 @@ def test_last_view_and_geometry_are_restored(qtbot):
     first.resize(1111, 733)
     first.show_view("stylize")
     dispose(first)
-    assert QSettings().value("main_window/view") == "stylize"
+    assert first._settings().value("main_window/view") == "stylize"
+    # MLABS_DESKTOP_HOME keeps window state under it too.
+    assert (paths.config_dir() / "window.ini").is_file()
 
     second = MainWindow(Services())
     assert second.current_view() == "stylize"

@@ -176,6 +176,9 @@ def measure_startup(runs: int = 3) -> dict:
     import subprocess
     import tempfile
 
+    if getattr(sys, "frozen", False):  # a bundle has no interpreter to launch the probe with
+        return {"window_shown_seconds": None, "tensorflow_imported_before_window": None}
+
     best = float("inf")
     imported_tf = None
     for _ in range(runs):
@@ -247,6 +250,7 @@ def format_report(report: dict) -> str:
                  f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
     lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
     start = report["startup"]
-    lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
-                 f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
+    if start["window_shown_seconds"] is not None:
+        lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
+                     f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
     return "\n".join(lines)

@@ -86,6 +86,10 @@ def import_keras_quietly():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         with quiet_stderr():
             import keras  # noqa: F401
+        if keras_backend() == "tensorflow":
+            # Initialise TensorFlow's runtime now, quietly and with GPU memory growth on,
+            # before the first tensor does it noisily and too late for memory growth.
+            configure_tensorflow()
     return sys.modules["keras"]
 
 
@@ -104,6 +108,8 @@ def configure_tensorflow():
                     tf.config.experimental.set_memory_growth(gpu, True)
                 except RuntimeError:
                     pass  # already initialised by someone else; growth cannot change now
+            with quiet_stderr():  # initialising the runtime probes CUDA, which complains without a GPU
+                tf.config.list_logical_devices()
             _configured = True
     return tf
 

@@ -54,6 +54,7 @@ def application(headless: bool = False) -> QApplication:
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)
+    app.setDesktopFileName("mlabs-desktop")  # lets Wayland match the window to the .desktop icon
     try:
         from ..resources import resource_path
         app.setWindowIcon(QIcon(str(resource_path("resources", "icons", "mlabs-desktop.png"))))

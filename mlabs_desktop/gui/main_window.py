@@ -366,6 +366,11 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------- state
     def _settings(self) -> QSettings:
+        # MLABS_DESKTOP_HOME keeps *everything* under one folder, window state included.
+        import os
+
+        if os.environ.get(paths.HOME_ENV):
+            return QSettings(str(paths.config_dir() / "window.ini"), QSettings.Format.IniFormat)
         return QSettings()
 
     def _restore_state(self) -> None:
