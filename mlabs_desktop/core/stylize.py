@@ -77,6 +77,16 @@ class Stylizer:
             self.net = build_transform_network(model.manifest.architecture, model.manifest.input_scale)
             assign(self.net, model.load_weights(), f"model '{model.name}'")
             self._forward = make_forward(self.net)
+        self._tiled = None  # the tile-by-tile runner, made for the first big image
+
+    def tiled(self):
+        """The `tiling.TiledNetwork` for this network (built on first use)."""
+        from .tiling import TiledNetwork
+
+        if self._tiled is None:
+            with device_scope(self.device):
+                self._tiled = TiledNetwork(self.net)
+        return self._tiled
 
     @classmethod
     def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None) -> "Stylizer":
@@ -86,9 +96,21 @@ class Stylizer:
         return cls(open_model_or_checkpoint(name_or_path, library), device)
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
-        """The network's float result (H, W, 3), unclipped, exactly the input's size."""
+        """The network's float result (H, W, 3), unclipped, exactly the input's size.
+
+        Big images, and any that run out of memory whole, go tile by tile in
+        bounded memory (`tiling`), with the whole image's result.
+        """
+        from . import tiling
+
         with device_scope(self.device):
-            return run_network(self._forward, rgb)
+            if not tiling.should_tile(rgb.shape[0], rgb.shape[1], self.device.kind):
+                try:
+                    return run_network(self._forward, rgb)
+                except Exception as exc:  # noqa: BLE001 - memory errors come as several types
+                    if not tiling.out_of_memory(exc):
+                        raise
+            return tiling.run_with_retries(self.tiled(), rgb)
 
     def stylize_image(self, source: Path, options: BlendOptions = BlendOptions(),
                       max_size: int | None = None) -> tuple[images.LoadedImage, np.ndarray]:
@@ -98,6 +120,18 @@ class Stylizer:
 
     def stylize_file(self, source: Path, target: Path, options: BlendOptions = BlendOptions(),
                      max_size: int | None = None) -> Path:
+        from . import tiling
+
+        size = images.image_info(source)
+        if size and (max_size is None or max(size) <= max_size) and \
+                tiling.should_tile(size[1], size[0], self.device.kind):
+            # A big photo stays uint8 from decoding to saving; tiles are finished one by one.
+            pixels, alpha = tiling.load_pixels(source)
+            out = np.empty((pixels.shape[0], pixels.shape[1], 3), np.uint8)
+            with device_scope(self.device):
+                tiling.run_with_retries(self.tiled(), pixels, out=out,
+                                        post=lambda original, raw: images.to_uint8(finish(original, raw, options)))
+            return images.save_image(target, out, alpha)
         loaded, result = self.stylize_image(source, options, max_size)
         return images.save_image(target, result, loaded.alpha)
 
