@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import yaml
 
 from .errors import Cancelled, UserError
+from .smallfiles import read_small_text
 
 MAX_LAB_BYTES = 1 << 20
 MOUNT_ROOT = "/machinelabs/mounts"
@@ -131,16 +132,8 @@ class Lab:
 def load_lab(path: str | os.PathLike[str]) -> Lab:
     """Read and check a lab file; every problem is a `UserError` naming the line and key."""
     path = Path(path).expanduser()
-    try:
-        if path.stat().st_size > MAX_LAB_BYTES:
-            raise UserError(f"{path}: too large for a lab file (more than {MAX_LAB_BYTES // 1024} KB)")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"lab file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"{path} is a folder; give the lab's YAML file (often ml.yaml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the lab file {path}: {exc}") from None
+    text = read_small_text(path, MAX_LAB_BYTES, "a lab file (often ml.yaml)",
+                           missing=f"lab file not found: {path}")
     return parse_lab(text, path)
 
 

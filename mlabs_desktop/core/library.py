@@ -31,6 +31,7 @@ import yaml
 from . import atomic, paths
 from .config import ARCHITECTURES
 from .errors import UserError
+from .smallfiles import read_small_text
 from .locks import library_lock, training_lock
 from .weights import load_weight_arrays
 
@@ -89,14 +90,8 @@ class Manifest:
 
 def read_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST
-    try:
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise UserError(f"{path}: manifest too large")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{folder} is not a model folder (no {MANIFEST})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
+    text = read_small_text(path, MAX_MANIFEST_BYTES, "a model manifest",
+                           missing=f"{folder} is not a model folder (no {MANIFEST})")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -17,6 +17,7 @@ import yaml
 from . import atomic, paths
 from .config import PARAMS_BY_NAME, TrainingConfig, apply_params, coerce_param
 from .errors import UserError
+from .smallfiles import read_small_text
 from ..resources import resource_dir
 
 MAX_PRESET_BYTES = 64 * 1024
@@ -49,14 +50,7 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def load_preset(path: Path | str, shipped: bool = False) -> Preset:
     path = Path(path).expanduser()
-    try:
-        if path.stat().st_size > MAX_PRESET_BYTES:
-            raise UserError(f"{path}: too large for a preset")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"preset file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read preset {path}: {exc}") from None
+    text = read_small_text(path, MAX_PRESET_BYTES, "a preset", missing=f"preset file not found: {path}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
