@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 
 import pytest
@@ -14,18 +13,8 @@ from mlabs_desktop.gui.before_after import BeforeAfterView
 from mlabs_desktop.gui.canvas import Pyramid
 
 
-@pytest.fixture(autouse=True)
-def no_thread_left_running(qapp):
-    yield
-    running = []
-    for obj in gc.get_objects():
-        try:
-            if isinstance(obj, QThread) and obj.isRunning():
-                running.append(obj.objectName() or type(obj).__name__)
-        except RuntimeError:  # its C++ side is gone: not running
-            continue
-    if running:
-        pytest.fail(f"test left QThreads running: {running}")
+# A test that leaves a QThread running fails (autouse fixture shared with the other GUI tests).
+from gui_helpers import no_thread_leaks  # noqa: E402,F401
 
 
 def solid(w: int, h: int, color: str) -> QImage:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import subprocess
@@ -27,18 +26,8 @@ from mlabs_desktop.gui.stylize_view import StylizeView
 WAIT_MS = 60_000
 
 
-@pytest.fixture(autouse=True)
-def no_thread_left_running(qapp):
-    yield
-    running = []
-    for obj in gc.get_objects():
-        try:
-            if isinstance(obj, QThread) and obj.isRunning():
-                running.append(obj.objectName() or type(obj).__name__)
-        except RuntimeError:  # its C++ side is gone: not running
-            continue
-    if running:
-        pytest.fail(f"test left QThreads running: {running}")
+# A test that leaves a QThread running fails (autouse fixture shared with the other GUI tests).
+from gui_helpers import no_thread_leaks  # noqa: E402,F401
 
 
 class Harness:
