@@ -211,3 +211,25 @@ class LocalHTTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ------------------------------------------------------------ pytest fixtures
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def offline_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short retry back-off, and no proxy from the environment swallowing requests to 127.0.0.1."""
+    from mlabs_desktop.core import downloads
+
+    monkeypatch.setattr(downloads, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr(downloads, "RETRY_BACKOFF_MAX_S", 0.02)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def server():
+    with LocalHTTPServer() as srv:
+        yield srv

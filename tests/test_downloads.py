@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from http_server import LocalHTTPServer
+from http_server import LocalHTTPServer, offline_downloads, server  # noqa: F401 - fixtures
 from mlabs_desktop.core import downloads, paths
 from mlabs_desktop.core.downloads import DownloadProgress, cached_path, download, fetch_to_path, is_url
 from mlabs_desktop.core.errors import Cancelled, UserError
@@ -23,19 +23,8 @@ BODY_SHA256 = hashlib.sha256(BODY).hexdigest()
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_S", 0.01)
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_MAX_S", 0.02)
-    # A proxy from the environment must not swallow requests to 127.0.0.1.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server():
-    with LocalHTTPServer() as srv:
-        yield srv
+def _fast_and_offline(offline_downloads) -> None:
+    """Every test here talks only to the local server (fixtures in tests/http_server.py)."""
 
 
 def downloads_root() -> Path:

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from conftest import SAMPLES, write_photos
-from http_server import LocalHTTPServer
+from http_server import LocalHTTPServer, offline_downloads, server  # noqa: F401 - fixtures
 from mlabs_desktop.core import downloads
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.labs import (LabPlan, fetch_inputs, load_lab, parse_assignments, parse_lab, place_file,
@@ -35,18 +35,8 @@ QUICK = ["--image-size=32"]
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_S", 0.01)
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_MAX_S", 0.02)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def server():
-    with LocalHTTPServer() as srv:
-        yield srv
+def _offline(offline_downloads) -> None:
+    """Every test here talks only to the local server (fixtures in tests/http_server.py)."""
 
 
 @pytest.fixture(scope="module")
