@@ -14,6 +14,11 @@ import pytest
 from PIL import Image
 
 from mlabs_desktop.core import images, stylize, tiling
+from mlabs_desktop.core.norm_statistics import Moments
+from mlabs_desktop.core.tile_geometry import ALIGN, MIN_SIDE, Box, Tile, padded_size, plan_tiles
+from mlabs_desktop.core.tile_program import receptive_radius
+from mlabs_desktop.core.tile_source import SourceImage, load_pixels
+from mlabs_desktop.core.tiled_network import TiledNetwork
 from mlabs_desktop.core.stylize import BlendOptions, Stylizer, run_network
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
@@ -47,7 +52,7 @@ def network(architecture: str):
         from mlabs_desktop.core.steps import make_forward
 
         net = random_network(architecture)
-        _networks[architecture] = (net, make_forward(net), tiling.TiledNetwork(net))
+        _networks[architecture] = (net, make_forward(net), TiledNetwork(net))
     return _networks[architecture]
 
 
@@ -56,7 +61,7 @@ def untiled(architecture: str, rgb: np.ndarray) -> np.ndarray:
     return run_network(forward, np.asarray(rgb, np.float32))
 
 
-def seam_ratio(img: np.ndarray, tiles: list[tiling.Tile]) -> float:
+def seam_ratio(img: np.ndarray, tiles: list[Tile]) -> float:
     """Mean absolute step across tile borders over the mean step everywhere else (1 = no seam)."""
     h, w = img.shape[:2]
     cols = sorted({t.core.left for t in tiles if 0 < t.core.left < w})
@@ -104,8 +109,7 @@ def test_estimated_statistics_are_seamless_but_only_approximate():
     out = tiled.run(rgb, tile=96, stats="sample", stats_memory=1)
     assert tiled.last_run.residual > 1e-3  # it knows its statistics are off
     assert np.abs(out - reference).mean() > TOLERANCE
-    assert seam_ratio(np.clip(out, 0, 255), tiling.plan_tiles(*tiling.padded_size(220, 300), tiled.margin,
-                                                               core=96)) < 1.3
+    assert seam_ratio(np.clip(out, 0, 255), plan_tiles(*padded_size(220, 300), tiled.margin, core=96)) < 1.3
 
 
 def test_no_seams_along_tile_borders():
@@ -113,7 +117,7 @@ def test_no_seams_along_tile_borders():
     reference = untiled("default", rgb)
     _, forward, tiled = network("default")
     out = tiled.run(rgb, tile=96)
-    tiles = tiling.plan_tiles(*tiling.padded_size(220, 300), tiled.margin, core=96)
+    tiles = plan_tiles(*padded_size(220, 300), tiled.margin, core=96)
     assert 0.5 < seam_ratio(out - reference, tiles) < 1.5
     assert abs(seam_ratio(np.clip(out, 0, 255), tiles) - seam_ratio(np.clip(reference, 0, 255), tiles)) < 0.05
     # The measure does see seams: tiles run on their own (own statistics, no context) have them.
@@ -144,7 +148,7 @@ def test_grey_uint8_input_is_read_as_rgb():
 # ---------------------------------------------------------------- receptive field and geometry
 def test_receptive_radius_from_the_layer_list_bounds_the_real_reach():
     for architecture, expected in (("default", 57), ("lite", 57), ("classic", 66)):
-        assert tiling.receptive_radius(network(architecture)[0]) == expected
+        assert receptive_radius(network(architecture)[0]) == expected
     _, _, tiled = network("default")
     rgb = photo(256, 256)
     stats = tiled.statistics(rgb, "exact")[None]
@@ -161,15 +165,15 @@ def test_receptive_radius_from_the_layer_list_bounds_the_real_reach():
 
 
 def test_tile_plan_partitions_the_image_within_the_memory_budget():
-    height, width = tiling.padded_size(1150, 1730)  # a 2-megapixel photo
+    height, width = padded_size(1150, 1730)  # a 2-megapixel photo
     margin = 60
     for max_pixels in (250_000, 600_000, 10**9):
-        tiles = tiling.plan_tiles(height, width, margin, max_pixels=max_pixels)
+        tiles = plan_tiles(height, width, margin, max_pixels=max_pixels)
         covered = np.zeros((height, width), np.int32)
         for t in tiles:
             covered[t.core.top:t.core.bottom, t.core.left:t.core.right] += 1
             assert t.window.area <= max_pixels
-            assert all(v % tiling.ALIGN == 0 for v in (*vars(t.core).values(), *vars(t.window).values()))
+            assert all(v % ALIGN == 0 for v in (*vars(t.core).values(), *vars(t.window).values()))
             assert t.window.top == max(0, t.core.top - margin)
             assert t.window.right == min(width, t.core.right + margin)
         assert (covered == 1).all()
@@ -180,7 +184,7 @@ def test_memory_budget_sets_the_tile_size():
     _, _, tiled = network("lite")
     assert tiled.tile_pixels(tiled.bytes_per_pixel * 500_000) == 500_000
     small = tiled.tile_pixels(16 << 20)
-    tiles = tiling.plan_tiles(*tiling.padded_size(1150, 1730), tiled.margin, max_pixels=small)
+    tiles = plan_tiles(*padded_size(1150, 1730), tiled.margin, max_pixels=small)
     assert len(tiles) > 20 and max(t.window.area for t in tiles) <= small
     # A 16 MB tile budget on a small photo: several tiles, still the whole image's result.
     rgb = photo(300, 200)
@@ -189,7 +193,7 @@ def test_memory_budget_sets_the_tile_size():
     assert np.abs(out - untiled("lite", rgb)).mean() < TOLERANCE
     # Whether one pass can hold the statistics is the held activations against stats_memory.
     assert tiled.held_bytes(tiles) == sum(t.window.area for t in tiles) * tiled.held_bytes_per_pixel
-    tiled.run(rgb[:40, :40], stats_memory=int(tiled.held_bytes(tiling.plan_tiles(40, 40, tiled.margin))) - 1,
+    tiled.run(rgb[:40, :40], stats_memory=int(tiled.held_bytes(plan_tiles(40, 40, tiled.margin))) - 1,
               stats="auto", huge_stats="sample")
     assert tiled.last_run.stats == "sample"
 
@@ -198,15 +202,15 @@ def test_virtual_padding_matches_run_network():
     for n in (1, 3, 13, 16, 17, 18, 19, 101, 250):
         rgb = np.arange(n * 5 * 3, dtype=np.float32).reshape(n, 5, 3)
         expected, _ = images.pad_to_multiple(stylize._at_least(rgb, stylize.MIN_SIDE), 4)
-        source = tiling.SourceImage(rgb)
+        source = SourceImage(rgb)
         h, w = source.padded
-        np.testing.assert_array_equal(source.region(tiling.Box(0, 0, h, w)), expected)
-    assert tiling.MIN_SIDE == stylize.MIN_SIDE
+        np.testing.assert_array_equal(source.region(Box(0, 0, h, w)), expected)
+    assert MIN_SIDE == stylize.MIN_SIDE
 
 
 def test_moments_are_accurate_far_from_zero():
     x = (1e4 + np.random.default_rng(0).normal(0, 0.5, (300, 200, 4))).astype(np.float32)
-    moments = tiling._Moments(4)
+    moments = Moments(4)
     moments.add(x[:100])
     moments.add(x[100:])
     mean, var = moments.result()
@@ -224,8 +228,8 @@ def test_stylizer_tiles_above_the_threshold(stylizer, monkeypatch):
     rgb = photo(160, 120).astype(np.float32)
     whole = stylizer.run(rgb)
     calls = []
-    real_run = tiling.TiledNetwork.run
-    monkeypatch.setattr(tiling.TiledNetwork, "run",
+    real_run = TiledNetwork.run
+    monkeypatch.setattr(TiledNetwork, "run",
                         lambda self, *a, **k: calls.append(1) or real_run(self, *a, **k))
     assert not tiling.should_tile(120, 160)
     stylizer.run(rgb)
@@ -272,8 +276,8 @@ def test_tiled_run_retries_with_smaller_budgets(monkeypatch):
         if tile_memory > fits[0]:
             raise OutOfMemoryError()
         return "done"
-    monkeypatch.setattr(tiling.TiledNetwork, "run", run)
-    tiled = tiling.TiledNetwork.__new__(tiling.TiledNetwork)
+    monkeypatch.setattr(TiledNetwork, "run", run)
+    tiled = TiledNetwork.__new__(TiledNetwork)
     done = tiling.run_with_retries(tiled, np.zeros((4, 4, 3)), tile_memory=400 << 20, stats_memory=800 << 20)
     assert done == "done"
     assert budgets == [(400, 800), (200, 400), (100, 200)]
@@ -310,11 +314,11 @@ def test_load_pixels_keeps_uint8(tmp_path):
     rgb = photo(40, 30)
     path = tmp_path / "p.png"
     Image.fromarray(rgb).save(path)
-    colour, alpha = tiling.load_pixels(path)
+    colour, alpha = load_pixels(path)
     assert colour.dtype == np.uint8 and alpha is None
     np.testing.assert_array_equal(colour, images.load_image(path).rgb)
     deep = tmp_path / "deep.png"
     Image.fromarray((np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)).save(deep)
-    colour, _ = tiling.load_pixels(deep)
-    source = tiling.SourceImage(colour)
-    np.testing.assert_allclose(source.region(tiling.Box(0, 0, 30, 40)), images.load_image(deep).rgb)
+    colour, _ = load_pixels(deep)
+    source = SourceImage(colour)
+    np.testing.assert_allclose(source.region(Box(0, 0, 30, 40)), images.load_image(deep).rgb)
