@@ -19,8 +19,10 @@ from conftest import SAMPLES, write_photos
 from http_server import LocalHTTPServer, offline_downloads, server  # noqa: F401 - fixtures
 from mlabs_desktop.core import downloads
 from mlabs_desktop.core.errors import Cancelled, UserError
-from mlabs_desktop.core.labs import (LabPlan, fetch_inputs, load_lab, parse_assignments, parse_lab, place_file,
-                                     plan_lab, run_lab)
+from mlabs_desktop.core.lab_file import load_lab, parse_lab
+from mlabs_desktop.core.lab_inputs import fetch_inputs, place_file
+from mlabs_desktop.core.lab_plan import LabPlan, plan_lab
+from mlabs_desktop.core.labs import parse_assignments, run_lab
 from mlabs_desktop.core.library import Library
 from mlabs_desktop.core.settings import load_settings
 
