@@ -220,10 +220,10 @@ import pytest  # noqa: E402
 @pytest.fixture
 def offline_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short retry back-off, and no proxy from the environment swallowing requests to 127.0.0.1."""
-    from mlabs_desktop.core import downloads
+    from mlabs_desktop.core import http_transfer
 
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_S", 0.01)
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_MAX_S", 0.02)
+    monkeypatch.setattr(http_transfer, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr(http_transfer, "RETRY_BACKOFF_MAX_S", 0.02)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

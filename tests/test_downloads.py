@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from http_server import LocalHTTPServer, offline_downloads, server  # noqa: F401 - fixtures
-from mlabs_desktop.core import downloads, paths
+from mlabs_desktop.core import http_transfer, paths
 from mlabs_desktop.core.downloads import DownloadProgress, cached_path, download, fetch_to_path, is_url
 from mlabs_desktop.core.errors import Cancelled, UserError
 
@@ -272,7 +272,7 @@ def test_unknown_host_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_disk_full(server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
     url = server.route("/big.bin", body=BODY)
     calls = {"n": 0}
-    real = downloads._write_chunk
+    real = http_transfer._write_chunk
 
     def full(handle, data):
         calls["n"] += 1
@@ -280,7 +280,7 @@ def test_disk_full(server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch) -> 
             raise OSError(errno.ENOSPC, "No space left on device")
         real(handle, data)
 
-    monkeypatch.setattr(downloads, "_write_chunk", full)
+    monkeypatch.setattr(http_transfer, "_write_chunk", full)
     with pytest.raises(UserError) as info:
         download(url)
     assert "disk is full" in str(info.value)

@@ -347,13 +347,13 @@ def test_settings_dialog_checks_vgg_file(settings_dialog, qtbot, vgg_h5: Path):
 
 def test_settings_dialog_downloads_weights(settings_dialog, qtbot, monkeypatch):
     from http_server import LocalHTTPServer
-    from mlabs_desktop.core import downloads, vgg
+    from mlabs_desktop.core import http_transfer, vgg
     from mlabs_desktop.gui import settings_dialog as module
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(downloads, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr(http_transfer, "RETRY_BACKOFF_S", 0.01)
     body = os.urandom(200_000)
     with LocalHTTPServer() as server:
         url = server.route("/vgg19.h5", body=body)
