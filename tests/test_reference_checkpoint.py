@@ -174,7 +174,7 @@ def reference(tmp_path_factory, image):
 
 def test_layout_is_the_classic_network():
     from mlabs_desktop.core.networks import weight_shapes
-    from mlabs_desktop.core.reference_checkpoint import reference_names
+    from mlabs_desktop.core.reference_format import reference_names
 
     names = reference_names()
     assert len(names) == 48
@@ -191,7 +191,8 @@ def test_module_imports_without_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; import mlabs_desktop.core.reference_checkpoint; "
+    code = ("import sys; import mlabs_desktop.core.reference_checkpoint, mlabs_desktop.core.reference_format, "
+            "mlabs_desktop.core.reference_reader, mlabs_desktop.core.reference_writer; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -199,7 +200,8 @@ def test_module_imports_without_tensorflow():
 # ---------------------------------------------------------------- import
 
 def test_read_maps_variables_and_ignores_adam(reference):
-    from mlabs_desktop.core.reference_checkpoint import read_reference_checkpoint, reference_names
+    from mlabs_desktop.core.reference_format import reference_names
+    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
 
     arrays = read_reference_checkpoint(reference["folder"])
     assert len(arrays) == 48
@@ -268,7 +270,7 @@ def test_stylize_accepts_checkpoint_folder_and_prefix(reference, image, tmp_path
 
 
 def test_folder_fallbacks(reference, tmp_path):
-    from mlabs_desktop.core.reference_checkpoint import locate_reference_checkpoint
+    from mlabs_desktop.core.reference_reader import locate_reference_checkpoint
 
     # The index names a relative path from another working directory: use the single *.index here.
     moved = copy_checkpoint(reference["folder"], tmp_path / "inputs")
@@ -285,7 +287,7 @@ def test_folder_fallbacks(reference, tmp_path):
 
 
 def test_two_index_files_and_bogus_path_is_a_clear_error(reference, tmp_path):
-    from mlabs_desktop.core.reference_checkpoint import read_reference_checkpoint
+    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
     from mlabs_desktop.core.stylize import Stylizer
 
     folder = copy_checkpoint(reference["folder"], tmp_path / "two")
@@ -301,7 +303,7 @@ def test_two_index_files_and_bogus_path_is_a_clear_error(reference, tmp_path):
 
 
 def test_damaged_and_wrong_checkpoints_are_user_errors(reference, tmp_path):
-    from mlabs_desktop.core.reference_checkpoint import read_reference_checkpoint
+    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
     from mlabs_desktop.core.stylize import Stylizer
 
     data = "fns.ckpt.data-00000-of-00001"
@@ -354,7 +356,7 @@ def _save_graph(folder: Path, build) -> Path:
 
 
 def test_other_networks_are_rejected(tmp_path):
-    from mlabs_desktop.core.reference_checkpoint import read_reference_checkpoint
+    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
 
     def named():
         v1.Variable(tf.zeros([3, 3]), name="dense/kernel")
@@ -380,7 +382,7 @@ def test_other_networks_are_rejected(tmp_path):
 
 def test_only_classic_models_export(tmp_path):
     from mlabs_desktop.core.library import Manifest, Model
-    from mlabs_desktop.core.reference_checkpoint import write_reference_checkpoint
+    from mlabs_desktop.core.reference_writer import write_reference_checkpoint
 
     model = Model(tmp_path, Manifest(name="x", architecture="default"))
     with pytest.raises(UserError, match="only classic models can be written as reference checkpoints; "
@@ -393,8 +395,9 @@ def test_trained_classic_model_round_trip(vgg_h5, photos_dir, style_image, tmp_p
     from conftest import tiny_config
 
     from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.reference_checkpoint import (read_reference_checkpoint, reference_arrays,
-                                                         reference_names, write_reference_checkpoint)
+    from mlabs_desktop.core.reference_format import reference_names
+    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
+    from mlabs_desktop.core.reference_writer import reference_arrays, write_reference_checkpoint
     from mlabs_desktop.core.training import Trainer
 
     outputs = tmp_path / "outputs"

@@ -52,7 +52,7 @@ def export_model_folder(model: Model, parent: Path) -> Path:
 
 
 def is_importable(path: Path) -> bool:
-    from ..core.reference_checkpoint import is_reference_checkpoint
+    from ..core.reference_reader import is_reference_checkpoint
 
     return is_model_folder(path) or path.suffix.lower() == MODEL_BUNDLE_SUFFIX or is_reference_checkpoint(path)
 
@@ -61,7 +61,8 @@ def import_model(source: Path | str, library: Library) -> Model:
     """Import a model folder, a ``.mlstyle`` bundle (path or URL) or a reference checkpoint."""
     from ..core.bundles import import_bundle
     from ..core.downloads import is_url
-    from ..core.reference_checkpoint import import_reference_checkpoint, is_reference_checkpoint
+    from ..core.reference_checkpoint import import_reference_checkpoint
+    from ..core.reference_reader import is_reference_checkpoint
 
     if is_url(str(source)):
         return import_bundle(str(source), library)
