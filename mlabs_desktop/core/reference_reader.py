@@ -104,7 +104,6 @@ def is_reference_checkpoint(path: str | os.PathLike) -> bool:
     return _has_index(_strip_suffix(path)) or (path.is_file() and path.name == STATE_FILE)
 
 
-
 def _open_reader(prefix: Path):
     tf = load_tensorflow()
     try:

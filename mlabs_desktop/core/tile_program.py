@@ -15,7 +15,6 @@ class TilingUnsupported(ValueError):
     """The network has a layer whose spatial reach this module cannot work out."""
 
 
-
 @dataclass(frozen=True)
 class Step:
     layer: object
