@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
-from mlabs_desktop.core import images
+from mlabs_desktop.core import image_decode
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.images import (
     LoadedImage,
@@ -90,7 +90,7 @@ def test_other_16bit_modes(mode):
         dtype = ">u2" if mode.endswith("B") else "<u2"
         im = Image.frombytes(mode, (2, 1), np.array([65535, 257], dtype=dtype).tobytes())
     assert im.mode == mode
-    out = np.asarray(images._normalize(im))
+    out = np.asarray(image_decode._normalize(im))
     np.testing.assert_allclose(out, [[255.0, 1.0]], atol=1e-4)
 
 
@@ -136,7 +136,7 @@ OTHER_MODES = [("L", 77), ("1", 1), ("YCbCr", (120, 90, 200)), ("RGBX", (1, 2, 3
 
 @pytest.mark.parametrize("mode,color", OTHER_MODES)
 def test_other_modes_normalize(mode, color):
-    out = images._normalize(Image.new(mode, (3, 2), color))
+    out = image_decode._normalize(Image.new(mode, (3, 2), color))
     assert out.mode in ("L", "RGB", "RGBA")
     if mode == "LAB":  # mid-grey Lab stays a neutral mid grey, not Pillow's naive mapping
         r, g, b = np.asarray(out)[0, 0].astype(int)
@@ -248,7 +248,7 @@ def test_permission_denied_is_a_user_error(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images, "open", denied, raising=False)  # root ignores chmod
+    monkeypatch.setattr(image_decode, "open", denied, raising=False)  # root ignores chmod
     expect_user_error(path, "permission denied")
     assert image_info(path) is None
 
@@ -288,12 +288,12 @@ def test_decompression_bomb(tmp_path, monkeypatch):
 
 def test_huge_limit_is_shared_and_restored(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with images._huge_limit() as outer:
-        with images._huge_limit() as inner:
-            assert outer == inner == images.HUGE_IMAGE_PIXELS
-            assert images._normal_limit() == 1000
-        assert Image.MAX_IMAGE_PIXELS == images.HUGE_IMAGE_PIXELS
-    assert Image.MAX_IMAGE_PIXELS == 1000 and images._normal_limit() == 1000
+    with image_decode._huge_limit() as outer:
+        with image_decode._huge_limit() as inner:
+            assert outer == inner == image_decode.HUGE_IMAGE_PIXELS
+            assert image_decode._normal_limit() == 1000
+        assert Image.MAX_IMAGE_PIXELS == image_decode.HUGE_IMAGE_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == 1000 and image_decode._normal_limit() == 1000
 
 
 def test_eps_is_not_opened(tmp_path):

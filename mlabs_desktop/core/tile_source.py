@@ -18,7 +18,7 @@ def _padded_index(n: int) -> np.ndarray:
     """For each row (or column) of the padded image, the source row it copies.
 
     Mirrors `stylize.run_network`: edge-extend to MIN_SIDE, then reflect to a
-    multiple of 4 (edge where reflection lacks pixels, as `images.pad_to_multiple`).
+    multiple of 4 (edge where reflection lacks pixels, as `image_ops.pad_to_multiple`).
     """
     n1 = max(n, MIN_SIDE)
     index = np.minimum(np.arange(n1), n - 1)
@@ -76,7 +76,7 @@ class SourceImage:
             plane = self.colour[..., 0] if self.colour.shape[2] == 1 else self.colour
             small = Image.fromarray(np.ascontiguousarray(plane)).resize(size, Image.LANCZOS)
             return SourceImage(np.asarray(small))
-        from .images import resize_to
+        from .image_ops import resize_to
         return SourceImage(resize_to(self.colour.astype(np.float32), size))
 
 
@@ -86,9 +86,9 @@ def load_pixels(path: Path, *, allow_huge: bool = False) -> tuple[np.ndarray, np
     Colour is H x W x 3, or H x W x 1 for grey (`SourceImage` spreads it to RGB);
     the same pixels `images.load_image` gives, in the file's own dtype.
     """
-    from . import images
+    from .image_decode import decode
 
-    im = images._decode(Path(path), allow_huge=allow_huge)
+    im = decode(Path(path), allow_huge=allow_huge)
     arr = np.asarray(im)
     im.close()
     del im
