@@ -1,26 +1,29 @@
-"""The main window: a sidebar over the Train / Library / Stylize views, menus, drops, a careful close."""
+"""The main window: a sidebar over the Train / Library / Stylize views, menus, drops, a careful close.
+
+The sidebar is drawn in `sidebar`; the File menu's model import and export live in
+`model_transfer_actions`.
+"""
 
 from __future__ import annotations
 
 import html
 import logging
-from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QByteArray, QPointF, QRectF, QSettings, QSize, Qt, QUrl
-from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QColor, QDesktopServices, QDragEnterEvent,
-                           QDropEvent, QIcon, QKeySequence, QPainter, QPainterPath, QPen, QPixmap)
-from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QListWidget, QListWidgetItem,
-                               QInputDialog, QMainWindow, QMessageBox, QStackedWidget, QWidget, QHBoxLayout)
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
+                           QKeySequence)
+from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidgetItem, QMainWindow, QMessageBox,
+                               QStackedWidget, QWidget)
 
 from .. import __version__
 from ..core import paths
-from ..core.errors import UserError
-from ..core.library import Model
-from .common import MODEL_BUNDLE_SUFFIX, Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
+from .common import Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
 from .library_view import LibraryView
-from .model_transfer import EXPORT_FORMATS, import_model, is_importable
+from .model_transfer import is_importable
+from .model_transfer_actions import ModelTransferActions
 from .services import Services
+from .sidebar import make_sidebar, sidebar_icon
 
 log = logging.getLogger("mlabs_desktop.gui")
 
@@ -34,32 +37,6 @@ WORKER_EXIT_TIMEOUT_MS = 30_000      # device detection may be in the middle of 
 
 
 # ------------------------------------------------------------------ helpers
-
-def sidebar_icon(kind: str, color: QColor) -> QIcon:
-    """Simple line-art icons drawn here, so the sidebar needs no image files."""
-    pixmap = QPixmap(48, 48)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pixmap)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setPen(QPen(color, 3.2, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
-    if kind == "train":      # a falling loss curve over an axis
-        p.drawLine(QPointF(8, 40), QPointF(42, 40))
-        path = QPainterPath(QPointF(9, 9))
-        path.cubicTo(QPointF(14, 30), QPointF(22, 32), QPointF(41, 33))
-        p.drawPath(path)
-    elif kind == "library":  # a grid of cards
-        for x in (7, 26):
-            for y in (7, 26):
-                p.drawRoundedRect(QRectF(x, y, 15, 15), 3, 3)
-    else:                    # a brush stroke with a handle
-        p.drawLine(QPointF(40, 8), QPointF(22, 26))
-        path = QPainterPath(QPointF(22, 24))
-        path.cubicTo(QPointF(10, 22), QPointF(12, 38), QPointF(6, 42))
-        path.cubicTo(QPointF(20, 44), QPointF(28, 36), QPointF(24, 28))
-        p.drawPath(path)
-    p.end()
-    return QIcon(pixmap)
-
 
 def placeholder_view(title: str, reason: str) -> QLabel:
     label = QLabel(f"<h2>{title}</h2><p>This view is not available in this build.</p>"
@@ -78,7 +55,7 @@ def call_view(view: QWidget, method: str, *args: Any, default: Any = None) -> An
 
 # ------------------------------------------------------------------ window
 
-class MainWindow(QMainWindow):
+class MainWindow(ModelTransferActions, QMainWindow):
     def __init__(self, services: Services, persist_state: bool = True, parent: QWidget | None = None):
         super().__init__(parent)
         self.services = services
@@ -90,16 +67,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(960, 620))
         self.setAcceptDrops(True)
 
-        self.sidebar = QListWidget()
-        self.sidebar.setObjectName("sidebar")
-        self.sidebar.setFixedWidth(168)
-        self.sidebar.setIconSize(QSize(22, 22))
-        self.sidebar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.sidebar.setStyleSheet(
-            "#sidebar { border: none; border-right: 1px solid palette(mid); background: palette(window);"
-            " padding-top: 12px; font-size: 11pt; }"
-            "#sidebar::item { padding: 10px 12px; margin: 2px 8px; border-radius: 6px; }"
-            "#sidebar::item:selected { background: palette(highlight); color: palette(highlighted-text); }")
+        self.sidebar = make_sidebar()
         self.stack = QStackedWidget()
         self.views: dict[str, QWidget] = {}
         icon_color = self.palette().color(self.palette().ColorRole.WindowText)
@@ -255,64 +223,6 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip(f"Device detection failed: {message}")
         log.warning("device detection failed: %s", message)
         self.services.hub.device_detected.emit("CPU")
-
-    # ------------------------------------------------------ import / export
-    def import_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Import a model", "", "Style models (*.mlstyle checkpoint *.index manifest.yaml);;All files (*)")
-        if path:
-            chosen = Path(path)
-            # A checkpoint index or a manifest stands for the folder that holds it.
-            self.import_models([chosen if chosen.suffix.lower() == MODEL_BUNDLE_SUFFIX else chosen.parent])
-
-    def import_url_dialog(self) -> None:
-        url, ok = QInputDialog.getText(self, "Import from a web address",
-                                       "Address of a .mlstyle bundle (http or https):")
-        if ok and url.strip():
-            self.import_models([url.strip()])
-
-    def import_models(self, sources: list) -> list[Model]:
-        library = self.services.library()
-        imported, problems = [], []
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            for source in sources:
-                try:
-                    imported.append(import_model(source, library))
-                except (UserError, OSError) as exc:
-                    problems.append(str(exc))
-        finally:
-            QApplication.restoreOverrideCursor()
-        if imported:
-            self.services.hub.library_changed.emit()
-            self.show_view("library")
-            self.library_view.select_model(imported[-1].name)
-            self.status_text.setText(f"Imported {', '.join(repr(m.name) for m in imported)}")
-        if problems:
-            QMessageBox.warning(self, "Cannot import", "\n\n".join(problems))
-        return imported
-
-    def export_model_dialog(self, name: str | None = None) -> None:
-        name = name or self.library_view.selected_name()
-        if not name:
-            self.show_view("library")
-            QMessageBox.information(self, "Export model", "Select a model in the Library first.")
-            return
-        fmt, ok = QInputDialog.getItem(self, f"Export '{name}'", "Format:", list(EXPORT_FORMATS), 0, False)
-        if not ok:
-            return
-        folder = QFileDialog.getExistingDirectory(self, f"Export '{name}' into folder")
-        if not folder:
-            return
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            target = EXPORT_FORMATS[fmt](self.services.library().get(name), Path(folder))
-        except (UserError, OSError) as exc:
-            QMessageBox.warning(self, "Cannot export", str(exc))
-            return
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.status_text.setText(f"Exported '{name}' to {target}")
 
     # ------------------------------------------------------------- dialogs
     def open_settings(self) -> None:
