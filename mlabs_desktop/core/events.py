@@ -61,7 +61,23 @@ class DoneEvent:
     kind = "done"
 
 
-Event = StepEvent | CheckpointEvent | PreviewEvent | LogEvent | DoneEvent
+@dataclass(frozen=True)
+class OutOfMemoryEvent:
+    """A training step did not fit in memory; the run ends with its steps so far checkpointed."""
+    batch_size: int
+    step: int                # the step that did not fit (1-based)
+    checkpoint_step: int     # the last checkpoint, which is kept (0 when nothing was saved)
+    model_name: str | None   # None when nothing was saved yet (a new model's first step)
+    steps_left: int          # what remains of the run's --max-steps from the checkpoint (0: no limit)
+    kind = "out_of_memory"
+
+    @property
+    def smaller_batch(self) -> int | None:
+        """The batch to try next: half, or None when one image per step already did not fit."""
+        return self.batch_size // 2 if self.batch_size > 1 else None
+
+
+Event = StepEvent | CheckpointEvent | PreviewEvent | LogEvent | DoneEvent | OutOfMemoryEvent
 EventCallback = Callable[[Event], None]
 
 
