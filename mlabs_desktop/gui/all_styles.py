@@ -23,7 +23,8 @@ from ..core import images
 from ..core.errors import UserError
 from ..core.stylize import BlendOptions
 from .common import pixmap_from_array
-from .stylize_worker import AllStylesJob, JobEnded, JobFailed, StatusText, StylizeQueue, Tile
+from .stylize_jobs import AllStylesJob, JobEnded, JobFailed, StatusText, Tile
+from .stylize_worker import StylizeQueue
 
 ORIGINAL_LABEL = "Original"
 

@@ -18,13 +18,13 @@ from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QHBoxLayout, QLabel, Q
 from ..core.downloads import is_url
 from ..core.errors import UserError
 from .before_after import BeforeAfterView
+from .blend_renderer import BlendRenderer, render_blend
 from .common import expand_images
 from .photo_queue import PhotoQueue, PhotoQueueList, QueueItem, short_reason
 from .services import Services
 from .style_picker import EMPTY_NOTE, StylePanel
 from .stylize_chrome import (DropOverlay, EmptyState, Exporter, FailureReport, PhotoDropTarget, panel_title,
                              text_button, view_action)
-from .stylize_worker import BlendRenderer, render_blend
 
 Source = Union[Path, str]
 DEBOUNCE_PIXELS = 1_500_000  # above this, blend changes wait for the slider to rest
