@@ -168,9 +168,9 @@ def test_strength_and_colours_reblend_without_running_the_network(tiny_model, ha
 
 
 def test_big_photos_reblend_in_a_thread(tiny_model, harness, photo, run_calls, monkeypatch):
-    from mlabs_desktop.gui import stylize_view
+    from mlabs_desktop.gui import blend_renderer, stylize_display
 
-    monkeypatch.setattr(stylize_view, "DEBOUNCE_PIXELS", 0)  # treat the small test photo as a big one
+    monkeypatch.setattr(stylize_display, "DEBOUNCE_PIXELS", 0)  # treat the small test photo as a big one
     harness.stylized(photo)
     view = harness.view
     first = bytes(view.compare.styled_image().constBits())
@@ -180,8 +180,8 @@ def test_big_photos_reblend_in_a_thread(tiny_model, harness, photo, run_calls, m
     harness.qtbot.waitUntil(lambda: bytes(view.compare.styled_image().constBits()) != first, timeout=5000)
     harness.wait_idle()
     view.strength.setValue(40)  # no change: nothing to do
-    small = stylize_view.render_blend(view.photos.items[1].image.rgb, view.photos.items[1].results["tiny"],
-                                      None, view.style_panel.options())
+    small = blend_renderer.render_blend(view.photos.items[1].image.rgb, view.photos.items[1].results["tiny"],
+                                        None, view.style_panel.options())
     assert bytes(view.compare.styled_image().constBits()) == bytes(small.constBits())
     assert len(run_calls) == 1
 

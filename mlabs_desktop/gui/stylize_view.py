@@ -2,35 +2,35 @@
 
 Data flow: dropped paths -> queue items -> one serial worker runs the network ->
 the raw float result is cached per item and style -> strength and colour options
-re-blend that cache in NumPy (never re-running the network) -> the comparison.
+re-blend that cache in NumPy (never re-running the network) -> the comparison
+(`stylize_display`). Open, paste, save and copy are in `stylize_files`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence
 
 from PySide6.QtCore import QDeadlineTimer, QPoint, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QShowEvent
-from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QHBoxLayout, QLabel, QMenu, QProgressBar, QSplitter,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QImage, QKeySequence, QShowEvent
+from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QMenu, QProgressBar, QSplitter, QStackedWidget,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from ..core.downloads import is_url
 from ..core.errors import UserError
 from .before_after import BeforeAfterView
-from .blend_renderer import BlendRenderer, render_blend
+from .blend_renderer import BlendRenderer
 from .common import expand_images
-from .photo_queue import PhotoQueue, PhotoQueueList, QueueItem, short_reason
+from .photo_queue import PhotoQueue, PhotoQueueList, QueueItem
 from .services import Services
-from .style_picker import EMPTY_NOTE, StylePanel
+from .style_picker import StylePanel
 from .stylize_chrome import (DropOverlay, EmptyState, Exporter, FailureReport, PhotoDropTarget, panel_title,
                              text_button, view_action)
+from .stylize_display import ComparisonDisplay
+from .stylize_files import PhotoFileActions, Source
 
-Source = Union[Path, str]
-DEBOUNCE_PIXELS = 1_500_000  # above this, blend changes wait for the slider to rest
 
-
-class StylizeView(PhotoDropTarget, QWidget):
+class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget):
     """Queue on the left, the before/after comparison in the middle, style and blend on the right.
 
     The owner calls ``cancel_and_wait`` before closing: worker threads must end
@@ -165,19 +165,6 @@ class StylizeView(PhotoDropTarget, QWidget):
         self._set_style(name)
         return True
 
-    def paste_from_clipboard(self) -> int:
-        """Ctrl+V: image files, folders or an http(s) address copied elsewhere join the queue."""
-        mime = QGuiApplication.clipboard().mimeData()
-        sources: list = [Path(u.toLocalFile()) if u.isLocalFile() else u.toString() for u in mime.urls()]
-        text = mime.text().strip() if mime.hasText() else ""
-        if not sources and text:
-            sources = [line.strip() for line in text.splitlines() if line.strip()]
-            sources = [s if is_url(s) else Path(s) for s in sources]
-        if not sources:
-            self._services.hub.status.emit("The clipboard holds no photo, folder or web address to add")
-            return 0
-        return self.open_paths(sources)
-
     def open_paths(self, paths: Sequence[Source]) -> int:
         """Queue image files, folders (searched inside) and http(s) URLs; returns how many were added."""
         urls = [str(p) for p in paths if isinstance(p, str) and is_url(p)]
@@ -287,71 +274,13 @@ class StylizeView(PhotoDropTarget, QWidget):
                 self._show_state(item)
         self._update_status()
 
-    # ------------------------------------------------------------------ display
-    @staticmethod
-    def _is_big(item: QueueItem | None) -> bool:
-        return item is not None and item.image is not None and item.image.rgb[..., 0].size > DEBOUNCE_PIXELS
-
-    def _on_blend_changed(self) -> None:
-        if self._is_big(self._current()):
-            self._blend_timer.start()  # a big photo: re-blend once the slider rests for 50 ms
-        else:
-            self._reblend()
-
-    def _reblend(self) -> None:
-        """Show the current photo's cached result with the current strength and colours."""
-        item = self._current()
-        raw = item.results.get(self.photos.style or "") if item is not None else None
-        self._blend_token = 0  # whatever a thread still blends for an earlier request is now stale
-        if item is None or item.image is None or raw is None:
-            self.compare.set_styled(None)
-        elif self._is_big(item):  # a part of a second in NumPy: off the GUI thread
-            self._blend_token = self._blender.request(item.image.rgb, raw, item.image.alpha,
-                                                      self.style_panel.options())
-        else:
-            self.compare.set_styled(render_blend(item.image.rgb, raw, item.image.alpha, self.style_panel.options()))
-
+    # ------------------------------------------------------------------ display (see stylize_display)
     @Slot(int, object)
     def _on_blended(self, token: int, image: object) -> None:
         if token == self._blend_token and isinstance(image, QImage):
             self.compare.set_styled(image)
 
-    def _show_current(self, reset_view: bool) -> None:
-        item = self._current()
-        if item is None or item.image is None or item.display is None:
-            self._blend_token = 0
-            self.compare.clear()
-        else:
-            if reset_view or self._shown_id != item.id or self.compare.original_image() is None:
-                self.compare.set_images(item.display, None, reset_view=True)
-            self._reblend()
-        self._shown_id = item.id if item is not None else None
-        self.compare.set_labels("Original", self.photos.style or "Styled")
-        self._show_state(item)
-        self._update_actions()
-
-    def _show_state(self, item: QueueItem | None) -> None:
-        """The words over the comparison: loading, waiting, why it failed."""
-        if item is None:
-            self.compare.set_overlay(None)
-            return
-        state, detail = item.state(self.photos.style)
-        if item.image is None:
-            text = (f"Could not open {item.name}\n{short_reason(detail).capitalize()}. Choose Retry in the list's "
-                    "context menu, or remove it with Delete." if state == "failed"
-                    else f"Loading {item.name}…" if state == "running" else "Waiting in the queue…")
-        else:
-            text = {"running": f"Stylizing with {self.photos.style}…",
-                    "queued": "Waiting in the queue…" if self.photos.style else EMPTY_NOTE,
-                    "failed": f"Failed: {short_reason(detail)}"}.get(state)
-        self.compare.set_overlay(text, error=state == "failed")
-
-    def _on_zoom(self, zoom: float) -> None:
-        if self.compare.original_image() is None:
-            self.zoom_label.setText("")
-        else:
-            self.zoom_label.setText(f"Fit · {zoom * 100:.0f} %" if self.compare.is_fit() else f"{zoom * 100:.0f} %")
-
+    # ------------------------------------------------------------------ panels and status
     def _update_panels(self) -> None:
         self.queue_panel.setVisible(bool(self.photos.items))
         self.center.setCurrentWidget(self.compare if self.photos.items else self.empty)
@@ -396,33 +325,7 @@ class StylizeView(PhotoDropTarget, QWidget):
         if text:
             self._services.hub.status.emit(text)
 
-    # ------------------------------------------------------------------ open, save, copy
-    def open_dialog(self) -> None:
-        filters = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff);;All files (*)"
-        files, _ = QFileDialog.getOpenFileNames(self, "Open photos", str(self._start_dir()), filters)
-        if files:
-            self.open_paths([Path(f) for f in files])
-
-    def _start_dir(self) -> Path:
-        item = self._current()
-        return item.source.parent if item is not None and isinstance(item.source, Path) else Path.home()
-
-    def save_current(self) -> None:
-        item = self._current()
-        if item is not None and item.image is not None and self.photos.style in item.results:
-            self._exporter.save_one(item, self.photos.style or "", self.style_panel.options(), self._start_dir())
-
-    def save_all(self) -> None:
-        done = [it for it in self.photos.items.values() if self.photos.style in it.results and it.image is not None]
-        if done:
-            self._exporter.save_all(done, self.photos.style or "", self.style_panel.options(), self._start_dir())
-
-    def copy_current(self) -> None:
-        image = self.compare.styled_image()
-        if image is not None:
-            QGuiApplication.clipboard().setImage(image)
-            self._say("Copied the styled photo")
-
+    # ------------------------------------------------------------------ all styles
     def show_all_styles(self) -> None:
         item = self._current()
         if item is None or item.image is None or not self.picker.names():
