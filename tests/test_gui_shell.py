@@ -370,7 +370,7 @@ def test_settings_dialog_downloads_weights(settings_dialog, qtbot, monkeypatch):
 
 @pytest.mark.parametrize("gpu", [False, True])
 def test_gpu_status_dialog(qtbot, fake_devices, gpu: bool):
-    from mlabs_desktop.gui.settings_dialog import GpuStatusDialog
+    from mlabs_desktop.gui.gpu_status_dialog import GpuStatusDialog
 
     if gpu:
         fake_devices.insert(0, DeviceInfo("gpu", "Fake RTX", 0, (8, 9)))

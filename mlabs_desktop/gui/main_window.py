@@ -232,7 +232,7 @@ class MainWindow(ModelTransferActions, QMainWindow):
         dialog.deleteLater()
 
     def open_gpu_status(self) -> None:
-        from .settings_dialog import GpuStatusDialog
+        from .gpu_status_dialog import GpuStatusDialog
         dialog = GpuStatusDialog(self.devices, self)
         dialog.exec()
         dialog.deleteLater()

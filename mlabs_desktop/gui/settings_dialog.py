@@ -1,49 +1,32 @@
-"""Settings (library folder, VGG19 weights, defaults) and the GPU status dialog.
+"""The Settings dialog: library folder, VGG19 weights, training defaults.
 
-Slow work (reading a 500 MB weights file, downloading 80 MB, importing
-TensorFlow to list devices) runs in `Worker` threads; each dialog waits for or
-cancels its workers before it closes, so none outlives its window.
+Slow work (reading a 500 MB weights file, downloading 80 MB) runs in `Worker`
+threads; the dialog waits for or cancels its workers before it closes, so none
+outlives its window. The GPU status dialog is in `gpu_status_dialog`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QProgressDialog, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QGroupBox, QLineEdit,
+                               QProgressDialog, QPushButton, QVBoxLayout, QWidget)
 
 from ..core import atomic, paths, vgg
 from ..core.errors import UserError
 from ..core.presets import list_presets
 from .common import Throttle, Worker, WorkerSet
-from .library_details import set_font
+from .dialog_forms import BAD, GOOD, form_field, form_layout, form_row, note_label, set_note
 from .services import Services
 
 # (url, md5, size): module-level so tests can point the download at a local server.
 VGG_DOWNLOAD = (vgg.KERAS_VGG19_URL, vgg.KERAS_VGG19_MD5, vgg.KERAS_VGG19_SIZE)
-GOOD, BAD, NEUTRAL = "#15803d", "#b91c1c", "palette(placeholder-text)"
 DEVICE_CHOICES = (("auto", "Automatic (a GPU when one is available)"), ("cpu", "CPU"),
                   ("gpu", "GPU (fails when none is found)"))
-
-
-def _note(text: str = "", color: str = NEUTRAL) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setStyleSheet(f"color: {color};")
-    return label
-
-
-def _set_note(label: QLabel, text: str, color: str = NEUTRAL) -> None:
-    label.setText(text)
-    label.setStyleSheet(f"color: {color};")
-    label.setVisible(bool(text))
 
 
 class SettingsDialog(QDialog):
@@ -60,10 +43,10 @@ class SettingsDialog(QDialog):
         # Storage --------------------------------------------------------
         self.library_edit = QLineEdit(settings.library_dir or "")
         self.library_edit.setPlaceholderText(str(paths.default_library_dir()))
-        self.library_edit.textChanged.connect(lambda: _set_note(self.library_note, ""))
+        self.library_edit.textChanged.connect(lambda: set_note(self.library_note, ""))
         library_button = QPushButton("Choose…")
         library_button.clicked.connect(self._choose_library)
-        self.library_note = _note()
+        self.library_note = note_label()
         self.library_note.hide()
 
         self.vgg_edit = QLineEdit(settings.vgg_path or "")
@@ -74,16 +57,16 @@ class SettingsDialog(QDialog):
         self.download_button = QPushButton("Download (80 MB)")
         self.download_button.setToolTip(f"Download Keras's VGG19 weights from\n{VGG_DOWNLOAD[0]}")
         self.download_button.clicked.connect(self.download_vgg)
-        self.vgg_status = _note()
+        self.vgg_status = note_label()
 
         storage = QGroupBox("Storage")
-        storage_form = self._form(storage)
-        vgg_about = _note("The loss network training needs (Keras's notop .h5 or MatConvNet's .mat).")
+        storage_form = form_layout(storage)
+        vgg_about = note_label("The loss network training needs (Keras's notop .h5 or MatConvNet's .mat).")
         vgg_about.setToolTip(f"{vgg.KERAS_VGG19_FILENAME}\n{vgg.MATCONVNET_VGG19_FILENAME}")
-        storage_form.addRow("Library folder", self._field(self._row(self.library_edit, library_button),
-                                                          self.library_note))
-        storage_form.addRow("VGG19 weights", self._field(
-            self._row(self.vgg_edit, locate, self.download_button), self.vgg_status, vgg_about))
+        storage_form.addRow("Library folder", form_field(form_row(self.library_edit, library_button),
+                                                         self.library_note))
+        storage_form.addRow("VGG19 weights", form_field(
+            form_row(self.vgg_edit, locate, self.download_button), self.vgg_status, vgg_about))
 
         # Training defaults ---------------------------------------------
         self.device_combo = QComboBox()
@@ -91,13 +74,13 @@ class SettingsDialog(QDialog):
             self.device_combo.addItem(text, key)
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(settings.default_device)))
         self.preset_combo = QComboBox()
-        self.preset_note = _note()
+        self.preset_note = note_label()
         self._fill_presets(settings.default_preset)
         self.preset_combo.currentIndexChanged.connect(self._preset_changed)
         defaults = QGroupBox("Training defaults")
-        defaults_form = self._form(defaults)
+        defaults_form = form_layout(defaults)
         defaults_form.addRow("Device", self.device_combo)
-        defaults_form.addRow("Preset", self._field(self.preset_combo, self.preset_note))
+        defaults_form.addRow("Preset", form_field(self.preset_combo, self.preset_note))
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)
@@ -113,44 +96,13 @@ class SettingsDialog(QDialog):
         self.resize(680, self.sizeHint().height())
         self.fit_height()
 
-    @staticmethod
-    def _form(box: QGroupBox) -> QFormLayout:
-        form = QFormLayout(box)
-        form.setContentsMargins(12, 12, 12, 12)
-        form.setHorizontalSpacing(12)
-        form.setVerticalSpacing(8)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        return form
-
-    @staticmethod
-    def _field(main: QWidget, *notes: QLabel) -> QWidget:
-        """A form field with its explanation lines right under it."""
-        field = QWidget()
-        column = QVBoxLayout(field)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(4)
-        column.addWidget(main)
-        for note in notes:
-            column.addWidget(note)
-        return field
-
-    @staticmethod
-    def _row(*widgets: QWidget) -> QWidget:
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        for i, widget in enumerate(widgets):
-            layout.addWidget(widget, 1 if i == 0 else 0)
-        return row
-
     # ---------------------------------------------------------------- presets
     def _fill_presets(self, current: str) -> None:
         try:
             presets = list_presets()
         except UserError as exc:
             presets = []
-            _set_note(self.preset_note, str(exc), BAD)
+            set_note(self.preset_note, str(exc), BAD)
         for preset in presets:
             self.preset_combo.addItem(preset.name, preset.name)
             self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.description,
@@ -165,10 +117,10 @@ class SettingsDialog(QDialog):
     def _preset_changed(self) -> None:
         text = self.preset_combo.currentText()
         if text.endswith("(missing)"):
-            _set_note(self.preset_note, "This preset no longer exists; choose another.", BAD)
+            set_note(self.preset_note, "This preset no longer exists; choose another.", BAD)
         else:
             tip = self.preset_combo.currentData(Qt.ItemDataRole.ToolTipRole) or ""
-            _set_note(self.preset_note, tip)
+            set_note(self.preset_note, tip)
 
     # ---------------------------------------------------------------- folders
     def _choose_library(self) -> None:
@@ -196,11 +148,11 @@ class SettingsDialog(QDialog):
         except UserError as exc:
             self.vgg_valid = False if text else None
             message = str(exc).split(". Download")[0] + "." if not text else str(exc)
-            _set_note(self.vgg_status, ("✗ " + message) if text else
+            set_note(self.vgg_status, ("✗ " + message) if text else
                       "No VGG19 weights found yet: locate the file or download it.", BAD)
             return
         self.vgg_valid = None
-        _set_note(self.vgg_status, f"Checking {path.name}…")
+        set_note(self.vgg_status, f"Checking {path.name}…")
 
         def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> Path:
             vgg.load_vgg19_weights(path)
@@ -217,9 +169,9 @@ class SettingsDialog(QDialog):
         self.vgg_valid = ok
         if ok:
             where = "" if text else f" (found automatically: {detail})"
-            _set_note(self.vgg_status, f"✓ Valid VGG19 weights{where}", GOOD)
+            set_note(self.vgg_status, f"✓ Valid VGG19 weights{where}", GOOD)
         else:
-            _set_note(self.vgg_status, f"✗ {detail}", BAD)
+            set_note(self.vgg_status, f"✗ {detail}", BAD)
         # After the label's layout request is processed: only then does the layout know its new height.
         QTimer.singleShot(0, self.fit_height)
 
@@ -267,12 +219,12 @@ class SettingsDialog(QDialog):
 
         def failed(message: str) -> None:
             finish()
-            _set_note(self.vgg_status, f"✗ Download failed: {message}", BAD)
+            set_note(self.vgg_status, f"✗ Download failed: {message}", BAD)
             self.services.hub.error.emit("Download failed", message)
 
         def cancelled() -> None:
             finish()
-            _set_note(self.vgg_status, "Download cancelled; it continues where it stopped next time.")
+            set_note(self.vgg_status, "Download cancelled; it continues where it stopped next time.")
 
         self.download_button.setEnabled(False)
         worker = Worker(job, name="vgg-download")
@@ -301,11 +253,11 @@ class SettingsDialog(QDialog):
                 except OSError as exc:
                     problem = f"Cannot create this folder: {exc.strerror or exc}"
             if problem:
-                _set_note(self.library_note, problem, BAD)
+                set_note(self.library_note, problem, BAD)
                 ok = False
         vgg_text = self.vgg_edit.text().strip()
         if vgg_text and not Path(vgg_text).expanduser().exists():
-            _set_note(self.vgg_status, "✗ This file does not exist; locate it again or clear the field.", BAD)
+            set_note(self.vgg_status, "✗ This file does not exist; locate it again or clear the field.", BAD)
             ok = False
         elif vgg_text and self.vgg_valid is False:
             ok = False   # the red line already says why
@@ -326,7 +278,7 @@ class SettingsDialog(QDialog):
         try:
             self.services.save_settings()
         except OSError as exc:
-            _set_note(self.library_note, f"Cannot save the settings: {exc}", BAD)
+            set_note(self.library_note, f"Cannot save the settings: {exc}", BAD)
             return
         self.accept()
 
@@ -335,73 +287,3 @@ class SettingsDialog(QDialog):
         self.workers.stop()
 
 
-class GpuStatusDialog(QDialog):
-    """Which devices the Keras backend sees, and how to get a GPU when it sees none."""
-
-    def __init__(self, devices: list | None = None, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.workers = WorkerSet()
-        self.setWindowTitle("GPU status")
-        self.setMinimumWidth(560)
-        self.summary = QLabel("Looking for devices (loading TensorFlow)…")
-        set_font(self.summary, 1.2, bold=True)
-        self.device_list = _note()
-        self.device_list.setStyleSheet("")
-        self.hint = _note()
-        self.hint.setTextFormat(Qt.TextFormat.MarkdownText)   # the hint quotes commands in `backticks`
-        self.hint.setOpenExternalLinks(True)
-        self.hint.hide()
-        self.versions = _note()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 16, 16, 16)
-        layout.setSpacing(10)
-        for widget in (self.summary, self.device_list, self.hint, self.versions):
-            layout.addWidget(widget)
-        layout.addStretch(1)
-        layout.addWidget(buttons)
-
-        def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> tuple[list, str]:
-            from ..core import devices as core_devices
-            found = devices if devices is not None else core_devices.detect_devices()
-            return found, _versions(core_devices.keras_backend())
-
-        worker = Worker(job, name="gpu-status")
-        worker.succeeded.connect(lambda result: self.show_devices(*result))
-        worker.failed.connect(lambda msg: _set_note(self.hint, f"Device detection failed: {msg}", BAD))
-        self.workers.start(worker)
-
-    def show_devices(self, devices: list, versions: str) -> None:
-        from ..core.devices import no_gpu_hint
-        gpus = [d for d in devices if d.kind == "gpu"]
-        self.summary.setText(f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} found" if gpus
-                             else "No GPU found: training and stylizing run on the CPU")
-        lines = []
-        for d in devices:
-            extra = f" (compute capability {d.compute_capability[0]}.{d.compute_capability[1]})" \
-                if d.compute_capability else ""
-            lines.append(f"•  {d.label}{extra}")
-        self.device_list.setText("\n".join(lines))
-        if gpus:
-            self.hint.hide()
-        else:
-            _set_note(self.hint, no_gpu_hint(), "palette(window-text)")
-        self.versions.setText(versions)
-        # A top-level window does not grow by itself for wrapped text set after it was shown.
-        self.adjustSize()
-
-    def done(self, result: int) -> None:
-        super().done(result)   # hide first: waiting for a worker below may take a moment
-        self.workers.stop()
-
-
-def _versions(backend: str) -> str:
-    """Versions of what the devices came from (already imported by detection: no extra cost)."""
-    parts = [f"Keras backend: {backend}"]
-    for name, label in (("keras", "Keras"), ("tensorflow", "TensorFlow")):
-        module = sys.modules.get(name)
-        version = getattr(module, "__version__", None)
-        if version:
-            parts.append(f"{label} {version}")
-    return "  ·  ".join(parts)
