@@ -24,6 +24,10 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
+AUTO_BATCH_HELP = ("when a step runs out of memory, halve the batch size (down to 1) and continue "
+                   "from the last checkpoint")
+
+
 def _add_param_flags(parser: argparse.ArgumentParser) -> None:
     # Defaults are None so a preset's values apply unless a flag is given explicitly.
     for spec in PARAMS:
@@ -53,11 +57,15 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--init-from", help="fine-tune from this library model")
     train.add_argument("--seed", type=int, help="random seed for the data order")
     train.add_argument("--progress", choices=("text", "json"), default="text")
+    train.add_argument("--auto-batch", action="store_true", help=AUTO_BATCH_HELP)
 
     resume = sub.add_parser("resume", help="continue training a model from its last checkpoint")
     resume.add_argument("name")
     resume.add_argument("--max-steps", type=int, default=0)
+    resume.add_argument("--batch-size", type=int, help="continue with this batch size instead of the model's "
+                        "(the step count goes on; an epoch then counts steps of the new size)")
     resume.add_argument("--progress", choices=("text", "json"), default="text")
+    resume.add_argument("--auto-batch", action="store_true", help=AUTO_BATCH_HELP)
 
     stylize = sub.add_parser("stylize", help="apply a trained style to a photo or a folder")
     stylize.add_argument("--checkpoint", required=True,
@@ -160,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stderr("interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - turn known resource failures into advice
-        if type(exc).__name__ in ("ResourceExhaustedError", "OutOfMemoryError"):
+        from .core.memory import out_of_memory
+
+        if out_of_memory(exc):
             _stderr("error: out of memory; try a smaller --batch-size or --image-size (or --max-size)")
             return 2
         raise

@@ -105,12 +105,22 @@ def _fetch(value: str | None) -> str | None:
     return str(fetch_to_path(value)) if is_url(value) else value
 
 
-def _run_trainer(trainer, progress: str) -> int:
-    printer = ProgressPrinter(progress)
-    trainer.on_event = printer
-    with stop_on_interrupt(trainer):
-        trainer.run()
-    return 0
+def _run_trainer(trainer, progress: str, auto_batch: bool = False) -> int:
+    """Train; with ``auto_batch`` a step that runs out of memory halves the batch (down to 1) and goes on."""
+    from .core.memory import TrainingOutOfMemory
+
+    trainer.on_event = ProgressPrinter(progress)
+    while True:
+        try:
+            with stop_on_interrupt(trainer):
+                trainer.run()
+            return 0
+        except TrainingOutOfMemory as exc:
+            if not auto_batch or exc.event.smaller_batch is None or trainer.stopping:
+                raise
+            oom = exc.event
+        # Out of the except block, so the failed run is released before the next one starts.
+        trainer = trainer.with_smaller_batch(oom)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -120,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config = config.replace(style=_fetch(config.style), test=_fetch(config.test),
                             vgg_path=_fetch(config.vgg_path))
-    return _run_trainer(Trainer(config), args.progress)
+    return _run_trainer(Trainer(config), args.progress, args.auto_batch)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -128,7 +138,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     if args.max_steps < 0:
         raise UserError("--max-steps must be 0 (no limit) or more")
-    return _run_trainer(Trainer.for_resume(args.name, args.max_steps), args.progress)
+    trainer = Trainer.for_resume(args.name, args.max_steps, batch_size=args.batch_size)
+    return _run_trainer(trainer, args.progress, args.auto_batch)
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:

@@ -70,6 +70,10 @@ class ModelWriter:
         self.previous_seconds = 0.0
         self.init_arrays = None
         if resume:
+            # A resumed run may use another batch size (after running out of memory); the
+            # manifest records the one the model trains with from here on.
+            self.previous_batch_size = resume.manifest.parameters.get("batch-size")
+            resume.manifest.parameters["batch-size"] = config.batch_size
             self.seed = int(resume.manifest.provenance.get("seed", 0))
             self.input_scale = resume.manifest.input_scale
             self.previous_seconds = float(resume.manifest.statistics.get("training_seconds", 0.0))
@@ -98,7 +102,10 @@ class ModelWriter:
         if self.model:
             state = load_checkpoint(self.model.file(CHECKPOINT), net, optimizer)
             self._load_history(state.step)
-            log(f"resuming '{self.model.name}' at step {state.step}")
+            changed = self.previous_batch_size != self.config.batch_size
+            log(f"resuming '{self.model.name}' at step {state.step}"
+                + (f" with batch size {self.config.batch_size} (it was {self.previous_batch_size}); "
+                   "steps go on counting from there, each with the new batch" if changed else ""))
             return state.step
         if self.init_arrays:
             arrays, base = self.init_arrays

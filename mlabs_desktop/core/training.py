@@ -4,6 +4,13 @@ Runs in whatever thread calls `Trainer.run` (the GUI uses a QThread). Keras's
 dtype policy is per thread, so mixed precision is switched on here, in the
 training thread, and switched back afterwards. `stop()` may be called from any
 thread; it takes effect between steps and always ends with a checkpoint.
+
+A step that runs out of memory ends the run the same way (a checkpoint for the
+steps that ran, the model left resumable) and raises `TrainingOutOfMemory`;
+`with_smaller_batch` gives the run that goes on with half the batch. A step is
+one update with the batch size of its run, so after a change the step counter
+goes on from the checkpoint and an epoch counts ``images // batch_size`` steps
+of the new size: the run ends later, having seen a few more images than planned.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from .dataset import BatchStream, scan_folder
 from .devices import DeviceInfo, choose_device, device_scope
 from .distribute import make_strategy, replica_count
 from .errors import UserError
-from .events import DoneEvent, EventCallback, LogEvent, StepEvent
+from .events import DoneEvent, EventCallback, LogEvent, OutOfMemoryEvent, StepEvent
 from .library import Library, Model
 from .locks import training_lock
+from .memory import TrainingOutOfMemory, out_of_memory
 from .losses import LossWeights, gram_numpy
 from .settings import load_settings
 from .model_store import ModelWriter, resume_config
@@ -84,12 +92,31 @@ class Trainer:
 
     @classmethod
     def for_resume(cls, name: str, max_steps: int = 0, on_event: EventCallback | None = None,
-                   library: Library | None = None) -> "Trainer":
+                   library: Library | None = None, batch_size: int | None = None) -> "Trainer":
+        """Continue a model from its checkpoint; ``batch_size`` replaces the one it was trained with."""
         library = library or Library()
         model = library.get(name)
         if not model.has_checkpoint:
             raise UserError(f"model '{model.name}' has no training checkpoint to resume from")
-        return cls(resume_config(model, max_steps), on_event, library, resume=model)
+        config = resume_config(model, max_steps)
+        return cls(config.replace(batch_size=batch_size) if batch_size else config, on_event, library,
+                   resume=model)
+
+    def with_smaller_batch(self, oom: OutOfMemoryEvent) -> "Trainer":
+        """The run after ``oom``, with half the batch: from the last checkpoint, or afresh if none was saved."""
+        smaller = oom.smaller_batch
+        if smaller is None:
+            raise ValueError("a batch of one image cannot be halved")
+        where = f"continuing from step {oom.checkpoint_step}" if oom.model_name else "starting again"
+        self._log(f"out of memory at batch size {oom.batch_size}: {where} with batch size {smaller}", "warning")
+        if oom.model_name is None:
+            return Trainer(self.config.replace(batch_size=smaller), self.on_event, self.library,
+                           replica_devices=self.replica_devices)
+        trainer = Trainer.for_resume(oom.model_name, oom.steps_left, self.on_event, self.library, smaller)
+        # The manifest does not keep these: they belong to this invocation.
+        trainer.config = trainer.config.replace(checkpoint_dir=self.config.checkpoint_dir)
+        trainer.replica_devices = self.replica_devices
+        return trainer
 
     def stop(self) -> None:
         """Ask the run to end after the current step, saving a checkpoint."""
@@ -172,6 +199,7 @@ class Trainer:
         rate: float | None = None
         last_saved = start_step
         diverged = False
+        oom_step = 0
         try:
             if step >= end_step:
                 self._log(f"already trained {step} steps of {end_step}; nothing to do")
@@ -179,7 +207,13 @@ class Trainer:
                 if step_index >= end_step or self._stop.is_set():
                     break
                 t0 = time.perf_counter()
-                losses = step_fn(batch)
+                try:
+                    losses = step_fn(batch)
+                except Exception as exc:  # noqa: BLE001 - each backend has its own memory error
+                    if not out_of_memory(exc):
+                        raise
+                    oom_step = step_index + 1
+                    break  # not raised from here: the failed step's tensors go with its traceback
                 if not np.isfinite(losses["total"]):
                     diverged = True
                     raise UserError(f"training diverged at step {step_index + 1} (loss is not finite); "
@@ -206,13 +240,28 @@ class Trainer:
             if not diverged and step > last_saved:
                 writer.checkpoint(step, net, optimizer, forward, inputs, self.on_event,
                                   time.perf_counter() - started)
+                last_saved = step
         self._report_skips(stream)
+        if oom_step:
+            raise self._out_of_memory(writer, oom_step, start_step, last_saved,
+                                      time.perf_counter() - started, stream.skipped.count)
         if writer.model is None:
             raise UserError("training stopped before the first step; nothing was saved")
         state = "finished" if step >= stream.steps_per_epoch * config.epochs else "stopped"
         model = writer.finish(state, time.perf_counter() - started, stream.skipped.count)
         self.on_event(DoneEvent(model.name, str(model.folder), step, state, time.perf_counter() - started))
         return model
+
+    def _out_of_memory(self, writer: ModelWriter, step: int, start_step: int, saved: int, seconds: float,
+                       skipped: int) -> TrainingOutOfMemory:
+        """Leave the model resumable, as a stop does, and say where it stands."""
+        config = self.config
+        if writer.model is not None:
+            writer.finish("stopped", seconds, skipped)
+        event = OutOfMemoryEvent(config.batch_size, step, saved, writer.model.name if writer.model else None,
+                                 start_step + config.max_steps - saved if config.max_steps else 0)
+        self.on_event(event)
+        return TrainingOutOfMemory(event)
 
     def _report_skips(self, stream: BatchStream) -> None:
         while stream.skipped.recent:

@@ -13,10 +13,11 @@ import time
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from ..core.errors import UserError
-from ..core.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent
+from ..core.events import CheckpointEvent, DoneEvent, LogEvent, OutOfMemoryEvent, PreviewEvent, StepEvent
 from ..core.library import Model
 from .common import pixmap_from_array
 from .services import Services
@@ -40,6 +41,7 @@ class TrainView(QWidget):
         self._epochs = 1
         self._last_step: StepEvent | None = None
         self._done: DoneEvent | None = None
+        self._oom: OutOfMemoryEvent | None = None
         self._failed = False
         # Listing GPUs imports TensorFlow (in a worker): started once the view is shown, a moment
         # later so the window paints first. A child timer dies with the view, never firing late.
@@ -154,8 +156,9 @@ class TrainView(QWidget):
         try:
             if self.form.mode == "resume":
                 name = self.form.resume_name or ""
+                # The batch size is the model's own, unless out of memory made it smaller.
                 worker = TrainWorker(resume=name, max_steps=int(self.form.raw("max-steps")),
-                                     library_root=library_root)
+                                     batch_size=int(self.form.raw("batch-size")), library_root=library_root)
             else:
                 config = self.form.config()
                 name = config.name or ""
@@ -165,7 +168,7 @@ class TrainView(QWidget):
             self.hub.error.emit("Cannot start training", str(exc))
             return
         self._run_name, self._epochs = name, int(self.form.raw("epochs"))
-        self._last_step, self._done, self._failed = None, None, False
+        self._last_step, self._done, self._oom, self._failed = None, None, None, False
         self.live.error_box.hide()
         worker.progress.connect(self._on_event)
         worker.failed.connect(self._on_failed)
@@ -205,6 +208,8 @@ class TrainView(QWidget):
             self.live.append_log(f"{event.state} at step {event.step:,} after "
                                  f"{format_duration(event.seconds)}; the model is in the library")
             self.hub.library_changed.emit()
+        elif isinstance(event, OutOfMemoryEvent):
+            self._oom = event  # the question comes once the thread has ended (`_on_finished`)
 
     def _refresh(self) -> None:
         event = self._last_step
@@ -224,6 +229,12 @@ class TrainView(QWidget):
 
     def _on_failed(self, message: str) -> None:
         self._failed = True
+        if self._oom is not None and self._oom.smaller_batch:
+            # Not an error box: `_offer_smaller_batch` asks whether to go on with a smaller batch.
+            self.live.append_log(f"out of memory at batch size {self._oom.batch_size} (step {self._oom.step})",
+                                 "error")
+            self.hub.status.emit(f"Training '{self._run_name}' ran out of memory")
+            return
         if "VGG19" in message and "Settings" not in message:
             message += ". Choose another file in Settings, or use Settings > Download."
         self.live.append_log(message, "error")
@@ -245,6 +256,29 @@ class TrainView(QWidget):
         self._worker = None
         self._after_run(done)
         self._update_buttons()
+        if self._oom is not None:
+            self._offer_smaller_batch(self._oom)
+
+    def _offer_smaller_batch(self, oom: OutOfMemoryEvent) -> None:
+        """Ask to go on with half the batch; whatever the answer, a saved model is ready to resume."""
+        model = self.services.library().find(oom.model_name) if oom.model_name else None
+        if model is not None:
+            self.form.load_for_resume(model)
+        smaller = oom.smaller_batch
+        if smaller is None:
+            return  # batch 1: `_on_failed` has shown the error
+        where = (f"from the last checkpoint (step {oom.checkpoint_step:,})" if model is not None
+                 else "from the start (nothing was saved yet)")
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(self, "Out of memory", f"Out of memory at batch size {oom.batch_size}. "
+                                      f"Continue {where} with batch size {smaller}?",
+                                      buttons.Yes | buttons.No, buttons.Yes)
+        if answer != buttons.Yes:
+            self.live.append_log("not continued; the model can be resumed later" if model is not None
+                                 else "not continued")
+            return
+        self.form.set_params({"batch-size": smaller, "max-steps": oom.steps_left})
+        self.start()
 
     def _after_run(self, done: DoneEvent | None) -> None:
         """A stopped model is offered for resuming; otherwise a new run gets a fresh name."""

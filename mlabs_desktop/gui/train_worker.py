@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject
 from ..core.config import TrainingConfig
 from ..core.errors import UserError
 from ..core.events import Event, PreviewEvent, StepEvent
+from ..core.memory import out_of_memory
 from .common import Worker
 
 OOM_ADVICE = ("The GPU ran out of memory. Lower the batch size or the image size (or use the lite "
@@ -30,13 +31,11 @@ PREVIEW_MAX_SIDE = 512
 def friendly_error(exc: BaseException) -> BaseException:
     """Turn the failures people meet into a `UserError` saying what to do next."""
     text = str(exc)
-    name = type(exc).__name__
-    if name in ("ResourceExhaustedError", "OutOfMemoryError") or "OOM when allocating" in text \
-            or "out of memory" in text.lower():
-        return UserError(OOM_ADVICE)
     if isinstance(exc, MemoryError):
         return UserError("The computer ran out of memory. Close other programs, or lower the batch "
                          "size or image size.")
+    if out_of_memory(exc) or "OOM when allocating" in text or "out of memory" in text.lower():
+        return UserError(OOM_ADVICE)
     return exc
 
 
@@ -48,20 +47,23 @@ def _small_copy(image: np.ndarray) -> np.ndarray:
 
 
 class TrainWorker(Worker):
-    """Runs a new training (``config``) or continues a model (``resume``) in a QThread.
+    """Runs a new training (``config``) or continues a model (``resume``, optionally with another
+    ``batch_size``) in a QThread.
 
     Signals (inherited from `Worker`): ``progress(event)`` for every core event,
     ``succeeded(model_name)``, ``failed(message)``.
     """
 
     def __init__(self, config: TrainingConfig | None = None, *, resume: str | None = None,
-                 max_steps: int = 0, library_root: str | None = None, parent: QObject | None = None):
+                 max_steps: int = 0, batch_size: int | None = None, library_root: str | None = None,
+                 parent: QObject | None = None):
         if (config is None) == (resume is None):
             raise ValueError("give either a config or the name of a model to resume")
         super().__init__(self._job, parent, name="training")
         self.config = config
         self.resume = resume
         self.max_steps = max_steps
+        self.batch_size = batch_size
         self.library_root = library_root
         self._lock = threading.Lock()
         self._trainer: Any = None
@@ -104,7 +106,7 @@ class TrainWorker(Worker):
         try:
             library = Library(self.library_root) if self.library_root else Library()
             if self.resume is not None:
-                trainer = Trainer.for_resume(self.resume, self.max_steps, on_event, library)
+                trainer = Trainer.for_resume(self.resume, self.max_steps, on_event, library, self.batch_size)
             else:
                 trainer = Trainer(self.config, on_event, library)
             with self._lock:
