@@ -79,6 +79,9 @@ def build_parser() -> ArgumentParser:
     stylize.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours")
     stylize.add_argument("--max-size", type=int, help="downsize so the longest side is at most N")
     stylize.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                         help="auto: bfloat16 where the hardware has it and this model's output stays within "
+                              "40 dB PSNR of float32 on real photos (checked once per model), else float32")
 
     library = sub.add_parser("library", help="list, show, rename or delete models")
     lib_sub = library.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)

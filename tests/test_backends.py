@@ -35,8 +35,13 @@ model = Trainer(config, on_event=lambda e: losses.append(getattr(e, "total_loss"
                 library=Library(home)).run()
 out = Stylizer(model).run(np.full((21, 17, 3), 100.0, np.float32))
 import keras
+from mlabs_desktop.core.networks import build_transform_network
+start = build_transform_network("default", seed=model.manifest.provenance["seed"])
+trained = model.load_weights()
+moved = max(float(np.abs(trained[v.path] - keras.ops.convert_to_numpy(v.value)).max()) for v in start.weights)
 print("RESULT " + json.dumps({"backend": keras.backend.backend(), "losses": [l for l in losses if l is not None],
-                              "shape": list(out.shape), "finite": bool(np.isfinite(out).all())}))
+                              "shape": list(out.shape), "finite": bool(np.isfinite(out).all()),
+                              "weights_moved": moved}))
 """
 
 
@@ -44,7 +49,8 @@ print("RESULT " + json.dumps({"backend": keras.backend.backend(), "losses": [l f
 def test_train_and_stylize_on_another_backend(backend, package, vgg_h5, photos_dir, style_image, tmp_path):
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"{package} is not installed (pip install {package}) ")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": backend}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": backend}
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT), str(style_image), str(photos_dir),
                              str(vgg_h5), str(tmp_path)], capture_output=True, text=True, env=env, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,3 +59,4 @@ def test_train_and_stylize_on_another_backend(backend, package, vgg_h5, photos_d
     assert data["backend"] == backend
     assert len(data["losses"]) == 4 and all(l == l for l in data["losses"])
     assert data["shape"] == [21, 17, 3] and data["finite"]
+    assert data["weights_moved"] > 1e-4  # the optimizer's updates reached the saved weights

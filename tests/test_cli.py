@@ -123,7 +123,11 @@ def test_bench_quick_json_has_every_figure():
     assert stylize["megapixels_per_s"] > 0 and 0 < stylize["fraction_of_matmul"]
     # GFLOP/s is counted from the layer shapes: 2 FLOPs per multiply-add.
     assert stylize["gflops"] == pytest.approx(stylize["megapixels_per_s"] * 2 * 42336 / 1e3, rel=0.02)
-    assert lite["train_step"]["seconds"] > 0
+    assert lite["train_step"]["seconds"] > 0 and lite["train_step"]["precision"] == "float32"
+    reduced = lite["stylize_bfloat16"]
+    if reduced["supported"]:
+        assert reduced["speedup"] > 0 and reduced["psnr_db"] > 0
+        assert reduced["passes_gate"] == (reduced["psnr_db"] >= reduced["gate_db"] == 40)
     assert report["peak_rss_mb"] > 0
     assert report["startup"]["tensorflow_imported_before_window"] is False
 

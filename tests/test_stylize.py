@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.stylize import BlendOptions, Stylizer, finish, plan_outputs
 
 
@@ -85,6 +85,57 @@ def test_folder_in_folder_out_keeps_names_and_skips_bad_files(stylizer, tmp_path
     assert sum(r.error is not None for r in reports) == 1
     assert (tmp_path / "out" / "a.jpg").is_file() and (tmp_path / "out" / "sub" / "b.png").is_file()
     assert not (tmp_path / "out" / "broken.jpg").exists()
+
+
+def test_folder_pipeline_decodes_and_encodes_beside_the_network(stylizer, tmp_path, monkeypatch):
+    import threading
+
+    from mlabs_desktop.core import image_decode, image_encode, stylize
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        write(src / f"p{i}.png", "RGB", (24 + i, 20))
+    (src / "p2.png").write_bytes(b"<html>not a photo</html>")
+    threads: dict[str, set[str]] = {"decode": set(), "encode": set(), "network": set()}
+    real_load, real_save, real_run = image_decode.load_image, image_encode.save_image, Stylizer.run
+
+    def spy(kind, fn):
+        def wrapped(*args, **kwargs):
+            threads[kind].add(threading.current_thread().name)
+            return fn(*args, **kwargs)
+        return wrapped
+    monkeypatch.setattr(stylize.images, "load_image", spy("decode", real_load))
+    monkeypatch.setattr(stylize.images, "save_image", spy("encode", real_save))
+    monkeypatch.setattr(Stylizer, "run", spy("network", real_run))
+
+    reports = list(stylizer.stylize_many(plan_outputs(src, tmp_path / "out")))
+    assert [r.done for r in reports] == [1, 2, 3, 4, 5]
+    assert [r.source.name for r in reports] == [f"p{i}.png" for i in range(5)]
+    assert [r.error is not None for r in reports] == [False, False, True, False, False]
+    assert threads["decode"] and threads["encode"]
+    assert all(name.startswith("mlabs-decode") for name in threads["decode"])
+    assert all(name.startswith("mlabs-encode") for name in threads["encode"])
+    assert threads["network"] == {threading.current_thread().name}
+    # The pipeline's files are the ones one photo at a time gives.
+    for i in (0, 1, 3, 4):
+        one = stylizer.stylize_file(src / f"p{i}.png", tmp_path / "one" / f"p{i}.png")
+        assert np.array_equal(np.asarray(Image.open(one)), np.asarray(Image.open(tmp_path / "out" / f"p{i}.png")))
+
+
+def test_cancelling_a_folder_leaves_only_whole_files(stylizer, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        write(src / f"p{i}.png", "RGB", (20, 20))
+    seen = []
+    with pytest.raises(Cancelled):
+        for report in stylizer.stylize_many(plan_outputs(src, tmp_path / "out"), cancelled=lambda: len(seen) >= 1):
+            seen.append(report)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written and all(not name.startswith(".") for name in written)
+    for name in written:
+        assert Image.open(tmp_path / "out" / name).size == (20, 20)
 
 
 def test_plan_outputs_like_the_seed(tmp_path):

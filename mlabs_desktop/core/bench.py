@@ -8,6 +8,7 @@ two per multiply-add.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -18,18 +19,20 @@ from typing import Callable
 
 import numpy as np
 
-from .devices import choose_device, configure_tensorflow, device_scope, keras_backend
+from .devices import DeviceInfo, choose_device, configure_tensorflow, device_scope, keras_backend, training_precision
 
 REFERENCE = {  # the reference implementation on this project's machine class (design.md)
     "stylize_mp_per_s_1024x680": 0.50,
     "train_step_seconds_b4_256": 4.6,
 }
-STYLIZE_SIZES = {"256x256": (256, 256), "1024x680": (1024, 680)}
+STYLIZE_SIZES = {"256x256": (256, 256), "1024x680": (1024, 680), "4000x3000": (4000, 3000)}
+TIMED_ONCE_ABOVE = 4_000_000  # pixels: such sizes are timed in one run, their warm-up included
 
 
-def _best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0) -> float:
-    """Best wall time of ``fn`` over ``repeats`` calls (after one warm-up call)."""
-    fn()
+def _best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0, warm_up: bool = True) -> float:
+    """Best wall time of ``fn`` over ``repeats`` calls (after one warm-up call unless told not to)."""
+    if warm_up:
+        fn()
     best = float("inf")
     started = time.perf_counter()
     count = 0
@@ -42,7 +45,11 @@ def _best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0)
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Float32 matmul rate through the same backend the networks use: the machine's limit."""
+    """Float32 matmul rate through the same backend the networks use: the machine's limit.
+
+    On a GPU the backends run float32 convolutions on tensor cores (TF32); the
+    matmul is measured under the same setting so the two compare like for like.
+    """
     from keras import ops
 
     a = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32))
@@ -52,9 +59,26 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
         fn = tf.function(lambda: tf.linalg.matmul(a, b))
         run = lambda: fn().numpy()  # noqa: E731
     else:
-        run = lambda: ops.convert_to_numpy(ops.matmul(a, b))  # noqa: E731
-    seconds = _best_time(run, repeats)
+        # Summing on the device waits for the product without timing a copy of it to the host.
+        run = lambda: ops.convert_to_numpy(ops.sum(ops.matmul(a, b)))  # noqa: E731
+    with _torch_matmul_like_convolutions():
+        seconds = _best_time(run, repeats)
     return 2 * n**3 / seconds / 1e9
+
+
+@contextlib.contextmanager
+def _torch_matmul_like_convolutions():
+    if keras_backend() != "torch":
+        yield
+        return
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def peak_rss_mb() -> float:
@@ -74,21 +98,60 @@ def random_vgg_weights():
     return VGGWeights(layers, "random", Path("random"))
 
 
-def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats: int) -> dict:
+def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats: int, device: DeviceInfo) -> dict:
+    """Megapixels/s through the path `Stylizer` takes: whole, or tiled for photos too big for that."""
+    from . import tiling
     from .networks import build_transform_network, multiply_adds_per_pixel
     from .steps import make_forward
+    from .stylize import run_any_size
 
     net = build_transform_network(architecture)
     forward = make_forward(net)
+    tiled = _once(lambda: tiling.TiledNetwork(net))
     flops_per_pixel = 2 * multiply_adds_per_pixel(architecture)
     results = {}
     for label, (w, h) in sizes.items():
-        image = np.random.default_rng(0).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
-        seconds = _best_time(lambda: forward(image), repeats if w * h < 4e6 else 1)
+        image = np.random.default_rng(0).uniform(0, 255, (h, w, 3)).astype(np.float32)
+        # On a CPU a huge photo's warm-up would double a long measurement; a GPU takes a
+        # second, and JAX compiles each new shape, which a single timed run would count.
+        once = w * h > TIMED_ONCE_ABOVE and device.kind != "gpu"
+        seconds = _best_time(lambda: run_any_size(forward, tiled, image, device),
+                             1 if once else repeats, warm_up=not once)
         mp_per_s = w * h / seconds / 1e6
         results[label] = {"seconds": round(seconds, 4), "megapixels_per_s": round(mp_per_s, 3),
-                          "gflops": round(mp_per_s * 1e6 * flops_per_pixel / 1e9, 1)}
+                          "gflops": round(mp_per_s * 1e6 * flops_per_pixel / 1e9, 1),
+                          "tiled": tiling.should_tile(h, w, device.kind, device.memory_bytes)}
     return results
+
+
+def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
+                            size: tuple[int, int] = (1024, 680)) -> dict:
+    """bfloat16 against float32: speed-up at ``size`` and the worst PSNR on the sample photos.
+
+    The bench's networks are untrained (seeded) weights; `Stylizer` decides per
+    trained model with the same check.
+    """
+    from . import precision as p
+    from .networks import build_transform_network
+    from .steps import make_forward
+
+    if not p.bfloat16_supported(device):
+        return {"supported": False}
+    net = build_transform_network(architecture, seed=0)
+    reduced = p.build_reduced_network(architecture, 1.0 / 255.0)
+    reduced.set_weights(net.get_weights())
+    full, fast = make_forward(net), make_forward(reduced)
+    image = np.random.default_rng(0).uniform(0, 255, (1, size[1], size[0], 3)).astype(np.float32)
+    full_s, fast_s = _best_time(lambda: full(image), repeats), _best_time(lambda: fast(image), repeats)
+    fidelity = p.measure_fidelity(full, fast, p.sample_photos())
+    return {"supported": True, "size": f"{size[0]}x{size[1]}", "float32_seconds": round(full_s, 4),
+            "bfloat16_seconds": round(fast_s, 4), "speedup": round(full_s / fast_s, 2),
+            "psnr_db": fidelity.psnr_db, "gate_db": p.PSNR_GATE_DB, "passes_gate": fidelity.passes}
+
+
+def _once(make: Callable[[], object]) -> Callable[[], object]:
+    made: list = []
+    return lambda: made[0] if made else (made.append(make()) or made[0])
 
 
 def _write_photo_folder(folder: Path, count: int, size: tuple[int, int]) -> None:
@@ -131,12 +194,25 @@ def bench_pipeline(step, batch: int, size: int, steps: int, photo_size: tuple[in
 
 
 def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats: int = 3,
-                     pipeline_steps: int = 0) -> dict:
+                     pipeline_steps: int = 0, precision: str = "float32") -> dict:
+    """One training step's time under the dtype ``precision`` policy (the Trainer's choice per device)."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        result = _time_train_step(architecture, batch, size, repeats, pipeline_steps)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    return {**result, "precision": precision}
+
+
+def _time_train_step(architecture: str, batch: int, size: int, repeats: int, pipeline_steps: int) -> dict:
     import keras
 
     from .losses import LossWeights
     from .networks import build_transform_network
-    from .steps import make_train_step
+    from .steps import make_optimizer, make_train_step
     from .vgg import STYLE_LAYERS, build_loss_network
 
     loss_net = build_loss_network(random_vgg_weights())
@@ -146,7 +222,7 @@ def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats
 
     targets = {n: gram_numpy(keras.ops.convert_to_numpy(feats[n])[0]) for n in STYLE_LAYERS}
     net = build_transform_network(architecture)
-    step = make_train_step(net, loss_net, targets, LossWeights(7.5, 1e2, 2e2), keras.optimizers.Adam(1e-3))
+    step = make_train_step(net, loss_net, targets, LossWeights(7.5, 1e2, 2e2), make_optimizer(1e-3, net))
     data = np.random.default_rng(2).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
     seconds = _best_time(lambda: step(data), repeats)
     result = {"batch": batch, "image_size": size, "seconds": round(seconds, 3),
@@ -176,7 +252,10 @@ def measure_startup(runs: int = 3) -> dict:
     import subprocess
     import tempfile
 
-    if getattr(sys, "frozen", False):  # a bundle has no interpreter to launch the probe with
+    import importlib.util
+
+    # A bundle has no interpreter to launch the probe with; a headless GPU box may have no Qt.
+    if getattr(sys, "frozen", False) or importlib.util.find_spec("PySide6") is None:
         return {"window_shown_seconds": None, "tensorflow_imported_before_window": None}
 
     best = float("inf")
@@ -206,22 +285,27 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
     }
     from .networks import multiply_adds_per_pixel
 
+    precision = training_precision(device)
+    matmul_side = 1024 if quick else (8192 if device.kind == "gpu" else 2048)
     with device_scope(device):
-        limit = matmul_gflops(1024 if quick else 2048)
+        limit = matmul_gflops(matmul_side)
         report["matmul_gflops"] = round(limit, 1)
         report["architectures"] = {}
         for arch in architectures:
             sizes = {"256x256": (256, 256)} if quick else STYLIZE_SIZES
-            stylize = bench_stylize(arch, sizes, 2 if quick else 5)
+            stylize = bench_stylize(arch, sizes, 2 if quick else 5, device)
             for entry in stylize.values():
                 entry["fraction_of_matmul"] = round(entry["gflops"] / limit, 3)
-            train = bench_train_step(arch, batch=2 if quick else 4, size=64 if quick else 256,
-                                     repeats=1 if quick else 3,
-                                     pipeline_steps=0 if quick or arch != "classic" else 5)
-            report["architectures"][arch] = {
-                "multiply_adds_per_pixel": multiply_adds_per_pixel(arch),
-                "stylize": stylize, "train_step": train}
-        report["matmul_gflops_after"] = round(matmul_gflops(1024 if quick else 2048), 1)
+            shape = dict(batch=2 if quick else 4, size=64 if quick else 256, repeats=1 if quick else 3)
+            data = {"multiply_adds_per_pixel": multiply_adds_per_pixel(arch), "stylize": stylize,
+                    "train_step": bench_train_step(arch, **shape, precision=precision,
+                                                   pipeline_steps=0 if quick or arch != "classic" else 5)}
+            data["stylize_bfloat16"] = bench_reduced_precision(arch, device, 2 if quick else 5,
+                                                               (256, 256) if quick else (1024, 680))
+            if precision != "float32":  # what mixed precision buys, measured rather than assumed
+                data["train_step_float32"] = bench_train_step(arch, **shape)
+            report["architectures"][arch] = data
+        report["matmul_gflops_after"] = round(matmul_gflops(matmul_side), 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     report["startup"] = measure_startup(1 if quick else 3)
     return report
@@ -237,10 +321,20 @@ def format_report(report: dict) -> str:
         lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel)")
         for label, s in data["stylize"].items():
             lines.append(f"  stylize {label:>9}: {s['megapixels_per_s']:.3f} MP/s, {s['gflops']:.1f} GFLOP/s "
-                         f"= {100 * s['fraction_of_matmul']:.0f}% of matmul")
-        t = data["train_step"]
-        lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px: {t['seconds']:.3f} s "
-                     f"({t['images_per_s']} images/s)")
+                         f"= {100 * s['fraction_of_matmul']:.0f}% of matmul{' (tiled)' if s['tiled'] else ''}")
+        r = data["stylize_bfloat16"]
+        if r["supported"]:
+            verdict = "passes" if r["passes_gate"] else "fails"
+            lines.append(f"  stylize {r['size']:>9} in bfloat16: {r['speedup']:.2f}x float32's speed; "
+                         f"worst PSNR on the sample photos {r['psnr_db']:.1f} dB ({verdict} the "
+                         f"{r['gate_db']:.0f} dB gate with these untrained weights)")
+        else:
+            lines.append("  stylize in bfloat16: not supported on this device")
+        for key in ("train_step", "train_step_float32"):
+            if key in data:
+                t = data[key]
+                lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px, {t['precision']}: "
+                             f"{t['seconds']:.3f} s ({t['images_per_s']} images/s)")
         if "input_pipeline" in t:
             p = t["input_pipeline"]
             lines.append(f"  fed from a folder of {p['photo_size']} JPEGs: {p['from_folder_seconds']:.3f} s per step "

@@ -26,6 +26,17 @@ def _loss_fn(net, loss_net, style_targets, weights: LossWeights):
     return compute
 
 
+def make_optimizer(learning_rate: float, net):
+    """Adam for ``net``, with loss scaling when the dtype policy computes in float16."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    if keras.config.dtype_policy().name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(net.trainable_variables)
+    return optimizer
+
+
 def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weights: LossWeights,
                     optimizer, jit: bool = False, strategy=None) -> Callable[[np.ndarray], LossDict]:
     """A function taking a float32 0..255 batch, applying one Adam step, returning the losses.
@@ -103,26 +114,36 @@ def _make_tf_step(loss_net, compute, optimizer, variables, jit: bool, strategy):
 
 def _make_jax_step(net, loss_net, compute, optimizer):
     import jax
+    from keras import StatelessScope
 
-    trainable = net.trainable_variables
-    frozen = net.non_trainable_variables
+    # Every variable travels as an argument, so one jitted function holds the
+    # whole step (forward, gradients and Adam) and no weights are baked in as constants.
+    trainable, frozen = net.trainable_variables, net.non_trainable_variables
+    loss_vars, opt_vars = loss_net.variables, optimizer.variables
 
-    def loss_of(train_values, frozen_values, batch, content):
-        # Stateless call: JAX differentiates pure functions of the weight values.
-        mapping = list(zip(trainable, train_values)) + list(zip(frozen, frozen_values))
-        from keras import StatelessScope
-
+    def loss_of(train_values, frozen_values, loss_values, opt_values, batch, content):
+        mapping = [*zip(trainable, train_values), *zip(frozen, frozen_values),
+                   *zip(loss_vars, loss_values), *zip(opt_vars, opt_values)]
         with StatelessScope(state_mapping=mapping):
             losses = compute(batch, content)
-        return losses["total"], losses
+            scaled = optimizer.scale_loss(losses["total"])
+        return scaled, losses
 
-    grad_fn = jax.jit(jax.value_and_grad(loss_of, has_aux=True))
-    content_fn = jax.jit(lambda b: loss_net(b)[CONTENT_LAYER])
+    @jax.jit
+    def pure_step(train_values, frozen_values, loss_values, opt_values, batch):
+        with StatelessScope(state_mapping=list(zip(loss_vars, loss_values))):
+            content = loss_net(batch)[CONTENT_LAYER]
+        (_, losses), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            train_values, frozen_values, loss_values, opt_values, batch, content)
+        new_train, new_opt = optimizer.stateless_apply(opt_values, grads, train_values)
+        return new_train, new_opt, losses
 
     def step(batch):
-        content = content_fn(batch)
-        (_, losses), grads = grad_fn([v.value for v in trainable], [v.value for v in frozen], batch, content)
-        optimizer.apply(grads, trainable)
+        new_train, new_opt, losses = pure_step(
+            [v.value for v in trainable], [v.value for v in frozen], [v.value for v in loss_vars],
+            [v.value for v in opt_vars], batch)
+        for variable, value in (*zip(trainable, new_train), *zip(opt_vars, new_opt)):
+            variable.assign(value)
         return losses
 
     return step

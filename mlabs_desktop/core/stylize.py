@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from . import images
-from .devices import choose_device, device_scope
+from .devices import DeviceInfo, choose_device, device_scope
 from .errors import Cancelled, UserError
 from .library import Library, Model
 
@@ -53,6 +53,20 @@ def run_network(forward: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray) ->
     return images.crop_to(forward(padded[None])[0], hw)
 
 
+def run_any_size(forward: Callable[[np.ndarray], np.ndarray], tiled: Callable[[], object],
+                 rgb: np.ndarray, device: DeviceInfo) -> np.ndarray:
+    """Whole when it fits, else tile by tile (`tiling`); ``tiled`` makes the tiled runner on demand."""
+    from . import tiling
+
+    if not tiling.should_tile(rgb.shape[0], rgb.shape[1], device.kind, device.memory_bytes):
+        try:
+            return run_network(forward, rgb)
+        except Exception as exc:  # noqa: BLE001 - memory errors come as several types
+            if not tiling.out_of_memory(exc):
+                raise
+    return tiling.run_with_retries(tiled(), rgb)
+
+
 def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> np.ndarray:
     """Apply colour preservation and strength to a cached network result."""
     result = np.clip(styled, 0.0, 255.0)
@@ -66,7 +80,8 @@ def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> n
 class Stylizer:
     """A loaded transform network, ready to restyle images of any size."""
 
-    def __init__(self, model: Model, device: str = "auto"):
+    def __init__(self, model: Model, device: str = "auto", precision: str = "float32"):
+        """``precision``: float32, bfloat16, or auto (bfloat16 where supported and it passes `precision`'s check)."""
         from .networks import build_transform_network
         from .steps import make_forward
         from .weights import assign
@@ -77,7 +92,30 @@ class Stylizer:
             self.net = build_transform_network(model.manifest.architecture, model.manifest.input_scale)
             assign(self.net, model.load_weights(), f"model '{model.name}'")
             self._forward = make_forward(self.net)
+            self.precision = self._use_precision(precision)
         self._tiled = None  # the tile-by-tile runner, made for the first big image
+
+    def _use_precision(self, wanted: str) -> str:
+        from . import precision as p
+        from .library import WEIGHTS
+        from .steps import make_forward
+
+        if wanted not in p.PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(p.PRECISIONS)}, not {wanted!r}")
+        if wanted == "float32" or (wanted == "auto" and not p.bfloat16_supported(self.device)):
+            return "float32"
+        if not p.bfloat16_supported(self.device):
+            raise UserError(f"{self.device.label} has no bfloat16 arithmetic (it needs AVX512-BF16, AMX or "
+                            "an Ampere or newer GPU); use --precision=float32")
+        reduced = p.build_reduced_network(self.model.manifest.architecture, self.model.manifest.input_scale)
+        reduced.set_weights(self.net.get_weights())
+        forward = make_forward(reduced)
+        if wanted == "auto":
+            check = lambda: p.measure_fidelity(self._forward, forward, p.sample_photos())  # noqa: E731
+            if not p.cached_fidelity(self.model.folder / WEIGHTS, check).passes:
+                return "float32"
+        self._forward = forward  # tiles keep the float32 network: they are the rare, careful path
+        return "bfloat16"
 
     def tiled(self):
         """The `tiling.TiledNetwork` for this network (built on first use)."""
@@ -89,11 +127,12 @@ class Stylizer:
         return self._tiled
 
     @classmethod
-    def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None) -> "Stylizer":
+    def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None,
+             precision: str = "float32") -> "Stylizer":
         """A library model by name, a model folder, or a reference (TF1) checkpoint folder or prefix."""
         from .reference_checkpoint import open_model_or_checkpoint
 
-        return cls(open_model_or_checkpoint(name_or_path, library), device)
+        return cls(open_model_or_checkpoint(name_or_path, library), device, precision)
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """The network's float result (H, W, 3), unclipped, exactly the input's size.
@@ -101,16 +140,8 @@ class Stylizer:
         Big images, and any that run out of memory whole, go tile by tile in
         bounded memory (`tiling`), with the whole image's result.
         """
-        from . import tiling
-
         with device_scope(self.device):
-            if not tiling.should_tile(rgb.shape[0], rgb.shape[1], self.device.kind):
-                try:
-                    return run_network(self._forward, rgb)
-                except Exception as exc:  # noqa: BLE001 - memory errors come as several types
-                    if not tiling.out_of_memory(exc):
-                        raise
-            return tiling.run_with_retries(self.tiled(), rgb)
+            return run_any_size(self._forward, self.tiled, rgb, self.device)
 
     def stylize_image(self, source: Path, options: BlendOptions = BlendOptions(),
                       max_size: int | None = None) -> tuple[images.LoadedImage, np.ndarray]:
@@ -118,36 +149,81 @@ class Stylizer:
         loaded = images.load_image(source, max_size=max_size)
         return loaded, finish(loaded.rgb, self.run(loaded.rgb), options)
 
-    def stylize_file(self, source: Path, target: Path, options: BlendOptions = BlendOptions(),
-                     max_size: int | None = None) -> Path:
+    def _goes_tiled(self, source: Path, max_size: int | None) -> bool:
         from . import tiling
 
         size = images.image_info(source)
-        if size and (max_size is None or max(size) <= max_size) and \
-                tiling.should_tile(size[1], size[0], self.device.kind):
-            # A big photo stays uint8 from decoding to saving; tiles are finished one by one.
-            pixels, alpha = tiling.load_pixels(source)
-            out = np.empty((pixels.shape[0], pixels.shape[1], 3), np.uint8)
-            with device_scope(self.device):
-                tiling.run_with_retries(self.tiled(), pixels, out=out,
-                                        post=lambda original, raw: images.to_uint8(finish(original, raw, options)))
-            return images.save_image(target, out, alpha)
+        return bool(size and (max_size is None or max(size) <= max_size) and
+                    tiling.should_tile(size[1], size[0], self.device.kind, self.device.memory_bytes))
+
+    def _stylize_tiled_file(self, source: Path, target: Path, options: BlendOptions) -> Path:
+        """A big photo stays uint8 from decoding to saving; tiles are finished one by one."""
+        from . import tiling
+
+        pixels, alpha = tiling.load_pixels(source)
+        out = np.empty((pixels.shape[0], pixels.shape[1], 3), np.uint8)
+        with device_scope(self.device):
+            tiling.run_with_retries(self.tiled(), pixels, out=out,
+                                    post=lambda original, raw: images.to_uint8(finish(original, raw, options)))
+        return images.save_image(target, out, alpha)
+
+    def stylize_file(self, source: Path, target: Path, options: BlendOptions = BlendOptions(),
+                     max_size: int | None = None) -> Path:
+        if self._goes_tiled(source, max_size):
+            return self._stylize_tiled_file(source, target, options)
         loaded, result = self.stylize_image(source, options, max_size)
         return images.save_image(target, result, loaded.alpha)
 
     def stylize_many(self, jobs: Iterable[tuple[Path, Path]], options: BlendOptions = BlendOptions(),
                      max_size: int | None = None, cancelled: Callable[[], bool] | None = None
                      ) -> Iterator[StylizeProgress]:
-        """Restyle (source, target) pairs; a bad file is reported and skipped, not fatal."""
+        """Restyle (source, target) pairs; a bad file is reported and skipped, not fatal.
+
+        A pipeline: while the network works on one photo, a thread decodes the
+        next and another finishes and encodes the previous, so a folder takes
+        about the network's time alone. Progress comes in order, once a file is saved.
+        """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         jobs = list(jobs)
-        for done, (source, target) in enumerate(jobs, 1):
-            if cancelled and cancelled():
-                raise Cancelled()
+        total = len(jobs)
+
+        def decode(source: Path) -> images.LoadedImage | None:
+            return None if self._goes_tiled(source, max_size) else images.load_image(source, max_size=max_size)
+
+        def encode(loaded: images.LoadedImage, raw: np.ndarray, target: Path) -> Path:
+            return images.save_image(target, finish(loaded.rgb, raw, options), loaded.alpha)
+
+        def report(done: int, source: Path, future: Future) -> StylizeProgress:
             try:
-                out = self.stylize_file(source, target, options, max_size)
-                yield StylizeProgress(done, len(jobs), source, out)
+                return StylizeProgress(done, total, source, future.result())
             except UserError as exc:
-                yield StylizeProgress(done, len(jobs), source, None, str(exc))
+                return StylizeProgress(done, total, source, None, str(exc))
+
+        with ThreadPoolExecutor(1, "mlabs-decode") as decoder, ThreadPoolExecutor(1, "mlabs-encode") as encoder:
+            decoding = decoder.submit(decode, jobs[0][0]) if jobs else None
+            saving: tuple[int, Path, Future] | None = None
+            for done, (source, target) in enumerate(jobs, 1):
+                if cancelled and cancelled():
+                    if saving:
+                        saving[2].exception()  # let the last save land whole before stopping
+                    raise Cancelled()
+                this = decoding
+                decoding = decoder.submit(decode, jobs[done][0]) if done < total else None
+                saved: Future = Future()
+                try:
+                    loaded = this.result()
+                    if loaded is None:
+                        saved.set_result(self._stylize_tiled_file(source, target, options))
+                    else:
+                        saved = encoder.submit(encode, loaded, self.run(loaded.rgb), target)
+                except UserError as exc:
+                    saved.set_exception(exc)
+                if saving:
+                    yield report(*saving)
+                saving = (done, source, saved)
+            if saving:
+                yield report(*saving)
 
 
 def plan_outputs(in_path: Path, out_path: Path) -> list[tuple[Path, Path]]:

@@ -25,7 +25,7 @@ import numpy as np
 from . import images, vgg
 from .config import PARAMS, TrainingConfig, coerce_param
 from .dataset import BatchStream, scan_folder
-from .devices import DeviceInfo, choose_device, device_scope
+from .devices import DeviceInfo, choose_device, device_scope, training_precision
 from .distribute import make_strategy, replica_count
 from .errors import UserError
 from .events import DoneEvent, EventCallback, LogEvent, OutOfMemoryEvent, StepEvent
@@ -135,8 +135,7 @@ class Trainer:
         config = self.config
         device = choose_device(config.device)
         previous_policy = keras.config.dtype_policy()
-        if device.mixed_precision_helps:
-            keras.config.set_dtype_policy("mixed_float16")
+        keras.config.set_dtype_policy(training_precision(device))
         try:
             strategy = make_strategy(device, self.replica_devices)
             if strategy and self.config.batch_size % replica_count(strategy):
@@ -151,6 +150,7 @@ class Trainer:
         import keras
 
         from .networks import build_transform_network
+        from .steps import make_optimizer
 
         config = self.config
         loss_net = vgg.build_loss_network(vgg.load_vgg19_weights(inputs.vgg_path))
@@ -158,10 +158,7 @@ class Trainer:
         targets = {name: gram_numpy(np.asarray(keras.ops.convert_to_numpy(features[name]))[0])
                    for name in vgg.STYLE_LAYERS}
         net = build_transform_network(config.architecture, writer.input_scale, seed=writer.seed)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-        if keras.config.dtype_policy().name == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(net.trainable_variables)
+        optimizer = make_optimizer(config.learning_rate, net)
         return net, loss_net, targets, optimizer
 
     def _run(self, device: DeviceInfo, strategy) -> Model:

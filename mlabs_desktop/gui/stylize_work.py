@@ -61,7 +61,7 @@ class StylizerCache:
         with self._lock:
             found = self._items.pop(key, None)
             if found is None:
-                found = stylize.Stylizer(model, device)
+                found = stylize.Stylizer(model, device, precision="auto")  # bfloat16 only when it looks the same
             self._items[key] = found
             while len(self._items) > self._keep:
                 self._items.popitem(last=False)
