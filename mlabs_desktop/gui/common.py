@@ -13,6 +13,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from ..core.errors import Cancelled, UserError
 from ..core.images import IMAGE_EXTENSIONS
+from ..core.memory import out_of_memory
 
 MODEL_BUNDLE_SUFFIX = ".mlstyle"
 
@@ -148,7 +149,7 @@ class Worker(QThread):
 def describe_exception(exc: BaseException) -> str:
     """A readable message for an unexpected failure, with what to do next."""
     name = type(exc).__name__
-    if name in ("ResourceExhaustedError", "OutOfMemoryError"):
+    if out_of_memory(exc):
         return ("The GPU ran out of memory. Try a smaller batch size or image size, "
                 "or choose the CPU in the device picker.")
     import logging

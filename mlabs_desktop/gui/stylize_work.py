@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 
 from ..core import images
 from ..core.errors import Cancelled, UserError
+from ..core.memory import out_of_memory
 from ..core.stylize import finish
 from .blend_renderer import display_image
 from .common import Throttle
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from ..core.stylize import Stylizer
 
 THUMB_SIDE = 128
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or type(exc).__name__ in ("ResourceExhaustedError", "OutOfMemoryError")
 
 
 def memory_message(name: str, size: tuple[int, int]) -> str:
