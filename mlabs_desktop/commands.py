@@ -194,7 +194,8 @@ def cmd_library(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .core.bench import format_report, run_benchmark
+    from .core.bench import run_benchmark
+    from .core.bench_report import format_report
 
     report = run_benchmark(quick=args.quick, architectures=args.architecture)
     _out(json.dumps(report, indent=2) if args.json else format_report(report))

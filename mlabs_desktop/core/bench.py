@@ -124,6 +124,49 @@ def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats:
     return results
 
 
+def bench_convolutions(architecture: str, size: tuple[int, int] = (1024, 680), repeats: int = 3) -> dict:
+    """The network's convolutions run one at a time at their real shapes: the kernels' own ceiling.
+
+    If the whole network runs about as fast as the sum of its convolutions, the
+    gap to the matmul rate is the convolution kernels' (a 9x9 layer with 3
+    channels on one side cannot keep a CPU's vector units busy), not glue code.
+    """
+    import keras
+
+    from .networks import build_transform_network, conv_multiply_adds
+    from .steps import make_forward
+
+    w, h = size
+    net = build_transform_network(architecture, input_shape=(h, w))
+    layers = []
+    with _quiet_logger("tensorflow"):  # one compiled function per layer is intended here, not retracing
+        for layer in net.layers:
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+                single = keras.Model(inp := keras.Input(layer.input.shape[1:]), layer(inp))
+                x = np.random.default_rng(0).standard_normal((1, *layer.input.shape[1:])).astype(np.float32)
+                forward = make_forward(single, channels=x.shape[-1])
+                seconds = _best_time(lambda: forward(x), repeats)
+                layers.append((layer.name, seconds, 2 * conv_multiply_adds(layer)))
+    seconds = sum(t for _, t, _ in layers)
+    gflops = sum(f for _, _, f in layers) / seconds / 1e9
+    slowest = sorted(layers, key=lambda item: item[2] / item[1])[:2]
+    return {"size": f"{w}x{h}", "seconds": round(seconds, 4), "gflops": round(gflops, 1),
+            "slowest_layers": {name: round(f / t / 1e9, 1) for name, t, f in slowest}}
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    import logging
+
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
                             size: tuple[int, int] = (1024, 680)) -> dict:
     """bfloat16 against float32: speed-up at ``size`` and the worst PSNR on the sample photos.
@@ -300,6 +343,10 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
             data = {"multiply_adds_per_pixel": multiply_adds_per_pixel(arch), "stylize": stylize,
                     "train_step": bench_train_step(arch, **shape, precision=precision,
                                                    pipeline_steps=0 if quick or arch != "classic" else 5)}
+            if not quick:
+                conv = data["convolutions_alone"] = bench_convolutions(arch)
+                conv["fraction_of_matmul"] = round(conv["gflops"] / limit, 3)
+                conv["network_over_convolutions_time"] = round(stylize["1024x680"]["seconds"] / conv["seconds"], 3)
             data["stylize_bfloat16"] = bench_reduced_precision(arch, device, 2 if quick else 5,
                                                                (256, 256) if quick else (1024, 680))
             if precision != "float32":  # what mixed precision buys, measured rather than assumed
@@ -309,42 +356,3 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     report["startup"] = measure_startup(1 if quick else 3)
     return report
-
-
-def format_report(report: dict) -> str:
-    m = report["machine"]
-    lines = [f"machine: {m['processor']}, {m['cpu_count']} cores, Keras backend {m['keras_backend']}, "
-             f"device {m['device']}",
-             f"float32 matmul: {report['matmul_gflops']} GFLOP/s at start, "
-             f"{report['matmul_gflops_after']} GFLOP/s at end (the machine's limit)"]
-    for arch, data in report["architectures"].items():
-        lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel)")
-        for label, s in data["stylize"].items():
-            lines.append(f"  stylize {label:>9}: {s['megapixels_per_s']:.3f} MP/s, {s['gflops']:.1f} GFLOP/s "
-                         f"= {100 * s['fraction_of_matmul']:.0f}% of matmul{' (tiled)' if s['tiled'] else ''}")
-        r = data["stylize_bfloat16"]
-        if r["supported"]:
-            verdict = "passes" if r["passes_gate"] else "fails"
-            lines.append(f"  stylize {r['size']:>9} in bfloat16: {r['speedup']:.2f}x float32's speed; "
-                         f"worst PSNR on the sample photos {r['psnr_db']:.1f} dB ({verdict} the "
-                         f"{r['gate_db']:.0f} dB gate with these untrained weights)")
-        else:
-            lines.append("  stylize in bfloat16: not supported on this device")
-        for key in ("train_step", "train_step_float32"):
-            if key in data:
-                t = data[key]
-                lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px, {t['precision']}: "
-                             f"{t['seconds']:.3f} s ({t['images_per_s']} images/s)")
-        if "input_pipeline" in t:
-            p = t["input_pipeline"]
-            lines.append(f"  fed from a folder of {p['photo_size']} JPEGs: {p['from_folder_seconds']:.3f} s per step "
-                         f"vs {p['in_memory_seconds']:.3f} s in memory ({100 * p['slowdown']:+.1f}%)")
-    ref = report["reference"]
-    lines.append(f"\nreference implementation on this machine class: {ref['stylize_mp_per_s_1024x680']} MP/s "
-                 f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
-    lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
-    start = report["startup"]
-    if start["window_shown_seconds"] is not None:
-        lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
-                     f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
-    return "\n".join(lines)

@@ -173,17 +173,23 @@ def multiply_adds_per_pixel(architecture: str) -> float:
     """Multiply-adds of the convolutions per output pixel, counted from layer shapes."""
     side = 64  # any multiple of 4; the count per pixel does not depend on it
     model = build_transform_network(architecture, input_shape=(side, side))
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.Conv2DTranspose):
-            kh, kw = layer.kernel_size
-            _, h, w, cin = layer.input.shape
-            total += h * w * kh * kw * cin * layer.filters
-        elif isinstance(layer, layers.Conv2D):
-            kh, kw = layer.kernel_size
-            _, h, w, _ = layer.output.shape
-            total += h * w * kh * kw * layer.input.shape[-1] * layer.filters
-    return total / (side * side)
+    return sum(conv_multiply_adds(layer) for layer in model.layers) / (side * side)
+
+
+def conv_multiply_adds(layer) -> int:
+    """Multiply-adds of one (built) convolution layer; 0 for any other layer.
+
+    A conv-transpose is counted on its input side: the work it really does.
+    """
+    kh, kw = getattr(layer, "kernel_size", (0, 0))
+    if isinstance(layer, layers.Conv2DTranspose):
+        _, h, w, cin = layer.input.shape
+    elif isinstance(layer, layers.Conv2D):
+        _, h, w, _ = layer.output.shape
+        cin = layer.input.shape[-1]
+    else:
+        return 0
+    return h * w * kh * kw * cin * layer.filters
 
 
 def weight_shapes(architecture: str) -> dict[str, tuple[int, ...]]:

@@ -149,14 +149,14 @@ def _make_jax_step(net, loss_net, compute, optimizer):
     return step
 
 
-def make_forward(net) -> Callable[[np.ndarray], np.ndarray]:
-    """Compiled inference for any image size: float32 (B, H, W, 3) in, float32 out."""
+def make_forward(net, channels: int = 3) -> Callable[[np.ndarray], np.ndarray]:
+    """Compiled inference for any image size: float32 (B, H, W, ``channels``) in, float32 out."""
     backend = keras_backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         fn = tf.function(lambda x: net(x, training=False),
-                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+                         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
         return lambda x: fn(tf.constant(x, tf.float32)).numpy()
     if backend == "torch":
         import torch

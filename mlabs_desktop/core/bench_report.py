@@ -1,0 +1,48 @@
+"""The bench's report as text for people (``--json`` prints the same figures for programs)."""
+
+from __future__ import annotations
+
+
+def format_report(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"machine: {m['processor']}, {m['cpu_count']} cores, Keras backend {m['keras_backend']}, "
+             f"device {m['device']}",
+             f"float32 matmul: {report['matmul_gflops']} GFLOP/s at start, "
+             f"{report['matmul_gflops_after']} GFLOP/s at end (the machine's limit)"]
+    for arch, data in report["architectures"].items():
+        lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel)")
+        for label, s in data["stylize"].items():
+            lines.append(f"  stylize {label:>9}: {s['megapixels_per_s']:.3f} MP/s, {s['gflops']:.1f} GFLOP/s "
+                         f"= {100 * s['fraction_of_matmul']:.0f}% of matmul{' (tiled)' if s['tiled'] else ''}")
+        if "convolutions_alone" in data:
+            c = data["convolutions_alone"]
+            slow = ", ".join(f"{n} {g:.0f}" for n, g in c["slowest_layers"].items())
+            lines.append(f"  its convolutions alone at {c['size']}: {c['gflops']:.1f} GFLOP/s = "
+                         f"{100 * c['fraction_of_matmul']:.0f}% of matmul (slowest: {slow} GFLOP/s); the whole "
+                         f"network takes {c['network_over_convolutions_time']:.2f}x their time")
+        r = data["stylize_bfloat16"]
+        if r["supported"]:
+            verdict = "passes" if r["passes_gate"] else "fails"
+            lines.append(f"  stylize {r['size']:>9} in bfloat16: {r['speedup']:.2f}x float32's speed; "
+                         f"worst PSNR on the sample photos {r['psnr_db']:.1f} dB ({verdict} the "
+                         f"{r['gate_db']:.0f} dB gate with these untrained weights)")
+        else:
+            lines.append("  stylize in bfloat16: not supported on this device")
+        for key in ("train_step", "train_step_float32"):
+            if key in data:
+                t = data[key]
+                lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px, {t['precision']}: "
+                             f"{t['seconds']:.3f} s ({t['images_per_s']} images/s)")
+        if "input_pipeline" in t:
+            p = t["input_pipeline"]
+            lines.append(f"  fed from a folder of {p['photo_size']} JPEGs: {p['from_folder_seconds']:.3f} s per step "
+                         f"vs {p['in_memory_seconds']:.3f} s in memory ({100 * p['slowdown']:+.1f}%)")
+    ref = report["reference"]
+    lines.append(f"\nreference implementation on this machine class: {ref['stylize_mp_per_s_1024x680']} MP/s "
+                 f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
+    lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
+    start = report["startup"]
+    if start["window_shown_seconds"] is not None:
+        lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
+                     f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
+    return "\n".join(lines)
