@@ -55,6 +55,18 @@ def scan_folder(root: Path | str) -> FolderScan:
     return FolderScan(root, tuple(found), total)
 
 
+def count_small_images(paths: tuple[Path, ...], side: int, sample: int = 200) -> tuple[int, int]:
+    """(how many of the first ``sample`` images have a shorter side below ``side``, how many were looked at).
+
+    Reads headers only, so it costs milliseconds; training upscales such images, which blurs them.
+    """
+    from .images import image_info
+
+    looked = paths[:sample]
+    sizes = [image_info(path) for path in looked]
+    return sum(1 for size in sizes if size and min(size) < side), len(looked)
+
+
 @dataclass
 class SkipLog:
     """Files that could not be decoded; shared with the trainer for its events."""
@@ -82,6 +94,7 @@ class BatchStream:
 
     def __init__(self, scan: FolderScan, batch_size: int, image_size: int, seed: int,
                  workers: int | None = None, prefetch: int = 2):
+        self.root = scan.root
         self.paths = scan.paths
         self.batch_size = batch_size
         self.image_size = image_size
@@ -132,6 +145,9 @@ class BatchStream:
         while len(images) < self.batch_size:
             if cursor >= len(candidates):
                 if self.skipped.count >= len(self.paths):
+                    if not self.root.is_dir():
+                        raise UserError(f"the training folder {self.root} is gone (a drive unplugged or a "
+                                        "network share lost?); bring it back and resume")
                     raise UserError(f"none of the {len(self.paths)} training images could be read")
                 cursor = 0  # all spares exhausted this round; reuse readable ones
             want = self.batch_size - len(images)

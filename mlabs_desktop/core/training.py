@@ -24,7 +24,7 @@ import numpy as np
 
 from . import images, vgg
 from .config import PARAMS, TrainingConfig, coerce_param
-from .dataset import BatchStream, scan_folder
+from .dataset import BatchStream, count_small_images, scan_folder
 from .devices import DeviceInfo, choose_device, device_scope, training_precision
 from .distribute import make_strategy, replica_count
 from .errors import UserError
@@ -176,6 +176,10 @@ class Trainer:
         where = f"{replica_count(strategy)} replicas" if strategy else device.label
         self._log(f"training on {where}: {len(stream.paths)} images, "
                   f"{stream.steps_per_epoch} steps per epoch, {config.epochs} epochs")
+        small, looked = count_small_images(stream.paths, config.image_size)
+        if small:
+            self._log(f"{small} of {looked} training images checked are smaller than {config.image_size} px and "
+                      "are upscaled, which blurs them: use bigger photos or a smaller --image-size", "warning")
         if len(stream.paths) < config.batch_size:
             self._log(f"only {len(stream.paths)} images for a batch of {config.batch_size}: "
                       "images are repeated within a batch", "warning")
