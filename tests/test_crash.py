@@ -1,87 +1,142 @@
-"""SIGKILL at random moments of training leaves a consistent library and a resumable model."""
+"""SIGKILL during training, inside its checkpoint writes and its final save, leaves a consistent
+library and a model that resumes from its last checkpoint, losing at most one checkpoint interval.
+
+The kills are aimed: each run reports a step, then writes its checkpoint, then
+reports the checkpoint; the time between the two is measured on the run's own
+earlier checkpoints, and the kill falls at a random moment inside that window.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import queue
 import random
-import signal
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
+from dataclasses import dataclass, field
+from statistics import mean
+from typing import Callable
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from crash_helpers import (assert_every_model_loads, assert_no_temporaries_in_library, cli_env, kill_when,
+                           start_training)
+
 CHECKPOINT_EVERY = 3
+STRETCH = 1.3  # the window measured on earlier checkpoints, and a little more
 
 
-def start(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "mlabs_desktop", *args, "--progress=json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+@dataclass
+class Windows:
+    """Seconds from a checkpoint step's report to its checkpoint's report, per step."""
+
+    reported: dict[int, float] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+
+    def see(self, event: dict, arrived: float) -> None:
+        if event["event"] == "step" and event["step"] % CHECKPOINT_EVERY == 0:
+            self.reported[event["step"]] = arrived
+        elif event["event"] == "checkpoint" and event["step"] in self.reported:
+            self.seconds[event["step"]] = arrived - self.reported[event["step"]]
 
 
-def kill_after_random_delay(proc: subprocess.Popen, rng: random.Random) -> int:
-    """Wait for the first step, then SIGKILL at a random moment; return the last step seen."""
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
-    last, deadline = 0, None
-    while deadline is None or time.monotonic() < deadline:
-        try:
-            event = json.loads(lines.get(timeout=0.01))
-        except queue.Empty:
-            if proc.poll() is not None:
-                raise AssertionError("training ended before it could be killed") from None
-            continue
-        if event["event"] == "step":
-            last = event["step"]
-            deadline = deadline or time.monotonic() + rng.uniform(0.0, 2.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    while not lines.empty():  # steps reported just before the kill
-        event = json.loads(lines.get())
-        last = event["step"] if event["event"] == "step" else last
-    return last
+@dataclass
+class Aim:
+    """Kill in slice ``slot`` of ``slots`` equal slices of the write that follows the aimed step.
+
+    ``step`` gets the run's first step; ``window`` is read when the aimed step is
+    reported, so it can use the checkpoints the run has measured until then. The
+    write ends with the report ``until`` (checkpoint, or done for the final save).
+    """
+
+    step: Callable[[int], int]
+    window: Callable[[], float]
+    slot: int = 0
+    slots: int = 1
+    until: str = "checkpoint"
+
+
+def run_and_kill(args: list[str], windows: Windows, aim: Aim, rng: random.Random) -> tuple[int, bool, bool]:
+    """Train, kill as aimed; return the last step seen, whether the kill found the run alive,
+    and whether it fell inside the aimed write (before that checkpoint was reported)."""
+    target: list[int] = []
+    reported: set[tuple[str, int]] = set()
+
+    def due(event: dict, arrived: float) -> float | None:
+        windows.see(event, arrived)
+        reported.add((event["event"], event.get("step", -1)))
+        if event["event"] != "step":
+            return None
+        if not target:
+            target.append(aim.step(event["step"]))
+        if event["step"] != target[0]:
+            return None
+        return arrived + STRETCH * aim.window() * (aim.slot + rng.random()) / aim.slots
+
+    seen, killed = kill_when(start_training(args), due)
+    return seen, killed, killed and bool(target) and seen >= target[0] and (aim.until, target[0]) not in reported
+
+
+def saved_step(library, name: str) -> int | None:
+    from mlabs_desktop.core.weights import load_weight_arrays
+
+    model = library.find(name)
+    return int(load_weight_arrays(model.file("checkpoint.npz"))["step"]) if model else None
+
+
+def check_round(library, name: str, seen: int) -> int | None:
+    """Every listed model loads, nothing half-written is left, and at most one interval is lost."""
+    assert_every_model_loads(library)
+    assert_no_temporaries_in_library(library)
+    saved = saved_step(library, name)
+    if saved is None:
+        assert seen <= CHECKPOINT_EVERY, f"'{name}' lost although step {seen} was reported"
+        return None
+    assert 0 < saved <= seen and seen - saved <= CHECKPOINT_EVERY, (seen, saved)
+    return saved
 
 
 @pytest.mark.timeout(600)
-def test_sigkill_during_training_loses_at_most_one_checkpoint_interval(vgg_h5, photos_dir, style_image):
-    from mlabs_desktop.core.checkpoints import CheckpointState  # noqa: F401 - import check
+def test_sigkill_inside_checkpoint_writes_and_final_save(vgg_h5, photos_dir, style_image):
     from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.stylize import Stylizer
-    from mlabs_desktop.core.weights import load_weight_arrays
 
     rng = random.Random(1234)
-    train = ["train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
-             "--image-size=32", "--batch-size=2", "--epochs=1000", f"--checkpoint-iterations={CHECKPOINT_EVERY}",
-             "--architecture=lite", "--name=crash", "--max-steps=100000"]
-    rounds = []
-    for _ in range(4):
-        exists = Library().find("crash") is not None
-        proc = start(["resume", "crash", "--max-steps=100000"] if exists else train)
-        seen = kill_after_random_delay(proc, rng)
-        models = Library().models()
-        for model in models:  # every listed model loads and runs
-            out = Stylizer(model, device="cpu").run(np.full((8, 8, 3), 120, np.float32))
-            assert np.isfinite(out).all()
-        if not models:
-            assert seen < CHECKPOINT_EVERY + 1  # killed before the first checkpoint finished
-            continue
-        saved = int(load_weight_arrays(Library().get("crash").file("checkpoint.npz"))["step"])
-        assert 0 < saved <= seen
-        assert seen - saved <= CHECKPOINT_EVERY, (seen, saved)
-        rounds.append((seen, saved))
-    assert rounds, "no round got past its first checkpoint"
-    # The last survivor resumes exactly at its checkpoint.
+    library = Library()
+
+    def train(name: str) -> list[str]:
+        return ["train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
+                "--image-size=32", "--batch-size=2", "--epochs=1000", f"--checkpoint-iterations={CHECKPOINT_EVERY}",
+                "--architecture=lite", f"--name={name}", "--max-steps=100000"]
+
+    windows = Windows()
+    later = lambda: mean(s for step, s in windows.seconds.items() if step > CHECKPOINT_EVERY)  # noqa: E731
+    every = CHECKPOINT_EVERY
+    outcomes = []
+
+    def record(what: str, name: str, outcome: tuple[int, bool, bool]) -> None:
+        seen, killed, inside = outcome
+        outcomes.append((what, killed, inside, seen, check_round(library, name, seen)))
+
+    # 1. A new model: three checkpoints measured, the kill in the first half of the fourth's write.
+    record("checkpoint write", "crash",
+           run_and_kill(train("crash"), windows, Aim(lambda _: 4 * every, later, 0, 2), rng))
+    first_checkpoint = windows.seconds[every]
+    # 2. Resumed: the kill in the second half of its third checkpoint's write.
+    record("checkpoint write", "crash", run_and_kill(
+        ["resume", "crash", "--max-steps=100000"], windows,
+        Aim(lambda first: (first // every + 3) * every, later, 1, 2), rng))
+    # 3. Resumed for 4 steps: the kill inside the final save (the last checkpoint, then the manifest).
+    record("final save", "crash", run_and_kill(["resume", "crash", "--max-steps=4"], windows,
+                                               Aim(lambda first: first + 3, later, until="done"), rng))
+    # 4. Another new model: the kill inside its first checkpoint, which is built in a staging folder.
+    record("first checkpoint", "crash-first", run_and_kill(train("crash-first"), Windows(),
+                                                           Aim(lambda _: every, lambda: first_checkpoint), rng))
+
+    print("\ncrash rounds (operation, killed, inside the write, step seen, step saved):", *outcomes, sep="\n  ")
+    assert all(killed for _, killed, *_ in outcomes), outcomes
+    # The model resumes exactly at its last checkpoint.
+    saved = saved_step(Library(), "crash")
     result = subprocess.run([sys.executable, "-m", "mlabs_desktop", "resume", "crash", "--max-steps=1",
-                             "--progress=json"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             "--progress=json"], capture_output=True, text=True, timeout=300, env=cli_env())
     assert result.returncode == 0, result.stderr
-    steps = [json.loads(l)["step"] for l in result.stdout.splitlines() if '"event": "step"' in l]
-    saved = rounds[-1][1]
-    assert steps == [saved + 1] or steps[0] > saved  # a later round may have advanced it
+    steps = [json.loads(line)["step"] for line in result.stdout.splitlines() if '"event": "step"' in line]
+    assert steps == [saved + 1]

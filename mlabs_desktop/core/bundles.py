@@ -234,6 +234,7 @@ def export_bundle(model: Model, out_path: str | os.PathLike) -> Path:
     elif not out.suffix:
         out = out.with_name(out.name + SUFFIX)
     entries = bundle_entries(model)
+    atomic.sweep_temporaries(out.parent)  # what killed exports left there
     try:
         with atomic.atomic_path(out) as tmp:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:

@@ -27,21 +27,25 @@ Formats (`FORMATS`):
     and the seed's second lab read (written by `reference_checkpoint`).
 
 Every export appears atomically: files through a temporary file beside the
-target, SavedModel folders built under a hidden temporary name and renamed.
+target, folders (SavedModel, a new reference checkpoint) built under a hidden
+temporary name and renamed, so a killed export leaves the previous export or
+the new one (or, between the two renames of a replaced folder, none), plus
+hidden temporaries that the next export to the same place sweeps away. A full
+disk is a `DiskFullError` naming the target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import atomic
-from .errors import UserError
+from .errors import UserError, disk_full_as_user_error
 from .library import Model, slugify
 
 log = logging.getLogger(__name__)
@@ -171,20 +175,47 @@ def _write_savedmodel(net, folder: Path, shape: list[int | None]) -> None:
     tf.saved_model.save(module, str(folder), signatures={SIGNATURE: module.serve})
 
 
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the finished folder ``tmp`` to ``out``; an older export there is replaced."""
+@contextlib.contextmanager
+def _build_dir(out: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside ``out`` to build the export in; removed afterwards.
+
+    Temporaries that killed exports left there are swept first. A full
+    disk becomes a `DiskFullError` naming ``out``, another failed write a `UserError`.
+    """
+    atomic.sweep_temporaries(out.parent)
+    try:
+        with disk_full_as_user_error(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = atomic.temp_dir(out.parent, out.name)
+    except OSError as exc:
+        raise UserError(f"cannot write into {out.parent}: {exc.strerror or exc}") from None
+    try:
+        with disk_full_as_user_error(out):
+            yield tmp
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_folder(tmp: Path, out: Path, is_export: Callable[[Path], bool], what: str) -> None:
+    """Move the finished folder ``tmp`` to ``out``; an older export there (``is_export``) is replaced."""
     old = None
     if out.exists() or out.is_symlink():
         if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
             out.rmdir()
-        elif out.is_dir() and (out / "saved_model.pb").is_file():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        elif out.is_dir() and not out.is_symlink() and is_export(out):
+            old = atomic.temp_dir(out.parent, out.name)
             os.replace(out, old / out.name)
         else:
-            raise UserError(f"{out} already exists and is not a SavedModel; choose another --out")
+            raise UserError(f"{out} already exists and is not {what}; choose another --out")
     os.rename(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_savedmodel(folder: Path) -> bool:
+    return (folder / "saved_model.pb").is_file()
 
 
 def export_savedmodel(model: Model, out_dir: str | os.PathLike) -> Path:
@@ -192,23 +223,12 @@ def export_savedmodel(model: Model, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; a SavedModel is a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").is_file():
+    if out.is_dir() and any(out.iterdir()) and not _is_savedmodel(out):
         raise UserError(f"{out} already exists and is not a SavedModel; choose another --out")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
-    except OSError as exc:
-        raise UserError(f"cannot write into {out.parent}: {exc.strerror or exc}") from None
-    try:
+    with _build_dir(out) as tmp:
         net = _export_network(model)
         _write_savedmodel(net, tmp / "model", [None, None, None, 3])
-        _replace_folder(tmp / "model", out)
-    except UserError:
-        raise
-    except OSError as exc:
-        raise UserError(f"cannot write the SavedModel to {out}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _replace_folder(tmp / "model", out, _is_savedmodel, "a SavedModel")
     return out
 
 
@@ -227,12 +247,7 @@ def export_tflite(model: Model, out_path: str | os.PathLike, *, size: tuple[int,
         out = out.with_name(out.name + ".tflite")
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise UserError(f"--size must be two positive numbers (height, width), not {size}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
-    except OSError as exc:
-        raise UserError(f"cannot write into {out.parent}: {exc.strerror or exc}") from None
-    try:
+    with _build_dir(out) as tmp:
         net = _export_network(model)
         shape = [1, None, None, 3] if size is None else [1, int(size[0]), int(size[1]), 3]
         _write_savedmodel(net, tmp / "dynamic", shape)
@@ -249,12 +264,6 @@ def export_tflite(model: Model, out_path: str | os.PathLike, *, size: tuple[int,
         with atomic.atomic_path(out) as part:
             part.write_bytes(blob)
             os.chmod(part, 0o644)  # a file to share, not a private temporary
-    except UserError:
-        raise
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -293,5 +302,21 @@ def export_reference_checkpoint(model: Model, out_dir: str | os.PathLike) -> Pat
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; a reference checkpoint is written into a folder")
-    write_reference_checkpoint(model, out)
+    if out.is_dir() and not _holds_only_reference_files(out):
+        # A folder with other files too (the seed's outputs/): the writer replaces its
+        # three files one by one, the `checkpoint` index last.
+        with disk_full_as_user_error(out):
+            write_reference_checkpoint(model, out)
+        return out
+    with _build_dir(out) as tmp:
+        write_reference_checkpoint(model, tmp / "checkpoint")
+        _replace_folder(tmp / "checkpoint", out, _holds_only_reference_files, "a reference checkpoint")
     return out
+
+
+def _holds_only_reference_files(folder: Path) -> bool:
+    """Whether replacing the whole folder loses nothing but an earlier reference checkpoint."""
+    from .reference_format import DATA_SUFFIX, PREFIX_NAME, STATE_FILE
+
+    ours = {STATE_FILE, f"{PREFIX_NAME}.index", f"{PREFIX_NAME}{DATA_SUFFIX}", f"{PREFIX_NAME}.meta"}
+    return all(entry.name in ours for entry in folder.iterdir())

@@ -156,7 +156,15 @@ class Library:
             root = Path(configured).expanduser() if configured else paths.default_library_dir()
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic.sweep_staging(self.root)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove what killed processes left: staging folders here, temporary files in model folders."""
+        atomic.sweep_temporaries(self.root, old_staging=True)
+        for folder in self.root.iterdir():
+            if not folder.name.startswith(".") and folder.is_dir():
+                atomic.sweep_temporaries(folder)
+                atomic.sweep_temporaries(folder / PREVIEWS)
 
     def models(self) -> list[Model]:
         """Every valid model, newest first; broken folders are skipped, not fatal."""
@@ -246,7 +254,8 @@ class Library:
         self._ensure_not_training(model)
         if model.folder.parent != self.root:
             raise UserError(f"{model.folder} is not inside the library; delete it yourself")
-        # Rename first so a crash mid-delete leaves a hidden folder, not a broken model.
-        trash = self.root / f".staging-deleted-{model.folder.name}"
-        model.folder.rename(trash)
+        # Move it into a hidden temporary first, so a crash mid-delete leaves no broken model
+        # (and no fixed name that would block deleting a model of the same name later).
+        trash = atomic.temp_dir(self.root, f"{atomic.STAGING_PREFIX[1:]}deleted-{model.folder.name}")
+        model.folder.rename(trash / model.folder.name)
         shutil.rmtree(trash, ignore_errors=True)

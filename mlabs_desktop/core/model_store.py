@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import __version__
-from . import images
+from . import atomic, images
 from .checkpoints import CheckpointState, load_checkpoint, save_checkpoint
 from .config import TrainingConfig, apply_params
-from .errors import UserError
+from .errors import UserError, disk_full_as_user_error
 from .events import CheckpointEvent, EventCallback, PreviewEvent
 from .stylize import run_network
 from .library import (CHECKPOINT, LOSSES, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Library,
@@ -198,12 +198,14 @@ class ModelWriter:
         model.manifest.statistics["skipped"] = skipped
         model.save_manifest()
         if self.config.checkpoint_dir:
-            copy_model_to(model, Path(self.config.checkpoint_dir))
-            if model.manifest.architecture == "classic":
-                # The seed's second lab reads these files (checkpoint, fns.ckpt.*).
-                from .reference_checkpoint import write_reference_checkpoint
+            target = Path(self.config.checkpoint_dir)
+            with disk_full_as_user_error(target):  # TensorFlow's own write errors name no errno
+                copy_model_to(model, target)
+                if model.manifest.architecture == "classic":
+                    # The seed's second lab reads these files (checkpoint, fns.ckpt.*).
+                    from .reference_checkpoint import write_reference_checkpoint
 
-                write_reference_checkpoint(model, Path(self.config.checkpoint_dir))
+                    write_reference_checkpoint(model, target)
         return model
 
 
@@ -211,9 +213,6 @@ def copy_model_to(model: Model, target: Path) -> None:
     """Copy a model's files into ``target`` (the seed's ``--checkpoint-dir``), each atomically."""
     target.mkdir(parents=True, exist_ok=True)
     for source in sorted(model.folder.rglob("*")):
-        if source.is_file():
-            dest = target / source.relative_to(model.folder)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.part")
-            shutil.copyfile(source, tmp)
-            tmp.replace(dest)
+        relative = source.relative_to(model.folder)
+        if source.is_file() and not any(part.startswith(".") for part in relative.parts):  # no temporaries
+            atomic.write_with(target / relative, lambda tmp, source=source: shutil.copyfile(source, tmp))
