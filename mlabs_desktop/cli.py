@@ -171,10 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stderr("interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - turn known resource failures into advice
+        from .core.errors import disk_full_error
         from .core.memory import out_of_memory
 
         if out_of_memory(exc):
             _stderr("error: out of memory; try a smaller --batch-size or --image-size (or --max-size)")
+            return 2
+        full = disk_full_error(exc, getattr(exc, "filename", None) or "a file")
+        if full is not None:
+            _stderr(f"error: {full}")
             return 2
         raise
 

@@ -43,10 +43,10 @@ class SmallDisk:
         return self.root / "ballast"
 
     @contextlib.contextmanager
-    def full(self) -> Iterator[None]:
+    def full(self, room: int = ROOM) -> Iterator[None]:
         if self.mounted:
             stats = os.statvfs(self.root)
-            self.ballast.write_bytes(bytes(stats.f_bavail * stats.f_frsize - ROOM))
+            self.ballast.write_bytes(bytes(stats.f_bavail * stats.f_frsize - room))
             try:
                 yield
             finally:
@@ -56,7 +56,7 @@ class SmallDisk:
 
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (ROOM, hard))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
         try:
             yield
         finally:
@@ -157,9 +157,8 @@ def test_full_disk_during_stylize(tiny_model, small_disks, tmp_path, capsys):
     out = disk.root / "out.bmp"  # 300 KiB, written by Pillow in one write() that a full disk cuts short
     stderr = run_on_full_disk(disk, ["stylize", "--checkpoint=tiny", f"--in-path={photo}", f"--out-path={out}",
                                      "--device=cpu"], capsys)
-    # The reason is on the line for the file; the error line names the photo.
-    assert f"skipped {photo}: cannot write {out}: {REASON} (" in stderr, stderr[-3000:]
-    assert f"error: {photo.name} could not be stylized" in stderr
+    # A full disk stops the run (every later photo would fail too) and the error line says why.
+    assert f"error: cannot write {out}: {REASON} (" in stderr, stderr[-3000:]
     assert os.listdir(disk.root) == []
 
 
@@ -201,3 +200,24 @@ def test_no_room_is_found_behind_a_wrapping_error(tmp_path):
     with pytest.raises(UserError, match="^unrelated$"):
         with disk_full_as_user_error(tmp_path / "out"):
             raise UserError("unrelated")
+
+
+@pytest.mark.parametrize("args", [["library", "rename", "tiny", "renamed"], ["library", "delete", "tiny"],
+                                  ["import", "BUNDLE"]])
+def test_a_completely_full_disk_never_gives_a_traceback(args, tiny_model, small_disks, monkeypatch, capsys, tmp_path):
+    from mlabs_desktop.core.library import Library
+
+    bundle = tmp_path / "tiny.mlstyle"
+    assert run_cli_here(["export", "tiny", "--format=bundle", f"--out={bundle}"]) == 0
+    disk = small_disks.new("home")
+    home = disk.root / "home"
+    shutil.copytree(tiny_model.folder, home / "data" / "library" / tiny_model.folder.name)
+    monkeypatch.setenv("MLABS_DESKTOP_HOME", str(home))
+    capsys.readouterr()
+    with disk.full(room=0):
+        code = run_cli_here([str(bundle) if a == "BUNDLE" else a for a in args])
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert (code, errors) == (0, []) or (code == 2 and len(errors) == 1), (code, stderr[-3000:])
+    assert_every_model_loads(Library())  # whatever happened, the library is whole

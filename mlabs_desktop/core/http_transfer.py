@@ -10,7 +10,6 @@ http(s).
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ import urllib3
 
 from . import atomic
 from .download_cache import read_json, remove_files, sidecar
-from .errors import Cancelled, UserError
+from .errors import Cancelled, UserError, disk_full_error
 
 CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 10
@@ -344,6 +343,7 @@ def _classify(exc: Exception, url: str, timeout: float, *, mid_body: bool) -> Ex
 
 
 def _fs_error(exc: OSError, url: str, folder: Path) -> UserError:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return UserError(f"the disk is full: could not save {url} in {folder}; free some space and try again")
+    full = disk_full_error(exc, folder)
+    if full is not None:
+        return full
     return UserError(f"could not save {url} in {folder}: {exc.strerror or exc}; check that the folder is writable")

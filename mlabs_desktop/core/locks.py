@@ -63,8 +63,9 @@ def file_lock(path: Path, what: str, wait_seconds: float = 0.0) -> Iterator[None
                 raise UserError(f"{what} is in use by {_holder(path)}; wait for it to finish or close it")
             time.sleep(0.05)
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+            with contextlib.suppress(OSError):  # who holds it is a courtesy; a full disk must not stop the work
+                os.ftruncate(fd, 0)
+                os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
             yield
         finally:
             with contextlib.suppress(OSError):

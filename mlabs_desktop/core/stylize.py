@@ -16,7 +16,7 @@ import numpy as np
 
 from . import images
 from .devices import DeviceInfo, choose_device, device_scope
-from .errors import Cancelled, UserError
+from .errors import Cancelled, DiskFullError, UserError
 from .library import Library, Model
 
 
@@ -197,6 +197,8 @@ class Stylizer:
         def report(done: int, source: Path, future: Future) -> StylizeProgress:
             try:
                 return StylizeProgress(done, total, source, future.result())
+            except DiskFullError:
+                raise  # every later photo would fail the same way: stop, saying why
             except UserError as exc:
                 return StylizeProgress(done, total, source, None, str(exc))
 
