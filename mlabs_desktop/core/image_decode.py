@@ -24,7 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from .errors import UserError
 from .image_ops import LANCZOS, shrink_image, to_uint8
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+# GIF is read (its first frame) like the rest: photos arrive as animated GIFs from the web.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 HUGE_IMAGE_PIXELS = 1_000_000_000
 PathLike = Union[str, os.PathLike]
 

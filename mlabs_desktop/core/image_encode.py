@@ -15,7 +15,9 @@ from .image_decode import PathLike, decode, longest_draft, show_path
 from .image_ops import shrink_image, to_uint8
 
 SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
-                ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+                ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                # A GIF in keeps its name out (stylize into a folder); Pillow reduces it to 256 colours.
+                ".gif": "GIF"}
 _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
 
 

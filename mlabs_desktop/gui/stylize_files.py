@@ -44,7 +44,7 @@ class PhotoFileActions:
         return self.open_paths(sources)
 
     def open_dialog(self) -> None:
-        filters = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff);;All files (*)"
+        filters = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
         files, _ = QFileDialog.getOpenFileNames(self, "Open photos", str(self._start_dir()), filters)
         if files:
             self.open_paths([Path(f) for f in files])
