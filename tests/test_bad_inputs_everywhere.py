@@ -23,6 +23,7 @@ from crash_helpers import run_cli_here, temporaries
 from gui_helpers import message_boxes, no_thread_leaks  # noqa: F401 - autouse: no modal box, no QThread left running
 from http_server import LocalHTTPServer, offline_downloads  # noqa: F401 - fixture
 from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.stylize import plan_outputs
 
 with tempfile.TemporaryDirectory() as _folder:  # the ids, for parametrizing; the files come per module
     CASES = sorted(write_corpus(Path(_folder)))
@@ -86,7 +87,7 @@ def test_stylize_command_line(case, corpus, tiny_stylizer, tmp_path, capfd):
     assert temporaries(out) == [], written
     if info.works:
         assert code == 0 and "Traceback" not in err, err
-        assert [p.name for p in written] == [info.path.name]
+        assert [p.name for p in written] == [plan_outputs(info.path, out)[0][1].name]  # a GIF's becomes a PNG
         with Image.open(written[0]) as im:
             assert im.size == info.size
     else:

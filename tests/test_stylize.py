@@ -150,6 +150,15 @@ def test_plan_outputs_like_the_seed(tmp_path):
         plan_outputs(tmp_path / "missing.jpg", outputs)
 
 
+def test_a_gif_becomes_a_png_unless_named(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "anim.gif", "RGB", (8, 8))
+    assert plan_outputs(src, tmp_path / "out") == [(src / "anim.gif", tmp_path / "out" / "anim.png")]
+    assert plan_outputs(src / "anim.gif", tmp_path / "out")[0][1] == tmp_path / "out" / "anim.png"
+    assert plan_outputs(src / "anim.gif", tmp_path / "x.gif")[0][1] == tmp_path / "x.gif"
+
+
 def test_output_format_follows_the_extension(stylizer, tmp_path):
     source = write(tmp_path / "p.jpg", "RGB", (16, 16))
     for ext, fmt in ((".png", "PNG"), (".webp", "WEBP"), (".tif", "TIFF"), (".jpg", "JPEG")):

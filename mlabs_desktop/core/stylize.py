@@ -233,6 +233,7 @@ def plan_outputs(in_path: Path, out_path: Path) -> list[tuple[Path, Path]]:
 
     A file into a folder keeps its name; a file onto a file path uses that path
     (its extension picks the format); a folder goes into a folder, names kept.
+    A GIF's result becomes a PNG unless asked for by name: 256 colours would band it.
     """
     in_path, out_path = Path(in_path).expanduser(), Path(out_path).expanduser()
     if not in_path.exists():
@@ -244,10 +245,14 @@ def plan_outputs(in_path: Path, out_path: Path) -> list[tuple[Path, Path]]:
                          and not p.name.startswith("."))
         if not sources:
             raise UserError(f"no images in {in_path}")
-        return [(p, out_path / p.relative_to(in_path)) for p in sources]
+        return [(p, _output_name(out_path / p.relative_to(in_path))) for p in sources]
     if out_path.is_dir() or (not out_path.suffix and not out_path.exists()):
-        return [(in_path, out_path / in_path.name)]
+        return [(in_path, _output_name(out_path / in_path.name))]
     if out_path.suffix.lower() not in images.IMAGE_EXTENSIONS:
         raise UserError(f"cannot tell the output format from {out_path.name}; use one of "
                         f"{', '.join(sorted(images.IMAGE_EXTENSIONS))}")
     return [(in_path, out_path)]
+
+
+def _output_name(path: Path) -> Path:
+    return path.with_suffix(".png") if path.suffix.lower() == ".gif" else path

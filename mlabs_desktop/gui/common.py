@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, QThread, Signal
+from PySide6.QtCore import QMimeData, QObject, QThread, QUrl, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from ..core.errors import Cancelled, UserError
@@ -54,12 +55,26 @@ def pixmap_from_file(path: Path | str, max_side: int | None = None) -> QPixmap |
     return pixmap
 
 
+def local_path(url: QUrl) -> Path:
+    """The file a file:// URL names, byte for byte.
+
+    ``toLocalFile`` decodes the name as UTF-8, so a name in another encoding
+    (old archives, other systems' disks) would come back as a file that does not
+    exist; POSIX file names are bytes, so the percent-encoded bytes are decoded as the OS does.
+    """
+    if os.name == "nt":
+        return Path(url.toLocalFile())
+    from urllib.parse import unquote_to_bytes
+
+    return Path(os.fsdecode(unquote_to_bytes(url.path(QUrl.ComponentFormattingOption.FullyEncoded))))
+
+
 def dropped_paths(mime: QMimeData) -> list[Path]:
     """Local files and folders from a drop, in order, duplicates removed."""
     seen: dict[Path, None] = {}
     for url in mime.urls():
         if url.isLocalFile():
-            seen[Path(url.toLocalFile())] = None
+            seen[local_path(url)] = None
     return list(seen)
 
 

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from ..core.downloads import is_url
 from .before_after import BeforeAfterView
+from .common import local_path
 from .photo_queue import PhotoQueue, QueueItem
 from .services import Services
 from .style_picker import StylePanel
@@ -33,7 +34,7 @@ class PhotoFileActions:
     def paste_from_clipboard(self) -> int:
         """Ctrl+V: image files, folders or an http(s) address copied elsewhere join the queue."""
         mime = QGuiApplication.clipboard().mimeData()
-        sources: list = [Path(u.toLocalFile()) if u.isLocalFile() else u.toString() for u in mime.urls()]
+        sources: list = [local_path(u) if u.isLocalFile() else u.toString() for u in mime.urls()]
         text = mime.text().strip() if mime.hasText() else ""
         if not sources and text:
             sources = [line.strip() for line in text.splitlines() if line.strip()]
