@@ -11,7 +11,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QMimeData, QPointF, Qt, QThread, QUrl
+from PySide6.QtCore import QCoreApplication, QEvent, QMimeData, QPoint, QPointF, Qt, QThread, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
@@ -88,16 +88,19 @@ def copy_model(model, destination: Path, name: str) -> Path:  # noqa: ANN001 - c
     return destination
 
 
+def drop_events(mime: QMimeData) -> tuple[QDragEnterEvent, QDropEvent]:
+    """The drag-enter and drop events of a drop of ``mime`` (Qt takes an integer point for one, a float one for the other)."""
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    return QDragEnterEvent(QPoint(50, 50), *args), QDropEvent(QPointF(50, 50), *args)
+
+
 def drop(widget, paths: list[Path]) -> bool:  # noqa: ANN001 - any QWidget
     """Synthetic drag-enter and drop of local files; True when the drop was accepted."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    args = (QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(*args)
+    enter, event = drop_events(mime)
     widget.dragEnterEvent(enter)
     if not enter.isAccepted():
         return False
-    event = QDropEvent(*args)
     widget.dropEvent(event)
     return event.isAccepted()

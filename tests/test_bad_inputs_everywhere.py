@@ -193,16 +193,15 @@ def test_stylize_url_of_a_bad_image(case, corpus, tiny_stylizer, tmp_path, capfd
 # ------------------------------------------------------------------ the app: drag and drop
 
 def test_dropping_the_corpus_on_the_stylize_view(corpus, tiny_model, qtbot, message_boxes):
-    from test_gui_stylize import WAIT_MS, Harness, drag_event
-    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from test_gui_stylize import WAIT_MS, Harness, drag_events
     from PySide6.QtWidgets import QApplication
 
     harness = Harness(qtbot)
     try:
         view = harness.view
         tried = {name: info for name, info in corpus.items() if not info.skip and info.path.is_file()}
-        for kind in (QDragEnterEvent, QDropEvent):
-            event, _ = drag_event(kind, view, [info.path for info in tried.values()])
+        *events, _mime = drag_events([info.path for info in tried.values()])
+        for event in events:  # drag-enter, then drop
             QApplication.sendEvent(view, event)
             assert event.isAccepted()
         items = list(view.photos.items.values())  # in the order dropped

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QThread, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from conftest import write_photos
@@ -27,7 +26,7 @@ WAIT_MS = 60_000
 
 
 # A test that leaves a QThread running fails (autouse fixture shared with the other GUI tests).
-from gui_helpers import no_thread_leaks  # noqa: E402,F401
+from gui_helpers import drop_events, no_thread_leaks  # noqa: E402,F401
 
 
 class Harness:
@@ -80,12 +79,11 @@ def photo(tmp_path) -> Path:
     return write_photos(tmp_path / "photos", count=2, size=(64, 48)) / "photo0.jpg"
 
 
-def drag_event(kind, view, paths: list[Path]):
+def drag_events(paths: list[Path]):
+    """(drag-enter, drop, mime): the events only point at the mime data, so the caller must keep it."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = kind(QPointF(view.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                 Qt.KeyboardModifier.NoModifier)
-    return event, mime
+    return (*drop_events(mime), mime)
 
 
 def test_view_builds_with_an_inviting_empty_state(harness):
@@ -103,14 +101,13 @@ def test_drop_of_files_and_a_folder_queues_every_image(harness, tmp_path):
     folder = write_photos(tmp_path / "b" / "inner", count=3, seed=2).parent
     (folder / "notes.txt").write_text("not a photo")
     view = harness.view
-    enter, _ = drag_event(QDragEnterEvent, view, [photos / "photo0.jpg", photos / "photo1.png", folder])
+    enter, drop, _mime = drag_events([photos / "photo0.jpg", photos / "photo1.png", folder])
     QApplication.sendEvent(view, enter)
     assert enter.isAccepted()
-    drop, _ = drag_event(QDropEvent, view, [photos / "photo0.jpg", photos / "photo1.png", folder])
     QApplication.sendEvent(view, drop)
     assert view.queue_list.count() == 5
     assert view.center.currentWidget() is view.compare and view.queue_panel.isVisible()
-    text_only, _ = drag_event(QDragEnterEvent, view, [folder / "notes.txt"])
+    text_only, _, _mime = drag_events([folder / "notes.txt"])
     QApplication.sendEvent(view, text_only)
     assert not text_only.isAccepted()
     harness.wait_idle()  # no style yet: the photos are only loaded, shown as originals
@@ -127,12 +124,10 @@ def test_dropped_web_image_is_downloaded_in_the_worker(harness, photo, monkeypat
         url = server.route("/pictures/cat.jpg", body=photo.read_bytes(), content_type="image/jpeg")
         mime = QMimeData()
         mime.setUrls([QUrl(url)])
-        args = (QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                Qt.KeyboardModifier.NoModifier)
-        enter = QDragEnterEvent(*args)
+        enter, dropped = drop_events(mime)
         QApplication.sendEvent(harness.view, enter)
         assert enter.isAccepted()
-        QApplication.sendEvent(harness.view, QDropEvent(*args))
+        QApplication.sendEvent(harness.view, dropped)
         harness.wait_idle()
     item = next(iter(harness.view.photos.items.values()))
     assert item.name == "cat.jpg" and item.image is not None and item.image.size == (64, 48)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from ..core import paths
 from .logs import setup_logging
+from .pyside_guard import keep_singletons_alive
 
 log = logging.getLogger("mlabs_desktop.gui")
 
@@ -45,6 +46,7 @@ def _no_display() -> bool:
 
 def application(headless: bool = False) -> QApplication:
     """The one QApplication (reused when one exists, as under pytest-qt)."""
+    keep_singletons_alive()
     app = QApplication.instance()
     if app is None:
         if headless and _no_display():
