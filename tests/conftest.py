@@ -25,6 +25,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def float32_unless_asked(monkeypatch: pytest.MonkeyPatch):
+    """Results must not depend on whether the test machine's CPU has bfloat16: tests stylize in
+    float32 unless they ask for bfloat16 themselves (tests/test_precision.py)."""
+    from mlabs_desktop.core import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Every test gets its own MLABS_DESKTOP_HOME: library, cache and config never leak."""
     home = tmp_path_factory.mktemp("home")

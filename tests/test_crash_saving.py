@@ -24,7 +24,7 @@ import pytest
 from crash_helpers import (KillRound, assert_every_model_loads, assert_no_temporaries_in_library,
                            kill_inside_window, measure_window, run_cli_here, spread, temporaries)
 
-ROUNDS = 2
+ROUNDS = 1  # kills per operation, each at a random point of its measured write window (suite time)
 IMAGE = np.random.default_rng(5).uniform(0, 255, (20, 24, 3)).astype(np.float32)
 
 
@@ -177,7 +177,7 @@ def test_sigkill_inside_exports_and_imports(base, tmp_path, monkeypatch):
                                                       for r in op.rounds]) for op in ops]
     print("\nkill rounds:", *report, sep="\n  ")
     killed = sum(r.killed for op in ops for r in op.rounds)
-    assert killed >= len(ops), report  # at least half the kills find the command still running
+    assert 2 * killed >= len(ops) * ROUNDS, report  # at least half the kills find the command still running
 
 
 def test_sweep_removes_a_dead_process_temporaries_and_keeps_a_live_ones(tmp_path):
