@@ -1,7 +1,7 @@
 """Long runs keep memory flat and the window responsive (issue 7, item 7).
 
 Always on: short runs that take seconds (150 photos through the Stylize view and through
-`Stylizer.stylize_many`; 300 training steps in the Train view, which runs the real Trainer).
+`Stylizer.stylize_many`; 100 training steps in the Train view, which runs the real Trainer).
 With ``MLABS_LONG_RUNS=1`` the full sizes run as well (1,000 photos; 10,000 steps, also in the
 Core alone; minutes each) and print their figures: resident memory at the start, after the
 warm-up and at the end, the time taken and the GUI event loop's largest gap.
@@ -34,7 +34,7 @@ LONG = os.environ.get("MLABS_LONG_RUNS") == "1"
 full_size = [pytest.mark.skipif(not LONG, reason="full-size long run (minutes): set MLABS_LONG_RUNS=1"),
              pytest.mark.timeout(3600)]  # the suite's 300 s per test is for the short runs
 PHOTOS = [pytest.param(150, id="150-photos"), pytest.param(1000, id="1000-photos", marks=full_size)]
-STEPS = [pytest.param(300, id="300-steps"), pytest.param(10_000, id="10000-steps", marks=full_size)]
+STEPS = [pytest.param(100, id="100-steps"), pytest.param(10_000, id="10000-steps", marks=full_size)]
 # The Train view's short run already drives the real Trainer (in its worker thread); the Core-only run,
 # which tells the Core's memory apart from the window's, is full size only to keep the suite quick.
 CORE_STEPS = [pytest.param(10_000, id="10000-steps", marks=full_size)]
