@@ -195,10 +195,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command is None:
         return commands.open_app(args)
-    if args.command in ("train", "resume", "stylize", "bench", "import-checkpoint", "export", "import"):
-        from .core.devices import import_keras_quietly
-
-        import_keras_quietly()
+    # Keras is imported by each command once its cheap checks have passed (`commands.engine`):
+    # a mistyped flag or model name answers at once instead of after seconds of TensorFlow start-up.
     return getattr(commands, f"cmd_{args.command.replace('-', '_')}")(args)
 
 

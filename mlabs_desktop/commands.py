@@ -96,6 +96,13 @@ def stop_on_interrupt(trainer) -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
+def engine() -> None:
+    """Start Keras and its backend quietly; every command calls this before its first network."""
+    from .core.devices import import_keras_quietly
+
+    import_keras_quietly()
+
+
 def _fetch(value: str | None) -> str | None:
     """A local path unchanged; an http(s) URL downloaded through the cache."""
     if not value:
@@ -125,24 +132,31 @@ def _run_trainer(trainer, progress: str, auto_batch: bool = False) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .cli import config_from_args
-    from .core.training import Trainer
 
     config = config_from_args(args)
     config = config.replace(style=_fetch(config.style), test=_fetch(config.test),
                             vgg_path=_fetch(config.vgg_path))
+    engine()
+    from .core.training import Trainer
+
     return _run_trainer(Trainer(config), args.progress, args.auto_batch)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .core.training import Trainer
+    from .core.library import Library
 
     if args.max_steps < 0:
         raise UserError("--max-steps must be 0 (no limit) or more")
+    Library().get(args.name)  # an unknown name is answered before the engine starts
+    engine()
+    from .core.training import Trainer
+
     trainer = Trainer.for_resume(args.name, args.max_steps, batch_size=args.batch_size)
     return _run_trainer(trainer, args.progress, args.auto_batch)
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
+    from .core.reference_checkpoint import open_model_or_checkpoint
     from .core.stylize import BlendOptions, Stylizer, plan_outputs
 
     if not 0.0 <= args.strength <= 1.0:
@@ -150,7 +164,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 4:
         raise UserError("--max-size must be at least 4")
     jobs = plan_outputs(Path(_fetch(args.in_path)), Path(args.out_path))
-    stylizer = Stylizer.open(args.checkpoint, args.device, precision=args.precision)
+    model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered before the engine starts
+    engine()
+    stylizer = Stylizer(model, args.device, precision=args.precision)
     if stylizer.precision == "bfloat16":
         _err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
                                         if args.precision == "auto" else ""))
@@ -194,6 +210,7 @@ def cmd_library(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    engine()
     from .core.bench import run_benchmark
     from .core.bench_report import format_report
 
@@ -236,7 +253,9 @@ def _download_printer():
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:
     from .core.reference_checkpoint import import_reference_checkpoint
 
-    model = import_reference_checkpoint(_fetch(args.path), args.name)
+    path = _fetch(args.path)
+    engine()
+    model = import_reference_checkpoint(path, args.name)
     _out(f"imported '{model.name}' into {model.folder}")
     return 0
 
@@ -259,6 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     model = Library().get(args.name)
     out = Path(args.out) if args.out else Path.cwd() / default_output_name(model, args.format)
+    engine()
     try:
         path = export_model(model, args.format, out, size=_parse_size(args.size),
                             on_warning=lambda m: _err(f"warning: {m}"))
@@ -271,6 +291,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from .core.bundles import import_bundle
 
+    engine()  # the weights' shapes are checked against the network Keras builds
     model = import_bundle(args.source, name=args.name, on_warning=lambda m: _err(f"warning: {m}"))
     _out(f"imported '{model.name}' into {model.folder}")
     return 0

@@ -1,7 +1,15 @@
-"""The command line, run as a user runs it: a real subprocess, exit codes, one error line."""
+"""The command line: exit codes, output, and one error line.
+
+Most commands run in this process through `cli.main`, as the entry point
+calls it (a fresh interpreter would only add seconds of TensorFlow start-up to
+each); the user errors run as a real subprocess, as a user types them, and
+`tests/test_crash.py` drives real training processes end to end.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -11,13 +19,22 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mlabs_desktop import cli as cli_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "mlabs_desktop", *args], capture_output=True, text=True,
-                            env=env, timeout=300, stdin=subprocess.DEVNULL)
+def cli(*args: str, check: bool = False, process: bool = False) -> subprocess.CompletedProcess:
+    """Run ``mlabs-desktop ARGS``, in this process unless ``process``; stdout and stderr are captured."""
+    if process:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run([sys.executable, "-m", "mlabs_desktop", *args], capture_output=True, text=True,
+                                env=env, timeout=300, stdin=subprocess.DEVNULL)
+    else:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_module.main(list(args))
+        result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -97,7 +114,7 @@ def test_preset_then_explicit_flags(vgg_h5, photos_dir, style_image):
     (("--no-such-flag",), "unrecognized arguments"),
 ])
 def test_user_errors_exit_2_with_one_line(args, fragment):
-    assert_user_error(cli(*args), fragment)
+    assert_user_error(cli(*args, process=True), fragment)
 
 
 def test_wrong_vgg_file_is_a_user_error(photos_dir, style_image, tmp_path):
