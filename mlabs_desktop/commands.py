@@ -156,7 +156,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from .core.reference_checkpoint import open_model_or_checkpoint
     from .core.stylize import BlendOptions, Stylizer, plan_outputs
 
     if not 0.0 <= args.strength <= 1.0:
@@ -164,9 +163,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 4:
         raise UserError("--max-size must be at least 4")
     jobs = plan_outputs(Path(_fetch(args.in_path)), Path(args.out_path))
-    model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered before the engine starts
-    engine()
-    stylizer = Stylizer(model, args.device, precision=args.precision)
+    stylizer = Stylizer.open(args.checkpoint, args.device, precision=args.precision)
     if stylizer.precision == "bfloat16":
         _err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
                                         if args.precision == "auto" else ""))

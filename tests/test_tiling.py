@@ -322,3 +322,13 @@ def test_load_pixels_keeps_uint8(tmp_path):
     colour, _ = load_pixels(deep)
     source = SourceImage(colour)
     np.testing.assert_allclose(source.region(Box(0, 0, 30, 40)), images.load_image(deep).rgb)
+
+
+def test_one_pass_statistics_budget_follows_free_memory(monkeypatch):
+    gb = 1 << 30
+    for free, budget in ((0, gb), (2 * gb, gb), (8 * gb, 2 * gb), (64 * gb, tiling.MAX_STATS_MEMORY)):
+        monkeypatch.setattr(tiling, "host_memory", lambda free=free: (128 * gb, free))
+        assert tiling.stats_memory_for() == budget
+    monkeypatch.setattr(tiling, "host_memory", lambda: None)  # unknown: the small, safe budget
+    assert tiling.stats_memory_for() == tiling.STATS_MEMORY
+    assert tiling.stats_memory_for("gpu", 6 * gb) == tiling.STATS_MEMORY + gb // 2  # a quarter of the card

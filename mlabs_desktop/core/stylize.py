@@ -64,7 +64,8 @@ def run_any_size(forward: Callable[[np.ndarray], np.ndarray], tiled: Callable[[]
         except Exception as exc:  # noqa: BLE001 - memory errors come as several types
             if not tiling.out_of_memory(exc):
                 raise
-    return tiling.run_with_retries(tiled(), rgb)
+    return tiling.run_with_retries(tiled(), rgb,
+                                   stats_memory=tiling.stats_memory_for(device.kind, device.memory_bytes))
 
 
 def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> np.ndarray:
@@ -130,9 +131,12 @@ class Stylizer:
     def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None,
              precision: str = "float32") -> "Stylizer":
         """A library model by name, a model folder, or a reference (TF1) checkpoint folder or prefix."""
+        from .devices import import_keras_quietly
         from .reference_checkpoint import open_model_or_checkpoint
 
-        return cls(open_model_or_checkpoint(name_or_path, library), device, precision)
+        model = open_model_or_checkpoint(name_or_path, library)  # a mistyped name is answered at once,
+        import_keras_quietly()                                   # before seconds of backend start-up
+        return cls(model, device, precision)
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """The network's float result (H, W, 3), unclipped, exactly the input's size.
@@ -164,6 +168,7 @@ class Stylizer:
         out = np.empty((pixels.shape[0], pixels.shape[1], 3), np.uint8)
         with device_scope(self.device):
             tiling.run_with_retries(self.tiled(), pixels, out=out,
+                                    stats_memory=tiling.stats_memory_for(self.device.kind, self.device.memory_bytes),
                                     post=lambda original, raw: images.to_uint8(finish(original, raw, options)))
         return images.save_image(target, out, alpha)
 
