@@ -175,7 +175,7 @@ def test_big_photos_reblend_in_a_thread(tiny_model, harness, photo, run_calls, m
     harness.qtbot.waitUntil(lambda: bytes(view.compare.styled_image().constBits()) != first, timeout=5000)
     harness.wait_idle()
     view.strength.setValue(40)  # no change: nothing to do
-    small = blend_renderer.render_blend(view.photos.items[1].image.rgb, view.photos.items[1].results["tiny"],
+    small = blend_renderer.render_blend(view.photos.items[1].image.rgb, view.photos.result(view.photos.items[1], "tiny"),
                                         None, view.style_panel.options())
     assert bytes(view.compare.styled_image().constBits()) == bytes(small.constBits())
     assert len(run_calls) == 1

@@ -33,7 +33,9 @@ from test_gui_train import GapRecorder, fill
 LONG = os.environ.get("MLABS_LONG_RUNS") == "1"
 full_size = [pytest.mark.skipif(not LONG, reason="full-size long run (minutes): set MLABS_LONG_RUNS=1"),
              pytest.mark.timeout(3600)]  # the suite's 300 s per test is for the short runs
-PHOTOS = [pytest.param(150, id="150-photos"), pytest.param(1000, id="1000-photos", marks=full_size)]
+# (photos, width): tiny photos show what piles up per photo; real-size ones what piles up per pixel.
+PHOTOS = [pytest.param((150, 48), id="150-photos"), pytest.param((1000, 48), id="1000-photos", marks=full_size)]
+REAL_SIZE = [pytest.param((48, 2000), id="48-photos-of-3MP", marks=full_size)]
 STEPS = [pytest.param(100, id="100-steps"), pytest.param(10_000, id="10000-steps", marks=full_size)]
 # The Train view's short run already drives the real Trainer (in its worker thread); the Core-only run,
 # which tells the Core's memory apart from the window's, is full size only to keep the suite quick.
@@ -112,22 +114,28 @@ def paused(gaps: GapRecorder, measure: Callable[[], object]) -> None:
     gaps.start()
 
 
+QUEUE_BUDGETS = (1 << 20, 1 << 20)  # 1 MB each of originals and results: about 25 and 37 photos of 48 px
+REAL_SIZE_BUDGETS = (256 << 20, 256 << 20)  # about 5 originals and 7 results of 3 megapixels
+
+
 def held_by_queue(view) -> int:  # noqa: ANN001 - StylizeView
-    """Bytes the Stylize queue keeps on purpose: each photo's original, results, display and thumbnail."""
-    total = 0
-    for item in view.photos.items.values():
-        if item.image is not None:
-            total += item.image.rgb.nbytes + (item.image.alpha.nbytes if item.image.alpha is not None else 0)
-        total += sum(raw.nbytes for raw in item.results.values())
-        total += item.display.sizeInBytes() if item.display is not None else 0
-        total += item.thumb.width() * item.thumb.height() * 4 if item.thumb is not None else 0
-    return total
+    """Bytes the Stylize queue keeps on purpose: originals and results within their budgets, and thumbnails."""
+    thumbs = sum(it.thumb.width() * it.thumb.height() * 4 for it in view.photos.items.values() if it.thumb)
+    return view.photos.originals_bytes() + view.photos.results.memory_bytes() + thumbs
+
+
+def batch_size(batch: list[Path]) -> str:
+    from PIL import Image
+
+    with Image.open(batch[0]) as im:
+        return f"{im.width}x{im.height}"
 
 
 @pytest.fixture
 def batch(tmp_path: Path, request: pytest.FixtureRequest) -> list[Path]:
-    """``request.param`` small photos (48 px): the network's cost per photo is tiny, what piles up shows."""
-    folder = write_photos(tmp_path / "batch", count=request.param, size=(48, 48), seed=3)
+    """``request.param`` = (count, width) photos, 4:3."""
+    count, width = request.param
+    folder = write_photos(tmp_path / "batch", count=count, size=(width, width * 3 // 4 if width > 48 else 48), seed=3)
     return sorted(folder.iterdir())
 
 
@@ -154,8 +162,18 @@ def test_batch_stylize_in_the_core_keeps_memory_flat(tiny_model, batch, tmp_path
     assert trace.growth() < MAX_GROWTH_MB
 
 
-@pytest.mark.parametrize("batch", PHOTOS, indirect=True)
-def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(tiny_model, harness, batch):
+@pytest.fixture
+def budgets(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """Budgets the batch outgrows (as a long queue of real photos outgrows the real 1 + 2 GB): it must spill."""
+    from mlabs_desktop.gui import photo_queue
+
+    chosen = QUEUE_BUDGETS if request.node.callspec.params["batch"][1] <= 48 else REAL_SIZE_BUDGETS
+    monkeypatch.setattr(photo_queue, "memory_budgets", lambda: chosen)
+    return chosen
+
+
+@pytest.mark.parametrize("batch", PHOTOS + REAL_SIZE, indirect=True)
+def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(tiny_model, budgets, harness, batch):
     view, qtbot = harness.view, harness.qtbot
     total, warm = len(batch), len(batch) // 5
     gaps = GapRecorder()
@@ -164,6 +182,7 @@ def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(ti
     def finished() -> int:
         return sum(1 for item in view.photos.items.values() if item.state("tiny")[0] in ("done", "failed"))
 
+    per_photo_ms = 300 if budgets == QUEUE_BUDGETS else 20_000  # a 3-megapixel photo takes seconds on a CPU
     gaps.start()
     qtbot.wait(1000)  # the idle baseline: what the shared machine alone does to the event loop
     trace.mark("start")
@@ -171,10 +190,10 @@ def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(ti
     adding = time.perf_counter()
     assert view.open_paths([batch[0].parent]) == total
     adding = time.perf_counter() - adding  # the GUI thread lists every photo at once
-    qtbot.waitUntil(lambda: finished() >= warm, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: finished() >= warm, timeout=WAIT_MS + per_photo_ms * warm)
     paused(gaps, lambda: trace.mark("warm"))
     held_at_warm, done_at_warm = held_by_queue(view), finished()
-    qtbot.waitUntil(lambda: finished() == total and not view.is_busy(), timeout=WAIT_MS + 300 * total)
+    qtbot.waitUntil(lambda: finished() == total and not view.is_busy(), timeout=WAIT_MS + per_photo_ms * total)
     gaps.timer.stop()
     trace.mark("end")
     # What the queue deliberately keeps per photo (to re-blend and save without re-running the
@@ -182,12 +201,16 @@ def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(ti
     held = held_by_queue(view) - held_at_warm
     held_mb = held / 2**20
     idle, work = gaps.worst("idle"), gaps.worst("work")
-    trace.report(f"Stylize view, {total} photos of 48 px",
+    trace.report(f"Stylize view, {total} photos of {batch_size(batch)}",
                  held_by_the_queue_since_warm_up=f"{held_mb:.1f} MB ({held / (total - done_at_warm) / 1024:.0f} KB "
                                                  "a photo)",
                  largest_GUI_gap=f"{work:.0f} ms (idle {idle:.0f} ms; adding the folder {1000 * adding:.0f} ms)")
     assert [item.state("tiny")[0] for item in view.photos.items.values()] == ["done"] * total
     assert harness.errors == []
+    shown = view.photos.items[view.queue_list.current_id()]
+    assert view.photos.results.memory_bytes() <= budgets[1] + shown.image.rgb.nbytes  # and the one on screen
+    assert view.photos.originals_bytes() <= budgets[0] + shown.image.rgb.nbytes * 4 // 3
+    assert view.photos.results.spilled_count() > total // 2
     assert trace.growth() - held_mb < MAX_GROWTH_MB
     assert work < gap_bound_ms(idle)
 

@@ -102,7 +102,8 @@ def paint_note(p: QPainter, text: str, area: QRectF, error: bool = False) -> Non
     p.save()
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
     metrics = p.fontMetrics()
-    width = max(40.0, min(area.width() - 48, metrics.horizontalAdvance(text) + 32))
+    # 4 px of slack: drawn text measures a fraction wider than the integer metrics, which wrapped its last word.
+    width = max(40.0, min(area.width() - 48, metrics.horizontalAdvance(text) + 36))
     box = metrics.boundingRect(0, 0, int(width - 32), 10_000, Qt.TextFlag.TextWordWrap, text)
     rect = QRectF(0, 0, width, box.height() + 20)
     rect.moveCenter(QPointF(area.center().x(), area.bottom() - 24 - rect.height() / 2))

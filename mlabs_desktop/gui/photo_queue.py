@@ -1,44 +1,48 @@
-"""The photo queue of the Stylize view: what each photo holds, the list showing it, the queue running it.
+"""The photo queue of the Stylize view: what each photo holds, and the queue running it (the list is `photo_queue_list`).
 
 An item keeps its original (float RGB + alpha) and the network's raw float result
 per style, so strength and colour changes re-blend from memory instead of running
 the network again. Its state (queued / running / done / failed) is always for the
 style currently picked.
+
+Memory stays bounded however long the queue: originals past their budget are
+let go (and read from their file again when shown or saved), results past
+theirs are spilled to disk by the `ResultStore`. What is on screen is never let go.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, Union
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
-from PySide6.QtCore import (QItemSelectionModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QRectF, QSize, Qt,
-                            Signal, Slot)
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QListWidget, QListWidgetItem, QStyle, QStyledItemDelegate,
-                               QStyleOptionViewItem, QWidget)
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
 
 from ..core.images import LoadedImage
-from .canvas import ALERT, paint_alert_disc
+from ..core.memory import host_memory
+from ..core.result_store import ResultStore
 from .stylize_worker import (ImageLoaded, JobEnded, JobFailed, JobStarted, LoadFailed, StatusText, Styled, StyleJob,
                              StylizeQueue)
 
 if TYPE_CHECKING:
     from ..core.library import Library
 
-CACHE_BUDGET = 2 << 30  # bytes of raw results kept for styles not shown now
+GB = 1 << 30
 
-ID_ROLE = Qt.ItemDataRole.UserRole
-STATE_ROLE = Qt.ItemDataRole.UserRole + 1
-DETAIL_ROLE = Qt.ItemDataRole.UserRole + 2
-THUMB_ROLE = Qt.ItemDataRole.UserRole + 3
 
-STATE_COLORS = {"queued": QColor(154, 160, 166), "running": QColor(26, 115, 232),
-                "done": QColor(30, 142, 62), "failed": ALERT}
+def memory_budgets() -> tuple[int, int]:
+    """Bytes of (originals, raw results) the queue keeps in memory: 1 and 2 GB, less on a small computer.
 
+    A 12-megapixel photo's original takes about 190 MB (float pixels and the
+    picture drawn on screen), each of its results 144 MB.
+    """
+    total = (host_memory() or (8 * GB, 0))[0]
+    return min(GB, max(GB // 4, total // 16)), min(2 * GB, max(GB // 4, total // 8))
 
 @dataclass(eq=False)
 class QueueItem:
@@ -47,7 +51,9 @@ class QueueItem:
     image: LoadedImage | None = None              # the original, once loaded
     display: QImage | None = None                 # the same, ready to draw (made in the worker)
     thumb: QPixmap | None = None
-    results: dict[str, np.ndarray] = field(default_factory=dict)  # style -> raw float result
+    done: set[str] = field(default_factory=set)   # styles with a result in the queue's `ResultStore`
+    local: Path | None = None                     # the file the original was read from (a URL's download)
+    has_alpha: bool = False                       # known once opened, kept when the original is let go
     seconds: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)          # style -> why it failed
     load_error: str | None = None                 # the photo itself is unusable
@@ -72,7 +78,7 @@ class QueueItem:
             return "queued", "Waiting for a style"
         if style in self.errors:
             return "failed", self.errors[style]
-        if style in self.results:
+        if style in self.done:
             return "done", f"Done in {self.seconds.get(style, 0):.1f} s"
         if self.running is not None and self.running == style:
             return "running", "Loading…" if self.image is None else "Stylizing…"
@@ -85,156 +91,46 @@ def short_reason(message: str) -> str:
     return reason.rstrip(".")
 
 
-class _ItemDelegate(QStyledItemDelegate):
-    """Thumbnail, name and a coloured state line, so a long queue reads at a glance."""
-
-    ROW = 64
-    THUMB = 48
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(200, self.ROW)
-
-    def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text, opt.icon = "", opt.icon.__class__()
-        widget = option.widget  # type: ignore[attr-defined]
-        style = widget.style() if widget else None
-        if style:  # the platform's own selection and hover background
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, p, widget)
-        p.save()
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = option.rect.adjusted(8, 8, -8, -8)  # type: ignore[attr-defined]
-        thumb_rect = QRect(rect.left(), rect.top(), self.THUMB, self.THUMB)
-        path = QPainterPath()
-        path.addRoundedRect(QRectF(thumb_rect), 6, 6)
-        p.setClipPath(path)
-        thumb = index.data(THUMB_ROLE)
-        if isinstance(thumb, QPixmap) and not thumb.isNull():
-            # Cover-crop: fill the square, cut what sticks out.
-            scaled = thumb.scaled(thumb_rect.size() * p.device().devicePixelRatioF(),
-                                  Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                  Qt.TransformationMode.SmoothTransformation)
-            scaled.setDevicePixelRatio(p.device().devicePixelRatioF())
-            logical = scaled.deviceIndependentSize()
-            p.drawPixmap(int(thumb_rect.center().x() - logical.width() / 2 + 1),
-                         int(thumb_rect.center().y() - logical.height() / 2 + 1), scaled)
-        else:
-            p.fillRect(thumb_rect, QColor(128, 128, 128, 60))
-            if index.data(STATE_ROLE) == "failed":  # a red "!" instead of a picture that never came
-                paint_alert_disc(p, QRectF(thumb_rect).center(), 11)
-        p.setClipping(False)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
-        palette = option.palette  # type: ignore[attr-defined]
-        text_color = palette.highlightedText().color() if selected else palette.text().color()
-        text_left = thumb_rect.right() + 12
-        name_rect = QRect(text_left, rect.top() + 2, rect.right() - text_left, rect.height() // 2)
-        font = QFont(option.font)  # type: ignore[attr-defined]
-        font.setWeight(QFont.Weight.DemiBold)
-        p.setFont(font)
-        p.setPen(text_color)
-        name = p.fontMetrics().elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)),
-                                          Qt.TextElideMode.ElideMiddle, name_rect.width())
-        p.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
-        state = str(index.data(STATE_ROLE) or "queued")
-        detail = str(index.data(DETAIL_ROLE) or "")
-        color = STATE_COLORS.get(state, STATE_COLORS["queued"])
-        state_rect = QRect(text_left + 14, name_rect.bottom() + 2, name_rect.width() - 14, rect.height() // 2 - 4)
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(color)
-        p.drawEllipse(QRectF(text_left, state_rect.center().y() - 3.5, 7, 7))
-        small = QFont(option.font)  # type: ignore[attr-defined]
-        small.setPointSizeF(max(7.0, small.pointSizeF() * 0.9))
-        p.setFont(small)
-        quiet = palette.placeholderText().color()
-        p.setPen(text_color if selected else color.darker(115) if state != "queued" else quiet)
-        shown = f"Failed: {short_reason(detail)}" if state == "failed" else detail  # all of it: tooltip
-        p.drawText(state_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   p.fontMetrics().elidedText(shown, Qt.TextElideMode.ElideRight, state_rect.width()))
-        p.restore()
-
-
-class PhotoQueueList(QListWidget):
-    """The queue: one row per photo; the item id is stored in ``ID_ROLE``.
-
-    Rows are found by id through a dict: every worker event refreshes a row, and a scan of the
-    list made adding a 1,000-photo folder take over a second of the GUI thread (quadratic).
-    """
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._rows: dict[int, QListWidgetItem] = {}
-        self.setItemDelegate(_ItemDelegate(self))
-        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setUniformItemSizes(True)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-
-    def row_of(self, item_id: int) -> QListWidgetItem | None:
-        return self._rows.get(item_id)
-
-    def add(self, item: QueueItem, style: str | None) -> QListWidgetItem:
-        entry = QListWidgetItem(item.name)
-        entry.setData(ID_ROLE, item.id)
-        self.addItem(entry)
-        self._rows[item.id] = entry
-        self.refresh(item, style)
-        return entry
-
-    def refresh(self, item: QueueItem, style: str | None) -> None:
-        entry = self.row_of(item.id)
-        if entry is None:
-            return
-        state, detail = item.state(style)
-        entry.setData(STATE_ROLE, state)
-        entry.setData(DETAIL_ROLE, detail)
-        entry.setData(THUMB_ROLE, item.thumb)
-        where = str(item.source)
-        entry.setToolTip(f"{where}\n\n{detail}" if state == "failed" else f"{where}\n{detail}")
-
-    def ids(self) -> list[int]:
-        return [int(self.item(row).data(ID_ROLE)) for row in range(self.count())]
-
-    def current_id(self) -> int | None:
-        entry = self.currentItem()
-        return None if entry is None else int(entry.data(ID_ROLE))
-
-    def selected_ids(self) -> list[int]:
-        return [int(e.data(ID_ROLE)) for e in self.selectedItems()]
-
-    def select_id(self, item_id: int) -> None:
-        entry = self.row_of(item_id)
-        if entry is not None:  # and only it: a new photo is shown alone
-            self.setCurrentItem(entry, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-            self.scrollToItem(entry)
-
-    def remove_id(self, item_id: int) -> None:
-        entry = self._rows.pop(item_id, None)
-        if entry is not None:
-            self.takeItem(self.row(entry))
-
-
 class PhotoQueue(QObject):
     """The photos and their cached results, run through the one serial worker for the current style.
 
     The view only shows what this holds: ``changed(id, new_pixels)`` says which
-    photo to redraw, ``failed`` carries each failure once.
+    photo to redraw, ``failed`` carries each failure once. ``show(id)`` says which
+    photo is on screen: it goes first, and is the one thing never let go of.
     """
 
     added = Signal()
     changed = Signal(int, bool)       # item id, whether its pictures changed (not only its state)
     failed = Signal(str, str, bool)   # photo name, message, failed while opening (not while styling)
     status = Signal(str)              # download progress and the like
+    _result_dropped = Signal(object)  # (item id, style): neither memory nor disk could keep it
 
-    def __init__(self, library: Callable[[], Library], device: Callable[[], str], parent: QObject | None = None):
+    def __init__(self, library: Callable[[], Library], device: Callable[[], str], parent: QObject | None = None,
+                 budgets: tuple[int, int] | None = None):
         super().__init__(parent)
         self.items: dict[int, QueueItem] = {}
         self.style: str | None = None
+        self.shown: int | None = None
         self.worker = StylizeQueue(library, self)
         self.worker.event.connect(self._on_event)
         self._device = device
         self._ids = itertools.count(1)
+        self.originals_budget, results_budget = budgets or memory_budgets()
+        self._originals: OrderedDict[int, int] = OrderedDict()  # loaded item id -> bytes, least recent first
+        self._result_dropped.connect(self._on_result_dropped)
+        self.results = ResultStore(results_budget, dropped=self._result_dropped.emit)
+
+    # -- what the view asks
+    def result(self, item: QueueItem, style: str | None, *, keep: bool = True) -> np.ndarray | None:
+        """The raw result of ``item`` in ``style``, read back from disk if it was spilled."""
+        return self.results.get((item.id, style), keep=keep) if style in item.done else None
+
+    def originals_bytes(self) -> int:
+        return sum(self._originals.values())
+
+    def close(self) -> None:
+        """Let go of every result and remove the spill folder (the app is closing)."""
+        self.results.close()
 
     def add(self, sources: Sequence[Union[Path, str]]) -> tuple[int, int | None]:
         """Queue new sources; returns how many were new and the id to show (the first, new or known)."""
@@ -258,20 +154,35 @@ class PhotoQueue(QObject):
         self.style = name
         self.worker.discard(lambda job: isinstance(job, StyleJob))  # they were for the old style
         for item in sorted(self.items.values(), key=lambda it: it.id != first):
-            needs_style = name is not None and name not in item.results and name not in item.errors
-            if not item.load_error and (item.image is None or needs_style) and item.running != (name or ""):
+            if self._needs_work(item):
                 self._submit(item)
-        self._trim_cache()
+        self._pin()
 
-    def promote(self, item_id: int) -> None:
-        """What the user looks at goes first."""
-        self.worker.promote(lambda job: isinstance(job, StyleJob) and job.item_id == item_id)
+    def show(self, item_id: int | None) -> None:
+        """``item_id`` is on screen now: keep it in memory, and load or run it first if it needs that."""
+        self.shown = item_id
+        item = self.items.get(item_id) if item_id is not None else None
+        if item is None:
+            self._pin()
+            return
+        if item_id in self._originals:
+            self._originals.move_to_end(item_id)
+        self._pin()
+        waiting = any(getattr(job, "item_id", None) == item_id for job in self.worker.pending())
+        running = item.running is not None
+        if waiting:
+            self.worker.promote(lambda job: isinstance(job, StyleJob) and job.item_id == item_id)
+        elif not running and (item.image is None or self._needs_work(item)) and not item.load_error:
+            self.worker.submit(self._job(item), front=True)  # let go of earlier, or its result was dropped
 
     def remove(self, ids: Sequence[int]) -> None:
         gone = set(ids)
         self.worker.discard(lambda job: getattr(job, "item_id", None) in gone)
         for item_id in gone:  # a job running on one finishes; its result finds no item and is dropped
-            self.items.pop(item_id, None)
+            item = self.items.pop(item_id, None)
+            self._originals.pop(item_id, None)
+            for style in item.done if item else ():
+                self.results.discard((item_id, style))
 
     def retry(self, ids: Sequence[int]) -> None:
         for item in (self.items[i] for i in ids if i in self.items):
@@ -281,8 +192,51 @@ class PhotoQueue(QObject):
                 self._submit(item)
                 self.changed.emit(item.id, False)
 
+    # -- internals
+    def _needs_style(self, item: QueueItem) -> bool:
+        return self.style is not None and self.style not in item.done and self.style not in item.errors
+
+    def _needs_work(self, item: QueueItem) -> bool:
+        """Not failed, and never opened yet or missing a result in the current style, and not running it."""
+        if item.load_error or item.running == (self.style or ""):
+            return False
+        return item.local is None or self._needs_style(item)
+
+    def _job(self, item: QueueItem) -> StyleJob:
+        # Once opened, a photo is read again from its local file: a URL is not downloaded twice.
+        # A photo let go of whose result is kept is only read again, never re-run.
+        style = self.style if self._needs_style(item) else None
+        return StyleJob(item.id, item.local or item.source, style, self._device(), item.image)
+
     def _submit(self, item: QueueItem) -> None:
-        self.worker.submit(StyleJob(item.id, item.source, self.style, self._device(), item.image))
+        self.worker.submit(self._job(item))
+
+    def _pin(self) -> None:
+        self.results.pin({(self.shown, self.style)} if self.shown is not None else set())
+
+    def _keep_original(self, item: QueueItem) -> None:
+        assert item.image is not None and item.display is not None
+        alpha = item.image.alpha.nbytes if item.image.alpha is not None else 0
+        self._originals[item.id] = item.image.rgb.nbytes + alpha + item.display.sizeInBytes()
+        self._originals.move_to_end(item.id)
+        total = self.originals_bytes()
+        for item_id in [i for i in self._originals if i != self.shown]:
+            if total <= self.originals_budget:
+                break
+            total -= self._originals.pop(item_id)
+            other = self.items[item_id]
+            other.image, other.display = None, None  # read from `other.local` again when next needed
+
+    @Slot(object)
+    def _on_result_dropped(self, key: object) -> None:
+        item_id, style = key  # type: ignore[misc]
+        item = self.items.get(item_id)
+        if item is None or style not in item.done:
+            return
+        item.done.discard(style)
+        if item_id == self.shown:
+            self.show(item_id)  # on screen, so run it again now; others wait until they are shown
+        self.changed.emit(item_id, False)
 
     @Slot(object)
     def _on_event(self, event: object) -> None:
@@ -297,15 +251,18 @@ class PhotoQueue(QObject):
         if isinstance(event, JobStarted):
             item.running = event.job.model_name or ""  # "": only loading, no style yet
         elif isinstance(event, ImageLoaded):
-            item.image, item.display, new_pixels = event.image, event.display, True
+            item.image, item.display, item.local, new_pixels = event.image, event.display, event.image.path, True
+            item.has_alpha = event.image.alpha is not None
             item.thumb = QPixmap.fromImage(event.thumbnail)
+            self._keep_original(item)
         elif isinstance(event, LoadFailed):
             item.load_error = event.message
             self.failed.emit(item.name, event.message, True)
         elif isinstance(event, Styled):
-            item.results[event.model_name], item.seconds[event.model_name] = event.raw, event.seconds
+            item.done.add(event.model_name)
+            item.seconds[event.model_name] = event.seconds
+            self.results.put((item.id, event.model_name), event.raw)
             new_pixels = event.model_name == self.style
-            self._trim_cache()
         elif isinstance(event, JobFailed):
             if event.job.model_name:
                 item.errors[event.job.model_name] = event.message
@@ -315,12 +272,3 @@ class PhotoQueue(QObject):
         elif isinstance(event, JobEnded):
             item.running = None
         self.changed.emit(item.id, new_pixels)
-
-    def _trim_cache(self) -> None:
-        # Results for styles not shown now are kept only to make switching back instant.
-        spare = [(it, s) for it in self.items.values() for s in it.results if s != self.style]
-        total = sum(it.results[s].nbytes for it, s in spare)
-        for it, s in spare:
-            if total <= CACHE_BUDGET:
-                break
-            total -= it.results.pop(s).nbytes

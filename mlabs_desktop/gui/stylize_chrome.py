@@ -1,4 +1,4 @@
-"""Smaller parts of the Stylize view: toolbar helpers, the empty state, drops, failure messages, saving.
+"""Smaller parts of the Stylize view: toolbar helpers, the empty state, drops, failure messages (saving is `photo_export`).
 
 Kept apart from `stylize_view` so that module reads as the flow of a photo
 through the queue; nothing here touches the network worker.
@@ -7,21 +7,16 @@ through the queue; nothing here touches the network worker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable
 
-import numpy as np
-from PySide6.QtCore import QDeadlineTimer, QObject, QPointF, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Slot
 from PySide6.QtGui import (QAction, QColor, QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent, QFont,
                            QKeySequence, QPainter, QPainterPath, QPaintEvent, QPen)
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
-from ..core.errors import Cancelled
-from ..core.images import SAVE_FORMATS, LoadedImage, is_image_path, save_image
-from ..core.library import slugify
-from ..core.stylize import BlendOptions, finish
-from .common import Worker, accepts_drop, dropped_paths, dropped_urls
-from .photo_queue import QueueItem, short_reason
+from ..core.images import is_image_path
+from .common import accepts_drop, dropped_paths, dropped_urls
+from .photo_queue import short_reason
 
 ACCENT = QColor(26, 115, 232)
 
@@ -249,136 +244,3 @@ class FailureReport(QObject):
             lines = "\n".join(f"• {name}: {short_reason(message)}" for name, message, _ in errors[:8])
             more = f"\n…and {len(errors) - 8} more" if len(errors) > 8 else ""
             self._show(f"Could not {verb} {len(errors)} photos", f"{lines}{more}\n\n{advice}")
-
-
-# ---------------------------------------------------------------------- saving
-def output_name(item: QueueItem, style: str, alpha: bool = False, suffix: str | None = None) -> str:
-    """``<stem>-<style>.jpg``; PNG for transparent photos, whose alpha JPEG would lose."""
-    ext = suffix or (".png" if alpha else ".jpg")
-    return f"{item.stem}-{slugify(style)}{ext}"
-
-
-def unique_targets(folder: Path, items: Sequence[QueueItem], style: str,
-                   replace: bool) -> list[tuple[Path, QueueItem]]:
-    """Where Save all writes each item: its own name and type with a ``-<style>`` suffix.
-
-    Two photos with the same name (from different folders) never overwrite each
-    other; with ``replace`` False, files already in ``folder`` are kept too.
-    """
-    taken: set[str] = set()
-    out: list[tuple[Path, QueueItem]] = []
-    for item in items:
-        ext = Path(item.name).suffix.lower()
-        ext = ext if ext in SAVE_FORMATS else ".jpg"
-        if item.image is not None and item.image.alpha is not None and ext in (".jpg", ".jpeg", ".bmp"):
-            ext = ".png"
-        name, n = output_name(item, style, suffix=ext), 2
-        while name.casefold() in taken or (not replace and (folder / name).exists()):
-            name, n = f"{item.stem}-{slugify(style)} ({n}){ext}", n + 1
-        taken.add(name.casefold())
-        out.append((folder / name, item))
-    return out
-
-
-def export_job(work: Sequence[tuple[Path, LoadedImage, np.ndarray]],
-               options: BlendOptions) -> Callable[[Callable[[Any], None], Callable[[], bool]], list[Path]]:
-    """A `Worker` job finishing and saving (atomically) each (target, original, raw result)."""
-    def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> list[Path]:
-        saved: list[Path] = []
-        for index, (target, image, raw) in enumerate(work, 1):
-            if cancelled():
-                raise Cancelled()
-            report(f"Saving {target.name} ({index} of {len(work)})…")
-            saved.append(save_image(target, finish(image.rgb, raw, options), image.alpha))
-        return saved
-    return job
-
-
-class Exporter(QObject):
-    """Save and Save all: asks where, then finishes and writes full-size files off the GUI thread.
-
-    Writing a big photo takes a moment and a folder of them much longer; the
-    network queue is not involved, so saving never waits behind stylizing.
-    """
-
-    busy_changed = Signal()
-
-    def __init__(self, parent: QWidget, say: Callable[[str], None], error: Callable[[str, str], None]):
-        super().__init__(parent)
-        self._window, self._say, self._error = parent, say, error
-        self._worker: Worker | None = None
-
-    def is_busy(self) -> bool:
-        return self._worker is not None
-
-    def save_one(self, item: QueueItem, style: str, options: BlendOptions, start: Path) -> None:
-        assert item.image is not None
-        suggested = start / output_name(item, style, alpha=item.image.alpha is not None)
-        path, _ = QFileDialog.getSaveFileName(self._window, "Save styled photo", str(suggested),
-                                              "JPEG (*.jpg *.jpeg);;PNG (*.png);;WebP (*.webp);;TIFF (*.tif *.tiff)")
-        if path:
-            self.start([(Path(path) if Path(path).suffix else Path(path + ".jpg"), item)], style, options)
-
-    def save_all(self, items: Sequence[QueueItem], style: str, options: BlendOptions, start: Path) -> None:
-        folder = QFileDialog.getExistingDirectory(self._window, "Save all styled photos into", str(start))
-        if not folder:
-            return
-        targets = unique_targets(Path(folder), items, style, replace=True)
-        existing = sum(t.exists() for t, _ in targets)
-        if existing:
-            buttons = QMessageBox.StandardButton
-            answer = QMessageBox.question(self._window, "Replace files?",
-                                          f"{existing} of these files already exist in {folder}. Replace them?\n\n"
-                                          "No keeps them and saves the new ones with a number added.",
-                                          buttons.Yes | buttons.No | buttons.Cancel)
-            if answer == buttons.Cancel:
-                return
-            if answer == buttons.No:
-                targets = unique_targets(Path(folder), items, style, replace=False)
-        self.start(targets, style, options)
-
-    def start(self, targets: Sequence[tuple[Path, QueueItem]], style: str, options: BlendOptions) -> None:
-        work = [(path, it.image, it.results[style]) for path, it in targets
-                if it.image is not None and style in it.results]
-        worker = Worker(export_job(work, options), parent=self, name="export")
-        # Bound methods of this GUI-thread object, so Qt delivers them on the GUI thread.
-        worker.progress.connect(self._on_progress)
-        worker.succeeded.connect(self._on_saved)
-        worker.failed.connect(self._on_failed)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self.busy_changed.emit()
-        worker.start()
-
-    def cancel_and_wait(self, deadline: QDeadlineTimer) -> bool:
-        if self._worker is None:
-            return True
-        self._worker.cancel()  # checked between files; the file being written is finished atomically
-        if not self._worker.wait(deadline):
-            return False
-        self._worker = None
-        return True
-
-    @Slot(object)
-    def _on_progress(self, text: object) -> None:
-        self._say(str(text))
-
-    @Slot(object)
-    def _on_saved(self, saved: list[Path]) -> None:
-        if len(saved) == 1:
-            self._say(f"Saved {saved[0].name}")
-        elif saved:
-            self._say(f"Saved {len(saved)} photos to {saved[0].parent}")
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        self._error("Could not save", f"{message} Choose another folder or file name and try again.")
-
-    @Slot()
-    def _on_finished(self) -> None:
-        worker = self.sender()
-        if worker is self._worker and self._worker is not None:
-            self._worker.wait()  # `finished` comes a moment before the thread has really ended
-            self._worker.deleteLater()
-            self._worker = None
-        self.busy_changed.emit()

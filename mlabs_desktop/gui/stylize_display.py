@@ -46,7 +46,7 @@ class ComparisonDisplay:
     def _reblend(self) -> None:
         """Show the current photo's cached result with the current strength and colours."""
         item = self._current()
-        raw = item.results.get(self.photos.style or "") if item is not None else None
+        raw = self.photos.result(item, self.photos.style) if item is not None else None
         self._blend_token = 0  # whatever a thread still blends for an earlier request is now stale
         if item is None or item.image is None or raw is None:
             self.compare.set_styled(None)

@@ -14,7 +14,7 @@ from .common import local_path
 from .photo_queue import PhotoQueue, QueueItem
 from .services import Services
 from .style_picker import StylePanel
-from .stylize_chrome import Exporter
+from .photo_export import Exporter
 
 Source = Union[Path, str]
 
@@ -56,11 +56,11 @@ class PhotoFileActions:
 
     def save_current(self) -> None:
         item = self._current()
-        if item is not None and item.image is not None and self.photos.style in item.results:
+        if item is not None and self.photos.style in item.done:
             self._exporter.save_one(item, self.photos.style or "", self.style_panel.options(), self._start_dir())
 
     def save_all(self) -> None:
-        done = [it for it in self.photos.items.values() if self.photos.style in it.results and it.image is not None]
+        done = [it for it in self.photos.items.values() if self.photos.style in it.done]
         if done:
             self._exporter.save_all(done, self.photos.style or "", self.style_panel.options(), self._start_dir())
 

@@ -21,11 +21,13 @@ from ..core.errors import UserError
 from .before_after import BeforeAfterView
 from .blend_renderer import BlendRenderer
 from .common import expand_images
-from .photo_queue import PhotoQueue, PhotoQueueList, QueueItem
+from .photo_export import Exporter
+from .photo_queue import PhotoQueue, QueueItem
+from .photo_queue_list import PhotoQueueList
 from .services import Services
 from .style_picker import StylePanel
-from .stylize_chrome import (DropOverlay, EmptyState, Exporter, FailureReport, PhotoDropTarget, panel_title,
-                             text_button, view_action)
+from .stylize_chrome import (DropOverlay, EmptyState, FailureReport, PhotoDropTarget, panel_title, text_button,
+                             view_action)
 from .stylize_display import ComparisonDisplay
 from .stylize_files import PhotoFileActions, Source
 
@@ -48,7 +50,8 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.photos.failed.connect(self._failures.add)
         self.photos.status.connect(self._say)
         self.photos.worker.busy_changed.connect(self._update_status)
-        self._exporter = Exporter(self, self._say, services.hub.error.emit)
+        self._exporter = Exporter(self, self._say, services.hub.error.emit,
+                                  lambda item, style: self.photos.result(item, style, keep=False))
         self._exporter.busy_changed.connect(self._update_actions)
         self._blender = BlendRenderer(self)
         self._blender.ready.connect(self._on_blended)
@@ -191,7 +194,10 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         deadline = QDeadlineTimer(max(0, timeout_ms))
         stopped = self.photos.worker.cancel_and_wait(int(deadline.remainingTime()))
         stopped = self._blender.cancel_and_wait(deadline) and stopped
-        return self._exporter.cancel_and_wait(deadline) and stopped
+        stopped = self._exporter.cancel_and_wait(deadline) and stopped
+        if stopped:
+            self.photos.close()  # nothing reads the spilled results any more: remove them
+        return stopped
 
     # ------------------------------------------------------------------ styles
     @Slot()
@@ -231,9 +237,7 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         return None if item_id is None else self.photos.items.get(item_id)
 
     def _on_selection(self) -> None:
-        item = self._current()
-        if item is not None:
-            self.photos.promote(item.id)
+        self.photos.show(self.queue_list.current_id())  # first in line, and kept in memory while shown
         self._show_current(reset_view=True)
 
     def remove_selected(self) -> None:
@@ -269,7 +273,7 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.queue_list.refresh(item, self.photos.style)
         if item_id == self.queue_list.current_id():
             if new_pixels:  # loaded: a new picture and Fit; styled: the same picture, new right side
-                self._show_current(reset_view=item.results.get(self.photos.style or "") is None)
+                self._show_current(reset_view=self.photos.style not in item.done)
             else:
                 self._show_state(item)
         self._update_status()
@@ -291,11 +295,11 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
     def _update_actions(self) -> None:
         item = self._current()
         loaded = item is not None and item.image is not None
-        ready = loaded and self.photos.style in item.results  # type: ignore[union-attr]
+        ready = loaded and self.photos.style in item.done  # type: ignore[union-attr]
         saving = self._exporter.is_busy()
         self.save_action.setEnabled(ready and not saving)
         self.copy_action.setEnabled(ready)
-        any_done = any(self.photos.style in it.results for it in self.photos.items.values())
+        any_done = any(self.photos.style in it.done for it in self.photos.items.values())
         self.save_all_action.setEnabled(any_done and not saving)
         self.all_action.setEnabled(loaded and bool(self.picker.names()))
         self.fit_action.setEnabled(loaded)

@@ -88,8 +88,9 @@ def _load(job: StyleJob, report: Callable[[Any], None], cancelled: Callable[[], 
                                        "Close other programs and try again."))
         return None
     display = display_image(image.rgb, image.alpha)
-    thumb = display.scaled(THUMB_SIDE, THUMB_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
-                           Qt.TransformationMode.SmoothTransformation)
+    # Never scaled up: a small photo's thumbnail is the photo (the list draws it smaller still).
+    thumb = display if max(display.width(), display.height()) <= THUMB_SIDE else display.scaled(
+        THUMB_SIDE, THUMB_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     report(ImageLoaded(job.item_id, image, display, thumb))
     return image
 
