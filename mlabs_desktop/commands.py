@@ -170,14 +170,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     options = BlendOptions(args.strength, args.preserve_colors)
     failures = 0
     for report in stylizer.stylize_many(jobs, options, args.max_size):
+        if report.error and len(jobs) == 1:
+            raise UserError(report.error)  # one photo: its reason is the error, on one line
         if report.error:
             failures += 1
             _err(f"skipped {report.source}: {report.error}")
         else:
             _err(f"[{report.done}/{report.total}] {report.output}")
-    if failures == len(jobs):
-        raise UserError(jobs[0][0].name + " could not be stylized" if len(jobs) == 1
-                        else f"none of the {len(jobs)} images could be stylized")
+    if failures and failures == len(jobs):
+        raise UserError(f"none of the {len(jobs)} images could be stylized")
     return 0
 
 

@@ -116,7 +116,8 @@ def write_corpus(folder: Path) -> dict[str, CaseInfo]:
     cases["folder-as-file"] = CaseInfo(folder / "folder.jpg", REFUSED, words=("folder",))
     locked = add("unreadable", "locked.png", _encoded(Image.fromarray(_pixels(4, 4)), "PNG"), REFUSED,
                  words=("permission",),
-                 skip="root reads any file whatever its mode" if os.name != "posix" or os.geteuid() == 0 else None)
+                 skip="root reads any file whatever its mode here; test_unreadable_files tries it in a child that "
+                      "cannot" if os.name != "posix" or os.geteuid() == 0 else None)
     locked.chmod(0)
 
     # Works: each with the size it must load at.

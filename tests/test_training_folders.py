@@ -55,3 +55,21 @@ def test_training_on_tiny_photos_warns_that_they_are_upscaled(tmp_path, vgg_h5, 
     warnings = [e.message for e in logs if e.level == "warning" and "upscaled" in e.message]
     assert warnings == ["4 of 4 training images checked are smaller than 32 px and are upscaled, which blurs "
                         "them: use bigger photos or a smaller --image-size"]
+
+
+def test_photos_added_while_training_are_announced_for_the_next_resume(tmp_path, vgg_h5, style_image):
+    folder = write_photos(tmp_path / "growing", count=4)
+    logs: list[str] = []
+
+    def on_event(event) -> None:  # noqa: ANN001 - any training event
+        if isinstance(event, LogEvent):
+            logs.append(event.message)
+        elif getattr(event, "step", None) == 1 and not (folder / "more").exists():
+            write_photos(folder / "more", count=2, seed=9)  # two new photos, mid-epoch
+
+    config = tiny_config(style_image, folder, vgg_h5, batch_size=2, epochs=3, max_steps=5, name="growing")
+    model = Trainer(config, on_event=on_event, library=Library()).run()
+    added = [m for m in logs if "added to the training folder" in m]
+    assert added == ["2 images were added to the training folder since this run started; they are used from "
+                     "the next resume (stop, then resume)"]  # said at the next epoch, and only once
+    assert model.manifest.statistics["steps"] == 5

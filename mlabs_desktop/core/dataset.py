@@ -55,6 +55,15 @@ def scan_folder(root: Path | str) -> FolderScan:
     return FolderScan(root, tuple(found), total)
 
 
+def added_since(scan: FolderScan) -> int:
+    """How many image files the folder holds now that ``scan`` did not (0 if it cannot be read now)."""
+    try:
+        now = scan_folder(scan.root)
+    except (UserError, OSError):
+        return 0
+    return len(set(now.paths) - set(scan.paths))
+
+
 def count_small_images(paths: tuple[Path, ...], side: int, sample: int = 200) -> tuple[int, int]:
     """(how many of the first ``sample`` images have a shorter side below ``side``, how many were looked at).
 
@@ -94,6 +103,7 @@ class BatchStream:
 
     def __init__(self, scan: FolderScan, batch_size: int, image_size: int, seed: int,
                  workers: int | None = None, prefetch: int = 2):
+        self.scan = scan
         self.root = scan.root
         self.paths = scan.paths
         self.batch_size = batch_size

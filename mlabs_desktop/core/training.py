@@ -24,7 +24,7 @@ import numpy as np
 
 from . import images, vgg
 from .config import PARAMS, TrainingConfig, coerce_param
-from .dataset import BatchStream, count_small_images, scan_folder
+from .dataset import BatchStream, added_since, count_small_images, scan_folder
 from .devices import DeviceInfo, choose_device, device_scope, training_precision
 from .distribute import make_strategy, replica_count
 from .errors import UserError
@@ -201,12 +201,15 @@ class Trainer:
         last_saved = start_step
         diverged = False
         oom_step = 0
+        epoch_seen, added_told = start_step // stream.steps_per_epoch, 0
         try:
             if step >= end_step:
                 self._log(f"already trained {step} steps of {end_step}; nothing to do")
             for step_index, epoch, batch in stream.batches(start_step, self._stop):
                 if step_index >= end_step or self._stop.is_set():
                     break
+                if epoch != epoch_seen:
+                    epoch_seen, added_told = epoch, self._report_added_files(stream, added_told)
                 t0 = time.perf_counter()
                 try:
                     losses = step_fn(batch)
@@ -263,6 +266,19 @@ class Trainer:
                                  start_step + config.max_steps - saved if config.max_steps else 0)
         self.on_event(event)
         return TrainingOutOfMemory(event)
+
+    def _report_added_files(self, stream: BatchStream, told: int) -> int:
+        """Say (once per new count) that photos were added since the start; returns the count said.
+
+        The run keeps the files it started with: each epoch's order is a function of
+        that list, which is what lets `resume` replay exactly. Resuming rescans.
+        """
+        added = added_since(stream.scan)
+        if added > told:
+            self._log(f"{added} image{'s were' if added != 1 else ' was'} added to the training folder since this "
+                      "run started; they are used from the next resume (stop, then resume)")
+            return added
+        return told
 
     def _report_skips(self, stream: BatchStream) -> None:
         while stream.skipped.recent:
