@@ -296,16 +296,25 @@ def test_big_files_go_through_tiles_and_keep_alpha(stylizer, tmp_path, monkeypat
     source = tmp_path / name
     Image.fromarray(pixels, mode).save(source, **({"quality": 95} if name.endswith(".jpg") else {}))
     options = BlendOptions(strength=0.8, preserve_colors=True)
+    # The pixels handed to the encoder: JPEG turns a one-level difference into up to 11 (measured at
+    # quality 95), so the files are compared exactly only where the format is lossless.
+    encoded = []
+    real_save = images.save_image
+    monkeypatch.setattr(images, "save_image",
+                        lambda target, rgb, alpha=None: encoded.append(images.to_uint8(rgb)) or real_save(target, rgb,
+                                                                                                        alpha))
     whole = stylizer.stylize_file(source, tmp_path / f"whole-{name}", options)
     monkeypatch.setitem(tiling.TILE_ABOVE_PIXELS, "cpu", 1000)
     loads = []
     monkeypatch.setattr(images, "load_image", lambda *a, **k: loads.append(1))  # the big path must not use it
     tiled = stylizer.stylize_file(source, tmp_path / f"tiled-{name}", options)
     assert loads == [] and stylizer.tiled().last_run.tiles >= 1
+    assert np.abs(encoded[0].astype(np.int16) - encoded[1]).max() <= 1
     with Image.open(whole) as a, Image.open(tiled) as b:
         assert a.mode == b.mode and a.size == b.size == (w, h)
         a, b = np.asarray(a).astype(np.int16), np.asarray(b).astype(np.int16)
-    assert np.abs(a - b).max() <= (2 if name.endswith(".jpg") else 1)
+    diff = np.abs(a - b)
+    assert diff.mean() < 0.1 and diff.max() <= (11 if name.endswith(".jpg") else 1)
     if mode == "RGBA":
         np.testing.assert_array_equal(b[..., 3], alpha)
 

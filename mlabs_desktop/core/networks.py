@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers, ops
 
+from .block_conv import BlockConv2D, worth_blocking
+
 INSTANCE_NORM_EPSILON = 1e-3
 RESIDUAL_BLOCKS = 5
 
@@ -120,8 +122,9 @@ def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool, s
     if reflect:
         x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
     init = _init(name, seed)
-    return layers.Conv2D(filters, kernel, strides=stride, padding="valid" if reflect else "same",
-                         use_bias=False, kernel_initializer=init, name=name)(x)
+    conv = BlockConv2D if worth_blocking(filters, kernel, stride) else layers.Conv2D  # the 9x9 output layer
+    return conv(filters, kernel, strides=stride, padding="valid" if reflect else "same",
+                use_bias=False, kernel_initializer=init, name=name)(x)
 
 
 def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | None):
