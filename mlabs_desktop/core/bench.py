@@ -128,8 +128,8 @@ def bench_convolutions(architecture: str, size: tuple[int, int] = (1024, 680), r
     """The network's convolutions run one at a time at their real shapes: the kernels' own ceiling.
 
     If the whole network runs about as fast as the sum of its convolutions, the
-    gap to the matmul rate is the convolution kernels' (a 9x9 layer with 3
-    channels on one side cannot keep a CPU's vector units busy), not glue code.
+    gap to the matmul rate is the convolution kernels' (few channels on one side
+    keep a CPU's vector units partly idle; `block_conv` regroups the worst), not glue code.
     """
     import keras
 
