@@ -136,6 +136,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config = config.replace(style=_fetch(config.style), test=_fetch(config.test),
                             vgg_path=_fetch(config.vgg_path))
+    from .core.training_inputs import read_images, validate
+
+    read_images(validate(config))  # a wrong path or value answers before the engine starts
     engine()
     from .core.training import Trainer
 

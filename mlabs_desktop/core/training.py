@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from . import images, vgg
-from .config import PARAMS, TrainingConfig, coerce_param
-from .dataset import BatchStream, added_since, count_small_images, scan_folder
+from . import vgg
+from .config import TrainingConfig
+from .dataset import BatchStream, added_since, count_small_images
 from .devices import DeviceInfo, choose_device, device_scope, training_precision
 from .distribute import make_strategy, replica_count
 from .errors import UserError
@@ -33,51 +31,8 @@ from .library import Library, Model
 from .locks import training_lock
 from .memory import TrainingOutOfMemory, out_of_memory
 from .losses import LossWeights, gram_numpy
-from .settings import load_settings
 from .model_store import ModelWriter, resume_config
-from ..resources import sample_image
-
-PREVIEW_MAX_SIDE = 384
-
-
-@dataclass(frozen=True)
-class PreparedInputs:
-    style: np.ndarray          # style image, already scaled by style_scale
-    test: np.ndarray           # preview image, at most PREVIEW_MAX_SIDE
-    test_path: Path
-    stream: BatchStream
-    vgg_path: Path
-
-
-def validate(config: TrainingConfig) -> TrainingConfig:
-    """Check every tunable value; bad ones become one readable UserError."""
-    for spec in PARAMS:
-        try:
-            coerce_param(spec.name, getattr(config, spec.field))
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if not config.style:
-        raise UserError("no style image given (--style=FILE)")
-    if not config.train_path:
-        raise UserError("no training folder given (--train-path=DIR)")
-    return config
-
-
-def prepare_inputs(config: TrainingConfig, seed: int) -> PreparedInputs:
-    """Read everything from disk before the first step, so bad input fails in seconds."""
-    style = images.read_rgb(config.style)
-    if config.style_scale != 1.0:
-        h, w = style.shape[:2]
-        size = (max(16, round(w * config.style_scale)), max(16, round(h * config.style_scale)))
-        style = images.resize_to(style, size)
-    test_path = Path(config.test) if config.test else sample_image()
-    test = images.read_rgb(test_path, max_size=PREVIEW_MAX_SIDE)
-    scan = scan_folder(config.train_path)
-    vgg_path = vgg.find_vgg_weights(config.vgg_path or load_settings().vgg_path)
-    vgg.load_vgg19_weights(vgg_path)  # validate now: a wrong file must not wait for the first step
-    return PreparedInputs(style, test, test_path, BatchStream(scan, config.batch_size, config.image_size, seed),
-                          vgg_path)
-
+from .training_inputs import PREVIEW_MAX_SIDE, PreparedInputs, prepare_inputs, validate  # noqa: F401 - used here and by tests
 
 class Trainer:
     def __init__(self, config: TrainingConfig, on_event: EventCallback | None = None,
