@@ -114,7 +114,7 @@ def test_train_refuses_bad_style_and_test_images_up_front(case, flag, corpus, vg
 
         from mlabs_desktop.core.training import PREVIEW_MAX_SIDE
 
-        config = tiny_config(style_image, photos_dir, vgg_h5).replace(**{flag: str(info.path)})
+        config = tiny_config(style_image, photos_dir, vgg_h5, style_scale=1.0).replace(**{flag: str(info.path)})
         inputs = prepare_inputs(config, seed=1)  # everything train reads before its first step
         loaded = inputs.style if flag == "style" else inputs.test
         w, h = info.size
@@ -162,7 +162,8 @@ def test_training_folder_with_the_whole_corpus_skips_and_lists_the_bad_files(cor
     readable = len(scan_folder(folder).paths) - len(bad)
     # One batch holding every file: each is decoded in the first step, so each bad one is met.
     code = run_cli_here(["train", f"--style={style_image}", f"--train-path={folder}", f"--vgg-path={vgg_h5}",
-                         "--name=mixed", "--max-steps=2", "--epochs=2", "--image-size=32", "--architecture=lite",
+                         "--name=mixed", "--max-steps=2", "--epochs=2", "--image-size=32", "--style-scale=0.25",
+                         "--architecture=lite",
                          f"--batch-size={readable + len(bad)}"])
     err = capfd.readouterr().err
     assert code == 0 and "Traceback" not in err, err

@@ -51,7 +51,7 @@ def assert_user_error(result: subprocess.CompletedProcess, fragment: str) -> Non
 def test_train_json_progress_then_stylize_list_show(vgg_h5, photos_dir, style_image, tmp_path):
     outputs = tmp_path / "outputs"
     result = cli("train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
-                 "--image-size=32", "--batch-size=2", "--epochs=1", "--checkpoint-iterations=2",
+                 "--image-size=32", "--style-scale=0.25", "--batch-size=2", "--epochs=1", "--checkpoint-iterations=2",
                  "--architecture=lite", "--name=cli style", "--progress=json", f"--checkpoint-dir={outputs}",
                  check=True)
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -83,7 +83,7 @@ def test_train_json_progress_then_stylize_list_show(vgg_h5, photos_dir, style_im
 
 def test_text_progress_and_resume(vgg_h5, photos_dir, style_image):
     result = cli("train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
-                 "--image-size=32", "--batch-size=2", "--epochs=2", "--checkpoint-iterations=2",
+                 "--image-size=32", "--style-scale=0.25", "--batch-size=2", "--epochs=2", "--checkpoint-iterations=2",
                  "--architecture=lite", "--name=textual", "--max-steps=2", check=True)
     assert "step 2/2" in result.stderr and "stopped: model 'textual' after 2 steps" in result.stderr
     result = cli("resume", "textual", "--progress=json", "--max-steps=1", check=True)

@@ -104,8 +104,9 @@ def test_sigkill_inside_checkpoint_writes_and_final_save(vgg_h5, photos_dir, sty
 
     def train(name: str) -> list[str]:
         return ["train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
-                "--image-size=32", "--batch-size=2", "--epochs=1000", f"--checkpoint-iterations={CHECKPOINT_EVERY}",
-                "--architecture=lite", f"--name={name}", "--max-steps=100000"]
+                "--image-size=32", "--style-scale=0.25", "--batch-size=2", "--epochs=1000",
+                f"--checkpoint-iterations={CHECKPOINT_EVERY}", "--architecture=lite", f"--name={name}",
+                "--max-steps=100000"]
 
     windows = Windows()
     later = lambda: mean(s for step, s in windows.seconds.items() if step > CHECKPOINT_EVERY)  # noqa: E731

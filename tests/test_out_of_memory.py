@@ -30,7 +30,7 @@ def photos8(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def train_args(style: Path, photos: Path, vgg: Path, name: str, *extra: str) -> list[str]:
     return ["train", f"--style={style}", f"--train-path={photos}", f"--vgg-path={vgg}", "--image-size=32",
-            "--checkpoint-iterations=100", "--architecture=lite", f"--name={name}", "--seed=1",
+            "--style-scale=0.25", "--checkpoint-iterations=100", "--architecture=lite", f"--name={name}", "--seed=1",
             "--progress=json", *extra]
 
 

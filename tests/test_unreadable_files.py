@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from file_modes import cannot_honour_modes, run_honouring_modes
+from file_modes import ROOT, cannot_honour_modes, run_honouring_modes
 
 pytestmark = pytest.mark.skipif(bool(reason := cannot_honour_modes()), reason=reason or "")
 
@@ -51,16 +51,19 @@ def test_the_loader_says_permission_denied(locked):
     assert "locked.png" in result.stdout
 
 
-def test_stylize_and_train_refuse_it_with_one_line(locked, tiny_model, vgg_h5, photos_dir, tmp_path):
+def test_stylize_and_train_style_and_test_refuse_it_with_one_line(locked, tiny_model, vgg_h5, photos_dir, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     stylized = run_honouring_modes(["-m", "mlabs_desktop", "stylize", "--checkpoint=tiny", f"--in-path={locked}",
                                     f"--out-path={out}"])
     one_error_line(stylized, "locked.png", "permission")
     assert list(out.iterdir()) == []
-    trained = run_honouring_modes(["-m", "mlabs_desktop", "train", f"--style={locked}", f"--train-path={photos_dir}",
-                                   f"--vgg-path={vgg_h5}", "--image-size=32", "--max-steps=1", "--name=locked"])
-    one_error_line(trained, "locked.png", "permission")
+    swirls = ROOT / "resources" / "samples" / "swirls.jpg"
+    common = [f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}", "--max-steps=1", "--image-size=32", "--name=locked"]
+    for images in ([f"--style={locked}"], [f"--style={swirls}", f"--test={locked}"]):
+        # Checked before the engine starts, so neither pays for TensorFlow's start-up.
+        trained = run_honouring_modes(["-m", "mlabs_desktop", "train", *images, *common])
+        one_error_line(trained, "locked.png", "permission")
 
 
 def test_dropped_on_the_stylize_view_it_fails_with_a_reason(locked):
