@@ -105,8 +105,7 @@ class PhotoQueue(QObject):
     status = Signal(str)              # download progress and the like
     _result_dropped = Signal(object)  # (item id, style): neither memory nor disk could keep it
 
-    def __init__(self, library: Callable[[], Library], device: Callable[[], str], parent: QObject | None = None,
-                 budgets: tuple[int, int] | None = None):
+    def __init__(self, library: Callable[[], Library], device: Callable[[], str], parent: QObject | None = None):
         super().__init__(parent)
         self.items: dict[int, QueueItem] = {}
         self.style: str | None = None
@@ -115,7 +114,7 @@ class PhotoQueue(QObject):
         self.worker.event.connect(self._on_event)
         self._device = device
         self._ids = itertools.count(1)
-        self.originals_budget, results_budget = budgets or memory_budgets()
+        self.originals_budget, results_budget = memory_budgets()
         self._originals: OrderedDict[int, int] = OrderedDict()  # loaded item id -> bytes, least recent first
         self._result_dropped.connect(self._on_result_dropped)
         self.results = ResultStore(results_budget, dropped=self._result_dropped.emit)
