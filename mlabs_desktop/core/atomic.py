@@ -130,7 +130,7 @@ def staging_dir(final: Path) -> Iterator[Path]:
         raise
 
 
-def _owner_gone(pid: int) -> bool:
+def owner_gone(pid: int) -> bool:
     """Whether process ``pid`` has ended (POSIX only; elsewhere the age rule alone applies).
 
     A library shared between machines is not supported: a pid is only
@@ -151,7 +151,7 @@ def _stale(entry: Path, old_staging: bool, cutoff: float) -> bool:
     match = _TEMPORARY.match(entry.name)
     if match is None:  # a staging folder named before temporaries carried their pid
         return old_staging and entry.name.startswith(STAGING_PREFIX) and entry.lstat().st_mtime < cutoff
-    return _owner_gone(int(match.group("pid"))) or entry.lstat().st_mtime < cutoff
+    return owner_gone(int(match.group("pid"))) or entry.lstat().st_mtime < cutoff
 
 
 def sweep_temporaries(folder: Path, *, old_staging: bool = False, older_than_seconds: float = 3600.0) -> None:

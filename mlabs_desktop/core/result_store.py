@@ -26,22 +26,11 @@ from typing import Callable, Hashable
 
 import numpy as np
 
-from . import paths
+from . import atomic, paths
+from .errors import DiskFullError
 
 DISK_RESERVE = 2 << 30  # never spill into the last 2 GB of the disk: the user's own files need it
 DISK_BUDGET = 32 << 30  # past this, the oldest spilled results are dropped (about 450 12-megapixel photos)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # someone else's process, or a platform that cannot tell: leave it alone
-    return True
 
 
 def sweep_sessions(parent: Path) -> None:
@@ -49,8 +38,13 @@ def sweep_sessions(parent: Path) -> None:
     with contextlib.suppress(OSError):
         for folder in parent.iterdir():
             pid = folder.name.split("-")[1] if folder.name.startswith("session-") else ""
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and atomic.owner_gone(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as stream:  # a handle: given a name, np.save would add ".npy" to it
+        np.save(stream, array, allow_pickle=False)
 
 
 class ResultStore:
@@ -179,14 +173,11 @@ class ResultStore:
             self._make_room_on_disk(size)
             self._names += 1
             path = folder / f"{self._names}.npy"
-            partial = folder / f"{self._names}.npy.part"
-            with open(partial, "wb") as stream:  # a file cut short by a full disk is never read back
-                np.save(stream, np.clip(array, -65504, 65504).astype(np.float16), allow_pickle=False)
-            os.replace(partial, path)
+            half = np.clip(array, -65504, 65504).astype(np.float16)
+            # Atomic: a file cut short by a full disk is never read back.
+            atomic.write_with(path, lambda tmp: _save_npy(tmp, half))
             return path, size
-        except OSError:
-            with contextlib.suppress(OSError, UnboundLocalError):
-                partial.unlink(missing_ok=True)
+        except (OSError, DiskFullError):
             return None
 
     def _session_folder(self) -> Path:

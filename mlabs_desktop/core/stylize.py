@@ -64,8 +64,7 @@ def run_any_size(forward: Callable[[np.ndarray], np.ndarray], tiled: Callable[[]
         except Exception as exc:  # noqa: BLE001 - memory errors come as several types
             if not tiling.out_of_memory(exc):
                 raise
-    return tiling.run_with_retries(tiled(), rgb,
-                                   stats_memory=tiling.stats_memory_for(device.kind, device.memory_bytes))
+    return tiling.run_with_retries(tiled(), rgb, device=device)
 
 
 def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> np.ndarray:
@@ -167,8 +166,7 @@ class Stylizer:
         pixels, alpha = tiling.load_pixels(source)
         out = np.empty((pixels.shape[0], pixels.shape[1], 3), np.uint8)
         with device_scope(self.device):
-            tiling.run_with_retries(self.tiled(), pixels, out=out,
-                                    stats_memory=tiling.stats_memory_for(self.device.kind, self.device.memory_bytes),
+            tiling.run_with_retries(self.tiled(), pixels, out=out, device=self.device,
                                     post=lambda original, raw: images.to_uint8(finish(original, raw, options)))
         return images.save_image(target, out, alpha)
 

@@ -49,11 +49,16 @@ smaller budgets when memory runs out.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .memory import host_memory, out_of_memory
 from .tile_source import load_pixels  # noqa: F401 - `stylize` reads big files through `tiling`
 from .tiled_network import STATS_MEMORY, TILE_MEMORY, TiledNetwork
+
+if TYPE_CHECKING:
+    from .devices import DeviceInfo
 
 TILE_ABOVE_PIXELS = {"cpu": 4_000_000, "gpu": 8_000_000}  # `Stylizer` tiles above these
 MIN_TILE_MEMORY = 32 << 20      # out-of-memory retries never go below this
@@ -99,12 +104,14 @@ def stylize_tiled(net, pixels: np.ndarray, **options) -> np.ndarray:
 
 
 def run_with_retries(tiled: TiledNetwork, pixels: np.ndarray, *, tile_memory: int = TILE_MEMORY,
-                     stats_memory: int | None = None, **options) -> np.ndarray:
+                     stats_memory: int | None = None, device: DeviceInfo | None = None,
+                     **options) -> np.ndarray:
     """`TiledNetwork.run`, halving both memory budgets after each out-of-memory error.
 
-    ``stats_memory`` defaults to `stats_memory_for` this computer's free memory.
+    ``stats_memory`` defaults to `stats_memory_for` the ``device`` (default: this computer's free memory).
     """
-    stats_memory = stats_memory_for() if stats_memory is None else stats_memory
+    if stats_memory is None:
+        stats_memory = stats_memory_for(device.kind, device.memory_bytes) if device else stats_memory_for()
     while True:
         try:
             return tiled.run(pixels, tile_memory=tile_memory, stats_memory=stats_memory, **options)
