@@ -21,6 +21,7 @@ from mlabs_desktop.core.networks import (
     multiply_adds_per_pixel,
     weight_shapes,
 )
+from mlabs_desktop.core.upsample_conv import UpsampleConv2D
 
 OUT_LOW, OUT_HIGH = 127.5 - 150.0, 127.5 + 150.0  # tanh(x) * 150 + 127.5
 
@@ -254,6 +255,12 @@ def test_weight_shapes_match_model_weights(architecture):
 
 
 def _border_vs_centre(model: keras.Model, value: float = 100.0) -> float:
+    # A constant image has zero variance at every instance norm, which then multiplies
+    # float rounding by 1/sqrt(epsilon) per layer (the output's 2x2 phases are summed in
+    # different orders); a larger epsilon keeps that out of a test of the padding.
+    for layer in model.layers:
+        if isinstance(layer, networks.InstanceNormalization):
+            layer.epsilon = 1.0
     image = np.full((1, 32, 40, 3), value, np.float32)
     out = np.asarray(model(image))
     return float(np.abs(out - out[:, 16:17, 20:21, :]).max())
@@ -264,7 +271,7 @@ def test_reflection_padding_constant_image_gives_constant_output(architecture, c
     assert ARCHITECTURES[architecture].reflect
     model = build_transform_network(architecture)
     randomise_norms(model, seed=8)  # non-zero shifts: the constant is not just 127.5
-    assert _border_vs_centre(model) < 1e-3
+    assert _border_vs_centre(model) < 0.05  # float rounding only; zero padding gives over 100
     # Zero padding (classic) makes the border differ from the centre.
     randomise_norms(classic, seed=8)
     assert _border_vs_centre(classic) > 1.0
@@ -276,7 +283,8 @@ def test_default_uses_reflection_padding_and_resize_convs():
     assert isinstance(names["conv1_pad"], networks.ReflectionPadding2D) and names["conv1_pad"].pad == 4
     assert all(layer.padding == "valid" for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.layers)
-    assert isinstance(names["up1_resize"], keras.layers.UpSampling2D)
+    # Nearest upsampling and reflection padding run folded into the 3x3 convolution.
+    assert isinstance(names["up1"], UpsampleConv2D) and "up1_resize" not in names
     assert "out_norm" not in names
 
 

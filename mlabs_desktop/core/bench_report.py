@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def _percent(entry: dict) -> str:
+    """The fraction of matmul as defined, and as executed."""
+    return f"{100 * entry['fraction_of_matmul']:.0f}% ({100 * entry['executed_fraction_of_matmul']:.0f}% executed)"
+
+
 def format_report(report: dict) -> str:
     m = report["machine"]
     lines = [f"machine: {m['processor']}, {m['cpu_count']} cores, Keras backend {m['keras_backend']}, "
@@ -10,15 +15,16 @@ def format_report(report: dict) -> str:
              f"float32 matmul: {report['matmul_gflops']} GFLOP/s at start, "
              f"{report['matmul_gflops_after']} GFLOP/s at end (the machine's limit)"]
     for arch, data in report["architectures"].items():
-        lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel)")
+        lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel as defined, "
+                     f"{data['executed_multiply_adds_per_pixel']:,.0f} executed)")
         for label, s in data["stylize"].items():
             lines.append(f"  stylize {label:>9}: {s['megapixels_per_s']:.3f} MP/s, {s['gflops']:.1f} GFLOP/s "
-                         f"= {100 * s['fraction_of_matmul']:.0f}% of matmul{' (tiled)' if s['tiled'] else ''}")
+                         f"= {_percent(s)} of matmul{' (tiled)' if s['tiled'] else ''}")
         if "convolutions_alone" in data:
             c = data["convolutions_alone"]
             slow = ", ".join(f"{n} {g:.0f}" for n, g in c["slowest_layers"].items())
             lines.append(f"  its convolutions alone at {c['size']}: {c['gflops']:.1f} GFLOP/s = "
-                         f"{100 * c['fraction_of_matmul']:.0f}% of matmul (slowest: {slow} GFLOP/s); the whole "
+                         f"{_percent(c)} of matmul (slowest: {slow} GFLOP/s); the whole "
                          f"network takes {c['network_over_convolutions_time']:.2f}x their time")
         r = data["stylize_bfloat16"]
         if r["supported"]:

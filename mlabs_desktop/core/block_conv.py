@@ -49,6 +49,15 @@ def block_kernel_index(kernel: int, block: int = BLOCK) -> np.ndarray:
 class BlockConv2D(layers.Conv2D):
     """`Conv2D` (stride 1, no bias, valid or same padding) computed on 2x2 blocks."""
 
+    scratch_copies = (1, 1)  # the input regrouped into blocks; the output in blocks (tiling's memory model)
+
+    @property
+    def executed_fraction(self) -> float:
+        """Multiply-adds done, over those of the plain convolution (zero taps included): 100/81 for 9x9."""
+        k = self.kernel_size[0]
+        taps = (k - 1 + BLOCK - 1) // BLOCK + 1
+        return taps * taps * BLOCK * BLOCK / (k * k)
+
     def build(self, input_shape):
         super().build(input_shape)
         self._index = block_kernel_index(self.kernel_size[0])

@@ -26,6 +26,7 @@ import keras
 from keras import layers, ops
 
 from .block_conv import BlockConv2D, worth_blocking
+from .upsample_conv import UpsampleConv2D
 
 INSTANCE_NORM_EPSILON = 1e-3
 RESIDUAL_BLOCKS = 5
@@ -129,6 +130,8 @@ def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool, s
 
 def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | None):
     init = _init(name, seed)
+    if spec.resize_conv and spec.reflect:  # upsampling and padding folded into the convolution
+        return UpsampleConv2D(filters, 3, use_bias=False, kernel_initializer=init, name=name)(x)
     if spec.resize_conv:
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
         return _conv(x, filters, 3, 1, name, spec.reflect, seed)
@@ -172,14 +175,19 @@ def build_transform_network(architecture: str = "default", input_scale: float = 
     return model
 
 
-def multiply_adds_per_pixel(architecture: str) -> float:
-    """Multiply-adds of the convolutions per output pixel, counted from layer shapes."""
+def multiply_adds_per_pixel(architecture: str, executed: bool = False) -> float:
+    """Multiply-adds of the convolutions per output pixel, counted from layer shapes.
+
+    By default those of the network as defined (an upsampling convolution at its
+    output's size); with ``executed``, those the layers really do (`UpsampleConv2D`
+    folds away 20/36 of them, `BlockConv2D` adds zero taps).
+    """
     side = 64  # any multiple of 4; the count per pixel does not depend on it
     model = build_transform_network(architecture, input_shape=(side, side))
-    return sum(conv_multiply_adds(layer) for layer in model.layers) / (side * side)
+    return sum(conv_multiply_adds(layer, executed) for layer in model.layers) / (side * side)
 
 
-def conv_multiply_adds(layer) -> int:
+def conv_multiply_adds(layer, executed: bool = False) -> float:
     """Multiply-adds of one (built) convolution layer; 0 for any other layer.
 
     A conv-transpose is counted on its input side: the work it really does.
@@ -192,7 +200,8 @@ def conv_multiply_adds(layer) -> int:
         cin = layer.input.shape[-1]
     else:
         return 0
-    return h * w * kh * kw * cin * layer.filters
+    share = getattr(layer, "executed_fraction", 1.0) if executed else 1.0
+    return h * w * kh * kw * cin * layer.filters * share
 
 
 def weight_shapes(architecture: str) -> dict[str, tuple[int, ...]]:

@@ -62,6 +62,10 @@ def program(net) -> tuple[list[Step], int, int, list]:
 def _output_scale(layer, scale: float) -> float:
     import keras
 
+    from .upsample_conv import PHASES, UpsampleConv2D
+
+    if isinstance(layer, UpsampleConv2D):
+        return scale / PHASES
     if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.UpSampling2D)):
         factor = layer.strides if isinstance(layer, keras.layers.Conv2DTranspose) else layer.size
         return scale / factor[0]
@@ -75,6 +79,7 @@ def receptive_radius(net) -> int:
     import keras
 
     from .networks import InstanceNormalization, ReflectionPadding2D, StyleOutput
+    from .upsample_conv import PHASES, UpsampleConv2D
 
     steps, first, last, _ = program(net)
     # Per value: (image pixels per feature pixel, reach left/up, reach right/down): feature
@@ -93,9 +98,12 @@ def receptive_radius(net) -> int:
         elif isinstance(layer, (ReflectionPadding2D, keras.layers.ZeroPadding2D)):
             pad = layer.pad if isinstance(layer, ReflectionPadding2D) else max(max(p) for p in layer.padding)
             lo, hi = lo + pad * f, hi - pad * f
+        elif isinstance(layer, UpsampleConv2D):
+            # As the unfused layers: upsampling, padding by 1 (+f, -f), a valid 3x3 (+0, +2f).
+            lo, hi, f = _upsampled(lo, hi, f, PHASES)
+            lo, hi = lo + f, hi + f
         elif isinstance(layer, keras.layers.UpSampling2D):
-            u = max(layer.size)
-            lo, hi, f = lo + f - f / u, hi + f - f / u, f / u
+            lo, hi, f = _upsampled(lo, hi, f, max(layer.size))
         elif isinstance(layer, keras.layers.Conv2DTranspose):
             k, s = max(layer.kernel_size), max(layer.strides)
             lo, hi, f = lo + k * f / s + f, hi + k * f / s + f, f / s
@@ -112,3 +120,8 @@ def receptive_radius(net) -> int:
     if f != 1:
         raise TilingUnsupported("the network's output is not at the input's resolution")
     return int(math.ceil(max(lo, hi, 0)))
+
+
+def _upsampled(lo: float, hi: float, f: float, factor: int) -> tuple[float, float, float]:
+    """Reach after upsampling by ``factor``: each new pixel still reads its whole source pixel."""
+    return lo + f - f / factor, hi + f - f / factor, f / factor

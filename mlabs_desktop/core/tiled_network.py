@@ -74,7 +74,10 @@ class TiledNetwork:
         for i, step in enumerate(self.steps):
             if step.norm is not None:
                 held = max(held, sum(live.values()))
-            stream = max(stream, sum(live.values()) + size[step.output])
+            # Layers that regroup pixels hold copies of their input and output while they run.
+            copies_in, copies_out = getattr(step.layer, "scratch_copies", (0, 0))
+            scratch = copies_in * sum(live[s] for s in step.inputs) + copies_out * size[step.output]
+            stream = max(stream, sum(live.values()) + size[step.output] + scratch)
             live[step.output] = size[step.output]
             for s in self._free_after[i]:
                 live.pop(s, None)
