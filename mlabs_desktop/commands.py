@@ -15,7 +15,7 @@ from typing import Iterator
 
 from .core.errors import UserError
 from .core.events import (CheckpointEvent, DoneEvent, Event, LogEvent, PreviewEvent, StepEvent,
-                          event_to_json, format_duration)
+                          event_to_json, format_duration, format_steps)
 
 
 def _out(line: str = "") -> None:
@@ -51,7 +51,7 @@ class ProgressPrinter:
             elif isinstance(event, PreviewEvent):
                 _err(f"preview: {event.path}")
             elif isinstance(event, DoneEvent):
-                _err(f"{event.state}: model '{event.model_name}' after {event.step} steps "
+                _err(f"{event.state}: model '{event.model_name}' after {format_steps(event.step)} "
                      f"({format_duration(event.seconds)}) in {event.folder}")
 
     def _draw(self, e: StepEvent) -> None:
@@ -195,7 +195,7 @@ def cmd_library(args: argparse.Namespace) -> int:
             _out(f"no models yet in {library.root}; train one with `mlabs-desktop train`")
         for m in models:
             stats = m.manifest.statistics
-            _out(f"{m.name}\t{m.manifest.architecture}\t{stats.get('steps', 0)} steps\t"
+            _out(f"{m.name}\t{m.manifest.architecture}\t{format_steps(int(stats.get('steps', 0) or 0))}\t"
                  f"{m.manifest.state}\t{m.manifest.created}")
     elif args.action == "show":
         model = library.get(args.name)

@@ -37,6 +37,12 @@ def test_format_duration():
         ["0:00", "0:59", "1:00", "59:59", "1:01:00", "10:00:00"]
 
 
+def test_format_steps_counts_in_words():
+    from mlabs_desktop.core.events import format_steps
+
+    assert [format_steps(n) for n in (0, 1, 2, 40_000)] == ["0 steps", "1 step", "2 steps", "40,000 steps"]
+
+
 def test_empty_library_message(view, qtbot):
     assert view.is_empty()
     page = view.pages.currentWidget()
@@ -48,12 +54,14 @@ def test_empty_library_message(view, qtbot):
 
 
 def test_card_and_details_of_the_tiny_model(view, tiny_model):
+    from mlabs_desktop.core.events import format_steps
+
     view.refresh()
     assert not view.is_empty()
     assert _names(view) == ["tiny"]
     card = view.proxy.index(0, 0).data(CARD_ROLE)
     assert card.steps == tiny_model.manifest.statistics["steps"] and card.device
-    assert "steps" in card.summary
+    assert card.summary.startswith(format_steps(card.steps) + "  ·  ")
     assert view.select_model("tiny")
     details = view.details
     assert view.selected_name() == "tiny" and details.title.text() == "tiny"

@@ -87,6 +87,11 @@ def event_to_json(event: Event) -> dict[str, Any]:
     return {"event": event.kind, **data}
 
 
+def format_steps(steps: int) -> str:
+    """``1 step``, ``2,500 steps``: for people, in the app and on the command line."""
+    return f"{steps:,} step{'' if steps == 1 else 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """``m:ss`` under an hour, ``h:mm:ss`` above: for elapsed times, ETAs and training times."""
     seconds = max(0, int(round(seconds)))

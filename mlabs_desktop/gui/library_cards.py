@@ -13,7 +13,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from ..core.events import format_duration  # noqa: F401 - re-exported for the views
+from ..core.events import format_duration, format_steps  # noqa: F401 - format_duration re-exported for the views
 from ..core.library import PREVIEW, STYLE_THUMB, Model
 from .common import pixmap_from_file
 
@@ -53,7 +53,7 @@ class ModelCard:
 
     @property
     def summary(self) -> str:
-        parts = [f"{self.steps:,} steps", format_duration(self.seconds)]
+        parts = [format_steps(self.steps), format_duration(self.seconds)]
         if self.device:
             parts.append(self.device)
         return "  ·  ".join(parts)
