@@ -24,7 +24,7 @@ def format_report(report: dict) -> str:
             c = data["convolutions_alone"]
             slow = ", ".join(f"{n} {g:.0f}" for n, g in c["slowest_layers"].items())
             lines.append(f"  its convolutions alone at {c['size']}: {c['gflops']:.1f} GFLOP/s = "
-                         f"{_percent(c)} of matmul (slowest: {slow} GFLOP/s); the whole "
+                         f"{_percent(c)} of matmul (slowest, as executed: {slow} GFLOP/s); the whole "
                          f"network takes {c['network_over_convolutions_time']:.2f}x their time")
         r = data["stylize_bfloat16"]
         if r["supported"]:
