@@ -254,6 +254,21 @@ def test_weight_shapes_match_model_weights(architecture):
 # ----------------------------------------------------------------- padding
 
 
+def _unit_gain_kernels(model: keras.Model) -> None:
+    """Scale every kernel so a convolution neither grows nor shrinks small perturbations.
+
+    Untrained kernels (stddev 0.1, fan-in up to 1152) grow them about 3x per layer:
+    over 14 layers, float rounding at the border (CPU kernels sum edge pixels in
+    another order; on AVX2 machines from conv3 on) became 2-4 levels of output.
+    """
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            w = np.asarray(kernel)
+            fan_in = w.shape[0] * w.shape[1] * w.shape[3 if isinstance(layer, keras.layers.Conv2DTranspose) else 2]
+            kernel.assign(w / (w.std() * np.sqrt(fan_in)))
+
+
 def _border_vs_centre(model: keras.Model, value: float = 100.0) -> float:
     # A constant image has zero variance at every instance norm, which then multiplies
     # float rounding by 1/sqrt(epsilon) per layer (the output's 2x2 phases are summed in
@@ -261,6 +276,7 @@ def _border_vs_centre(model: keras.Model, value: float = 100.0) -> float:
     for layer in model.layers:
         if isinstance(layer, networks.InstanceNormalization):
             layer.epsilon = 1.0
+    _unit_gain_kernels(model)
     image = np.full((1, 32, 40, 3), value, np.float32)
     out = np.asarray(model(image))
     return float(np.abs(out - out[:, 16:17, 20:21, :]).max())
@@ -269,9 +285,9 @@ def _border_vs_centre(model: keras.Model, value: float = 100.0) -> float:
 @pytest.mark.parametrize("architecture", ["default", "lite"])
 def test_reflection_padding_constant_image_gives_constant_output(architecture, classic):
     assert ARCHITECTURES[architecture].reflect
-    model = build_transform_network(architecture)
+    model = build_transform_network(architecture, seed=8)
     randomise_norms(model, seed=8)  # non-zero shifts: the constant is not just 127.5
-    assert _border_vs_centre(model) < 0.05  # float rounding only; zero padding gives over 100
+    assert _border_vs_centre(model) < 0.05  # float rounding only (about 2e-4); zero padding gives over 100
     # Zero padding (classic) makes the border differ from the centre.
     randomise_norms(classic, seed=8)
     assert _border_vs_centre(classic) > 1.0
