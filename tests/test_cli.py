@@ -141,6 +141,10 @@ def test_bench_quick_json_has_every_figure():
     # GFLOP/s is counted from the layer shapes: 2 FLOPs per multiply-add.
     assert stylize["gflops"] == pytest.approx(stylize["megapixels_per_s"] * 2 * 42336 / 1e3, rel=0.02)
     assert lite["train_step"]["seconds"] > 0 and lite["train_step"]["precision"] == "float32"
+    plain = lite["plain_layers"]  # the reference's layer layout, timed beside ours
+    assert plain["size"] == "256x256" and plain["fraction_of_matmul"] > 0
+    assert plain["ours_speedup"] == pytest.approx(plain["seconds"] / stylize["seconds"], rel=0.01)
+    assert report["machine"]["cpu"] and isinstance(report["machine"]["vector_extensions"], list)
     reduced = lite["stylize_bfloat16"]
     if reduced["supported"]:
         assert reduced["speedup"] > 0 and reduced["psnr_db"] > 0

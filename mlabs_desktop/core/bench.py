@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from .cpu_info import cpu_model, vector_extensions
 from .devices import DeviceInfo, choose_device, configure_tensorflow, device_scope, keras_backend, training_precision
 
 REFERENCE = {  # the reference implementation on this project's machine class (design.md)
@@ -99,18 +100,22 @@ def random_vgg_weights():
     return VGGWeights(layers, "random", Path("random"))
 
 
-def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats: int, device: DeviceInfo) -> dict:
-    """Megapixels/s through the path `Stylizer` takes: whole, or tiled for photos too big for that."""
+def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats: int, device: DeviceInfo,
+                  plain_layers: bool = False) -> dict:
+    """Megapixels/s through the path `Stylizer` takes: whole, or tiled for photos too big for that.
+
+    ``plain_layers`` times the network built as defined (the reference's layout).
+    """
     from . import tiling
     from .networks import build_transform_network, multiply_adds_per_pixel
     from .steps import make_forward
     from .stylize import run_any_size
 
-    net = build_transform_network(architecture)
+    net = build_transform_network(architecture, plain_layers=plain_layers)
     forward = make_forward(net)
     tiled = _once(lambda: tiling.TiledNetwork(net))
     flops_per_pixel = 2 * multiply_adds_per_pixel(architecture)
-    executed_per_pixel = 2 * multiply_adds_per_pixel(architecture, executed=True)
+    executed_per_pixel = 2 * multiply_adds_per_pixel(architecture, executed=not plain_layers)
     results = {}
     for label, (w, h) in sizes.items():
         image = np.random.default_rng(0).uniform(0, 255, (h, w, 3)).astype(np.float32)
@@ -324,6 +329,16 @@ def measure_startup(runs: int = 3) -> dict:
     return {"window_shown_seconds": round(best, 3), "tensorflow_imported_before_window": imported_tf}
 
 
+def bench_plain_layers(architecture: str, stylize: dict, label: str, repeats: int, device: DeviceInfo,
+                       limit: float) -> dict:
+    """The same network and weights layout built as defined (`Conv2D`, `Conv2DTranspose`,
+    upsample then pad): the reference's layout, timed in this run beside ``stylize[label]``."""
+    size = {**STYLIZE_SIZES, "256x256": (256, 256)}[label]
+    entry = bench_stylize(architecture, {label: size}, repeats, device, plain_layers=True)[label]
+    _add_fractions(entry, limit)
+    return {"size": label, **entry, "ours_speedup": round(entry["seconds"] / stylize[label]["seconds"], 3)}
+
+
 def _add_fractions(entry: dict, limit: float) -> None:
     entry["fraction_of_matmul"] = round(entry["gflops"] / limit, 3)
     entry["executed_fraction_of_matmul"] = round(entry["executed_gflops"] / limit, 3)
@@ -334,6 +349,7 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
     device = choose_device("auto")
     report: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu": cpu_model(), "vector_extensions": vector_extensions(),
                     "cpu_count": os.cpu_count(), "keras_backend": keras_backend(), "device": device.label},
         "reference": REFERENCE,
     }
@@ -356,6 +372,8 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
                     "stylize": stylize,
                     "train_step": bench_train_step(arch, **shape, precision=precision,
                                                    pipeline_steps=0 if quick or arch != "classic" else 5)}
+            data["plain_layers"] = bench_plain_layers(arch, stylize, "256x256" if quick else "1024x680",
+                                                      2 if quick else 5, device, limit)
             # Alone, a GPU layer's time is its NumPy input and output crossing the bus, not its kernel.
             if not quick and device.kind != "gpu":
                 conv = data["convolutions_alone"] = bench_convolutions(arch)

@@ -10,8 +10,9 @@ def _percent(entry: dict) -> str:
 
 def format_report(report: dict) -> str:
     m = report["machine"]
-    lines = [f"machine: {m['processor']}, {m['cpu_count']} cores, Keras backend {m['keras_backend']}, "
-             f"device {m['device']}",
+    vectors = ", ".join(m.get("vector_extensions") or []) or "no vector extensions reported"
+    lines = [f"machine: {m.get('cpu') or m['processor']} ({vectors}), {m['cpu_count']} cores, "
+             f"Keras backend {m['keras_backend']}, device {m['device']}",
              f"float32 matmul: {report['matmul_gflops']} GFLOP/s at start, "
              f"{report['matmul_gflops_after']} GFLOP/s at end (the machine's limit)"]
     for arch, data in report["architectures"].items():
@@ -20,6 +21,11 @@ def format_report(report: dict) -> str:
         for label, s in data["stylize"].items():
             lines.append(f"  stylize {label:>9}: {s['megapixels_per_s']:.3f} MP/s, {s['gflops']:.1f} GFLOP/s "
                          f"= {_percent(s)} of matmul{' (tiled)' if s['tiled'] else ''}")
+        if "plain_layers" in data:
+            p = data["plain_layers"]
+            lines.append(f"  the same network with plain layers (the reference's layout) at {p['size']}: "
+                         f"{p['megapixels_per_s']:.3f} MP/s = {100 * p['fraction_of_matmul']:.0f}% of matmul; "
+                         f"ours is {p['ours_speedup']:.2f}x as fast")
         if "convolutions_alone" in data:
             c = data["convolutions_alone"]
             slow = ", ".join(f"{n} {g:.0f}" for n, g in c["slowest_layers"].items())
@@ -44,7 +50,8 @@ def format_report(report: dict) -> str:
             lines.append(f"  fed from a folder of {p['photo_size']} JPEGs: {p['from_folder_seconds']:.3f} s per step "
                          f"vs {p['in_memory_seconds']:.3f} s in memory ({100 * p['slowdown']:+.1f}%)")
     ref = report["reference"]
-    lines.append(f"\nreference implementation on this machine class: {ref['stylize_mp_per_s_1024x680']} MP/s "
+    lines.append(f"\nreference implementation on the project's machine class (2 cores, AVX-512): "
+                 f"{ref['stylize_mp_per_s_1024x680']} MP/s "
                  f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
     lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
     start = report["startup"]

@@ -119,22 +119,24 @@ def _init(name: str, seed: int | None):
     return keras.initializers.TruncatedNormal(stddev=0.1, seed=layer_seed)
 
 
-def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool, seed: int | None):
+def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool, seed: int | None,
+          plain: bool = False):
     if reflect:
         x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
     init = _init(name, seed)
-    conv = BlockConv2D if worth_blocking(filters, kernel, stride) else layers.Conv2D  # the 9x9 output layer
+    blocked = worth_blocking(filters, kernel, stride) and not plain  # the 9x9 output layer
+    conv = BlockConv2D if blocked else layers.Conv2D
     return conv(filters, kernel, strides=stride, padding="valid" if reflect else "same",
                 use_bias=False, kernel_initializer=init, name=name)(x)
 
 
-def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | None):
+def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | None, plain: bool):
     init = _init(name, seed)
-    if spec.resize_conv and spec.reflect:  # upsampling and padding folded into the convolution
+    if spec.resize_conv and spec.reflect and not plain:  # upsampling and padding folded into the convolution
         return UpsampleConv2D(filters, 3, use_bias=False, kernel_initializer=init, name=name)(x)
     if spec.resize_conv:
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
-        return _conv(x, filters, 3, 1, name, spec.reflect, seed)
+        return _conv(x, filters, 3, 1, name, spec.reflect, seed, plain)
     return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
                                   kernel_initializer=init, name=name)(x)
 
@@ -146,8 +148,13 @@ def _norm(x, name: str, relu: bool = True):
 
 def build_transform_network(architecture: str = "default", input_scale: float = 1.0 / 255.0,
                             input_shape: tuple[int | None, int | None] = (None, None),
-                            seed: int | None = None) -> keras.Model:
-    """Build an untrained transform network of the named architecture."""
+                            seed: int | None = None, plain_layers: bool = False) -> keras.Model:
+    """Build an untrained transform network of the named architecture.
+
+    ``plain_layers`` builds each layer as the architecture defines it (upsample, pad,
+    `Conv2D`) instead of the faster folded and blocked layers that compute the same
+    sums: the reference's own layout, which the bench times beside ours.
+    """
     try:
         spec = ARCHITECTURES[architecture]
     except KeyError:
@@ -164,9 +171,9 @@ def build_transform_network(architecture: str = "default", input_scale: float = 
         x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec.reflect, seed), f"res{i}_a")
         x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec.reflect, seed), f"res{i}_b", relu=False)
         x = layers.Add(name=f"res{i}_add")([skip, x])
-    x = _norm(_upsample(x, w2, "up1", spec, seed), "up1")
-    x = _norm(_upsample(x, w1, "up2", spec, seed), "up2")
-    x = _conv(x, 3, 9, 1, "out", spec.reflect, seed)
+    x = _norm(_upsample(x, w2, "up1", spec, seed, plain_layers), "up1")
+    x = _norm(_upsample(x, w1, "up2", spec, seed, plain_layers), "up2")
+    x = _conv(x, 3, 9, 1, "out", spec.reflect, seed, plain_layers)
     if spec.norm_output:
         x = _norm(x, "out", relu=False)
     styled = StyleOutput(name="styled", dtype="float32")(x)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .cpu_info import cpu_flags
 from .devices import DeviceInfo
 
 PSNR_GATE_DB = 40.0
@@ -40,16 +39,9 @@ class Fidelity:
         return bool(self.psnr_db >= PSNR_GATE_DB)
 
 
-@lru_cache(maxsize=1)
 def cpu_has_bfloat16() -> bool:
     """AVX512-BF16 or AMX-BF16 on this CPU (Linux reports them in /proc/cpuinfo)."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def bfloat16_supported(device: DeviceInfo) -> bool:
