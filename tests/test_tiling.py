@@ -235,10 +235,26 @@ def test_stylizer_tiles_above_the_threshold(stylizer, monkeypatch):
     stylizer.run(rgb)
     assert calls == []
     monkeypatch.setitem(tiling.TILE_ABOVE_PIXELS, "cpu", 160 * 120 - 1)
+    assert not tiling.should_tile(120, 160)  # it fits in the memory available
+    monkeypatch.setattr(tiling, "CPU_WHOLE_SHARE", 0.0)
     assert tiling.should_tile(120, 160)
     tiled = stylizer.run(rgb)
     assert calls == [1]
     assert np.abs(tiled - whole).mean() < TOLERANCE
+
+
+def test_big_photos_run_whole_while_they_fit_in_half_the_available_memory(monkeypatch):
+    gib = 1 << 30
+    monkeypatch.setattr(tiling, "host_memory", lambda: (24 * gib, 20 * gib))
+    assert not tiling.should_tile(3000, 4000)  # 12 MP: 7.7 GB of the 10 GB share
+    assert tiling.should_tile(6000, 8660)      # 52 MP: tiled, in bounded memory
+    monkeypatch.setattr(tiling, "host_memory", lambda: (8 * gib, 4 * gib))
+    assert tiling.should_tile(3000, 4000)
+    assert not tiling.should_tile(2000, 2000)  # up to TILE_ABOVE_PIXELS whatever the memory
+    monkeypatch.setattr(tiling, "host_memory", lambda: None)  # unreadable: only small photos run whole
+    assert tiling.whole_image_limit("cpu") == tiling.TILE_ABOVE_PIXELS["cpu"]
+    # A GPU's limit follows its own memory.
+    assert tiling.should_tile(3000, 4000, "gpu", 16 * gib) and not tiling.should_tile(3000, 4000, "gpu", 80 * gib)
 
 
 def test_stylizer_falls_back_to_tiles_when_memory_runs_out(stylizer, monkeypatch):
@@ -305,6 +321,7 @@ def test_big_files_go_through_tiles_and_keep_alpha(stylizer, tmp_path, monkeypat
                                                                                                         alpha))
     whole = stylizer.stylize_file(source, tmp_path / f"whole-{name}", options)
     monkeypatch.setitem(tiling.TILE_ABOVE_PIXELS, "cpu", 1000)
+    monkeypatch.setattr(tiling, "CPU_WHOLE_SHARE", 0.0)
     loads = []
     monkeypatch.setattr(images, "load_image", lambda *a, **k: loads.append(1))  # the big path must not use it
     tiled = stylizer.stylize_file(source, tmp_path / f"tiled-{name}", options)

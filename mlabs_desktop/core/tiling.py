@@ -60,25 +60,44 @@ from .tiled_network import STATS_MEMORY, TILE_MEMORY, TiledNetwork
 if TYPE_CHECKING:
     from .devices import DeviceInfo
 
-TILE_ABOVE_PIXELS = {"cpu": 4_000_000, "gpu": 8_000_000}  # `Stylizer` tiles above these
+TILE_ABOVE_PIXELS = {"cpu": 4_000_000, "gpu": 8_000_000}  # whole at or below these, whatever the memory
 MIN_TILE_MEMORY = 32 << 20      # out-of-memory retries never go below this
 # The one-pass statistics never hold more than this: enough for a 12-megapixel photo (1.8-2 GB),
 # while a 50-megapixel one (3.2-6.4 GB) takes the passes and stays under 3 GB in all.
 MAX_STATS_MEMORY = 5 << 29
-# Peak memory of the widest network run whole, per pixel: about 1,000 bytes measured
-# on the CPU (default architecture, 2.8 MP), with headroom for GPU convolution workspace.
+# GPU memory of the widest network run whole, per pixel: about 1,000 bytes measured on the
+# CPU (default architecture, 2.8 MP, before folded upsampling), with headroom for GPU
+# convolution workspace.
 WHOLE_IMAGE_BYTES_PER_PIXEL = 1500
+# Peak memory of a whole-image run on the CPU, per pixel, over the process's own: measured at
+# 12 MP (2 cores, TensorFlow 2.21) 504 bytes for classic, 290 for default, 160 for lite.
+CPU_WHOLE_BYTES_PER_PIXEL = 640
+# The share of the memory available now that a whole-image run on the CPU may take.
+CPU_WHOLE_SHARE = 0.5
+
+
+def whole_image_limit(device_kind: str = "cpu", memory_bytes: int | None = None) -> int:
+    """The most pixels a photo may have and still run whole, not tile by tile.
+
+    Tiles cost time: each norm layer's statistics come from a first pass, so a 12 MP
+    photo took 62 s tiled and 33 s whole (classic, 2 cores). So a photo runs whole
+    when it fits: on a GPU whose memory is known, in half of it (tiles cost a GPU far
+    more: a 12 MP photo took 22 s tiled on an H200, well under a second whole); on
+    the CPU, in `CPU_WHOLE_SHARE` of the memory available now. Photos up to
+    `TILE_ABOVE_PIXELS` always run whole; running out of memory falls back to tiles.
+    """
+    if device_kind == "gpu" and memory_bytes:
+        return memory_bytes // 2 // WHOLE_IMAGE_BYTES_PER_PIXEL
+    floor = TILE_ABOVE_PIXELS.get(device_kind, TILE_ABOVE_PIXELS["cpu"])
+    if device_kind != "cpu":
+        return floor
+    available = (host_memory() or (0, 0))[1]
+    return max(floor, int(available * CPU_WHOLE_SHARE) // CPU_WHOLE_BYTES_PER_PIXEL)
 
 
 def should_tile(height: int, width: int, device_kind: str = "cpu", memory_bytes: int | None = None) -> bool:
-    """Whether a photo goes tile by tile; a GPU whose memory is known runs what fits in half of it whole.
-
-    Tiles cost a GPU far more than they save (a 12 MP photo took 22 s tiled on an
-    H200, against well under a second whole), so its limit follows its memory.
-    """
-    if device_kind == "gpu" and memory_bytes:
-        return height * width > memory_bytes // 2 // WHOLE_IMAGE_BYTES_PER_PIXEL
-    return height * width > TILE_ABOVE_PIXELS.get(device_kind, TILE_ABOVE_PIXELS["cpu"])
+    """Whether a photo goes tile by tile (see `whole_image_limit`)."""
+    return height * width > whole_image_limit(device_kind, memory_bytes)
 
 
 def stats_memory_for(device_kind: str = "cpu", memory_bytes: int | None = None) -> int:
