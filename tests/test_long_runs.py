@@ -28,7 +28,7 @@ import pytest
 from conftest import tiny_config, write_photos
 from gui_helpers import message_boxes, no_thread_leaks  # noqa: F401 - autouse fixtures
 from test_gui_stylize import WAIT_MS, harness  # noqa: F401 - the Stylize view harness fixture
-from test_gui_train import GapRecorder, fill
+from test_gui_train import GapRecorder, fill, machine_is_shared
 
 LONG = os.environ.get("MLABS_LONG_RUNS") == "1"
 full_size = [pytest.mark.skipif(not LONG, reason="full-size long run (minutes): set MLABS_LONG_RUNS=1"),
@@ -56,12 +56,11 @@ MAX_GROWTH_MB = 40.0
 # previews or the chart: the largest came from other work starving the process and from Python's
 # full garbage collections (0.45 s each at this heap size) holding the interpreter lock.
 MAX_GAP_MS = 1500.0
-BUSY_MAX_GAP_MS = 3000.0  # when the load average is over the cores + 3 (as in test_gui_train)
+BUSY_MAX_GAP_MS = 3000.0  # when other work shares the cores (test_gui_train.machine_is_shared)
 
 
 def gap_bound_ms(idle_ms: float) -> float:
-    busy = os.getloadavg()[0] > (os.cpu_count() or 2) + 3
-    return (BUSY_MAX_GAP_MS if busy else MAX_GAP_MS) + idle_ms
+    return (BUSY_MAX_GAP_MS if machine_is_shared() else MAX_GAP_MS) + idle_ms
 
 
 def rss_mb() -> float:

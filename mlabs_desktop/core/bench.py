@@ -333,8 +333,7 @@ def bench_plain_layers(architecture: str, stylize: dict, label: str, repeats: in
                        limit: float) -> dict:
     """The same network and weights layout built as defined (`Conv2D`, `Conv2DTranspose`,
     upsample then pad): the reference's layout, timed in this run beside ``stylize[label]``."""
-    size = {**STYLIZE_SIZES, "256x256": (256, 256)}[label]
-    entry = bench_stylize(architecture, {label: size}, repeats, device, plain_layers=True)[label]
+    entry = bench_stylize(architecture, {label: STYLIZE_SIZES[label]}, repeats, device, plain_layers=True)[label]
     _add_fractions(entry, limit)
     return {"size": label, **entry, "ours_speedup": round(entry["seconds"] / stylize[label]["seconds"], 3)}
 

@@ -1,7 +1,7 @@
 """What this CPU is and which vector instructions it has, for the bench and the bfloat16 check.
 
 Speed figures only compare within one machine class: the same network runs at
-76% of the matmul rate on an AVX-512 Xeon and at 60% on an AVX2 EPYC of the
+76% of the matmul rate on an AVX-512 Xeon and at 62% on an AVX2 EPYC of the
 same core count, so the bench names both with its results.
 """
 
