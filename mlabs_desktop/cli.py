@@ -24,6 +24,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
+OVERWRITE_HELP = "replace output files that already exist (an input is never replaced)"
 AUTO_BATCH_HELP = ("when a step runs out of memory, halve the batch size (down to 1) and continue "
                    "from the last checkpoint")
 
@@ -58,6 +59,7 @@ def build_parser() -> ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed for the data order")
     train.add_argument("--progress", choices=("text", "json"), default="text")
     train.add_argument("--auto-batch", action="store_true", help=AUTO_BATCH_HELP)
+    train.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     resume = sub.add_parser("resume", help="continue training a model from its last checkpoint")
     resume.add_argument("name")
@@ -73,8 +75,8 @@ def build_parser() -> ArgumentParser:
     stylize.add_argument("--in-path", required=True, help="image file or folder")
     stylize.add_argument("--out-path", required=True, help="output file or folder")
     stylize.add_argument("--allow-different-dimensions", action="store_true",
-                         help="accepted for the seed's scripts; images of any size always work")
-    stylize.add_argument("--batch-size", type=int, default=1, help="accepted for the seed's scripts")
+                         help="accepted for the 2017 MachineLabs lab's scripts; images of any size always work")
+    stylize.add_argument("--batch-size", type=int, default=1, help="accepted for the 2017 MachineLabs lab's scripts")
     stylize.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original")
     stylize.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours")
     stylize.add_argument("--max-size", type=int, help="downsize so the longest side is at most N")
@@ -82,6 +84,7 @@ def build_parser() -> ArgumentParser:
     stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                          help="auto: bfloat16 where the hardware has it and this model's output stays within "
                               "40 dB PSNR of float32 on real photos (checked once per model), else float32")
+    stylize.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     library = sub.add_parser("library", help="list, show, rename or delete models")
     lib_sub = library.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)
@@ -110,6 +113,7 @@ def build_parser() -> ArgumentParser:
                         "tflite: TensorFlow formats; reference-checkpoint: the 2017 fast-style-transfer files")
     export.add_argument("--out", help="output file or folder (default: a name in the current folder)")
     export.add_argument("--size", help="tflite only: fix the input size, HxW (default: any size)")
+    export.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     import_bundle = sub.add_parser("import", help="add a shared .mlstyle bundle (file or URL) to the library")
     import_bundle.add_argument("source", help=".mlstyle file or http(s) URL")
@@ -128,6 +132,9 @@ def build_parser() -> ArgumentParser:
                          help="use FILE as the lab's input NAME instead of downloading it")
     lab_run.add_argument("--workdir", metavar="DIR",
                          help="folder that gets inputs/ and outputs/ (default: the lab file's folder)")
+    lab_run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    lab_run.add_argument("--allow-writes-outside", action="store_true",
+                         help="let the lab write outside its working folder (only for a lab you trust)")
 
     download = sub.add_parser("download", help="download what training needs")
     download.add_argument("what", choices=("vgg19",))

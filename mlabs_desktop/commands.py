@@ -139,6 +139,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .core.training_inputs import read_images, validate
 
     read_images(validate(config))  # a wrong path or value answers before the engine starts
+    if config.checkpoint_dir:
+        from .core.model_store import checkpoint_dir_targets
+        from .core.outputs import refuse_replacing
+
+        refuse_replacing(checkpoint_dir_targets(Path(config.checkpoint_dir)), args.overwrite)
     engine()
     from .core.training import Trainer
 
@@ -159,14 +164,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from .core.stylize import BlendOptions, Stylizer, plan_outputs
+    from .core.reference_checkpoint import open_model_or_checkpoint
+    from .core.stylize import BlendOptions, Stylizer, plan_outputs, require_input
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, not {args.strength}")
     if args.max_size is not None and args.max_size < 4:
         raise UserError("--max-size must be at least 4")
-    jobs = plan_outputs(Path(_fetch(args.in_path)), Path(args.out_path))
-    stylizer = Stylizer.open(args.checkpoint, args.device, precision=args.precision)
+    in_path = require_input(Path(_fetch(args.in_path)))
+    model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered at once
+    jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite)
+    stylizer = Stylizer.open(model.folder, args.device, precision=args.precision)
     if stylizer.precision == "bfloat16":
         _err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
                                         if args.precision == "auto" else ""))
@@ -281,7 +289,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path.cwd() / default_output_name(model, args.format)
     engine()
     try:
-        path = export_model(model, args.format, out, size=_parse_size(args.size),
+        path = export_model(model, args.format, out, size=_parse_size(args.size), overwrite=args.overwrite,
                             on_warning=lambda m: _err(f"warning: {m}"))
     except NotImplementedError as exc:
         raise UserError(str(exc)) from None
@@ -303,7 +311,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     return run_lab(args.file, workdir=args.workdir, mounts=parse_assignments(args.mount, "--mount"),
                    inputs=parse_assignments(args.input, "--input"), extra_args=args.extra_args,
-                   on_log=lambda message: _err(f"lab: {message}"), progress=_lab_download_printer())
+                   on_log=lambda message: _err(f"lab: {message}"), progress=_lab_download_printer(),
+                   overwrite=args.overwrite, allow_writes_outside=args.allow_writes_outside)
 
 
 def _lab_download_printer():

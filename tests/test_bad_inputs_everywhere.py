@@ -46,9 +46,11 @@ def _one_stylizer(_trained_tiny_model: Path):
 def tiny_stylizer(_one_stylizer, monkeypatch: pytest.MonkeyPatch):
     """`stylize --checkpoint=tiny` gets the one real Stylizer this module built: opening one per case
     (building and tracing the network) would take seconds each on a loaded machine."""
+    from mlabs_desktop.core import reference_checkpoint
     from mlabs_desktop.core.stylize import Stylizer
 
     monkeypatch.setattr(Stylizer, "open", classmethod(lambda cls, *args, **kwargs: _one_stylizer))
+    monkeypatch.setattr(reference_checkpoint, "open_model_or_checkpoint", lambda *args: _one_stylizer.model)
     return _one_stylizer
 
 
@@ -87,7 +89,7 @@ def test_stylize_command_line(case, corpus, tiny_stylizer, tmp_path, capfd):
     assert temporaries(out) == [], written
     if info.works:
         assert code == 0 and "Traceback" not in err, err
-        assert [p.name for p in written] == [plan_outputs(info.path, out)[0][1].name]  # a GIF's becomes a PNG
+        assert [p.name for p in written] == [plan_outputs(info.path, out, "S", overwrite=True)[0][1].name]  # a GIF's becomes a PNG
         with Image.open(written[0]) as im:
             assert im.size == info.size
     else:

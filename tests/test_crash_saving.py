@@ -95,7 +95,7 @@ def operations(tmp_path: Path, base) -> list[Operation]:
                 assert tag.startswith("kill"), f"{out} missing after the {tag} run"
         ops.append(Operation(f"export {fmt}", home,
                              lambda tag: ["export", first if tag == "measured" else then,
-                                          f"--format={fmt}", f"--out={out}"],
+                                          f"--format={fmt}", f"--out={out}", "--overwrite"],
                              out.parent, lambda tag: out.name, check))
 
     def bundle_of(path: Path) -> str:

@@ -13,6 +13,7 @@ import pytest
 from mlabs_desktop.core import exporters
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.outputs import WouldReplace
 
 # Measured on this code (CPU, XNNPACK): 0.000 for the SavedModel (the same TF kernels),
 # up to ~0.01 of 255 for TFLite on random-weight networks; trained tiny model ~0.003.
@@ -56,15 +57,18 @@ def test_savedmodel_takes_any_size(tiny_model, tmp_path):
         assert 0.0 <= got.min() and got.max() <= 255.0
         assert np.abs(got - _reference(stylizer, x)).max() <= SAVEDMODEL_TOLERANCE
 
-    # Exporting again replaces the earlier export as a whole; other folders are never replaced.
+    # Exporting again replaces the earlier export as a whole, when asked; other folders are never replaced.
     (out / "stale.txt").write_text("from an earlier export")
-    exporters.export_model(tiny_model, "savedmodel", out)
+    with pytest.raises(WouldReplace):
+        exporters.export_model(tiny_model, "savedmodel", out)
+    assert (out / "stale.txt").exists()
+    exporters.export_model(tiny_model, "savedmodel", out, overwrite=True)
     assert not (out / "stale.txt").exists() and (out / "saved_model.pb").is_file()
     other = tmp_path / "photos"
     other.mkdir()
     (other / "keep.jpg").write_bytes(b"precious")
     with pytest.raises(UserError, match="not a SavedModel"):
-        exporters.export_model(tiny_model, "savedmodel", other)
+        exporters.export_model(tiny_model, "savedmodel", other, overwrite=True)
     assert (other / "keep.jpg").read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "sm"]
 

@@ -289,6 +289,25 @@ def test_export_dialog_copies_selected_model(window, tiny_model, tmp_path: Path,
     assert "Exported 'tiny'" in window.status_text.text()
 
 
+def test_export_dialog_asks_before_replacing(window, tiny_model, tmp_path: Path, monkeypatch, message_boxes):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path)))
+    monkeypatch.setattr(QInputDialog, "getItem",
+                        staticmethod(lambda *a, **k: ("Bundle to share (.mlstyle)", True)))
+    target = tmp_path / "tiny.mlstyle"
+    target.write_bytes(b"someone's bundle")
+    window.library_view.refresh()
+    window.library_view.select_model("tiny")
+    message_boxes.answer = QMessageBox.StandardButton.No
+    window.export_model_dialog()
+    assert message_boxes.calls[-1][:2] == ("question", "Replace files?") and str(target) in message_boxes.calls[-1][2]
+    assert target.read_bytes() == b"someone's bundle"
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    window.export_model_dialog()
+    assert target.read_bytes()[:2] == b"PK" and "Exported 'tiny'" in window.status_text.text()
+
+
 # -------------------------------------------------------------- dialogs
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QThread, QUrl
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from conftest import write_photos
 from mlabs_desktop.core import stylize
@@ -26,7 +26,7 @@ WAIT_MS = 60_000
 
 
 # A test that leaves a QThread running fails (autouse fixture shared with the other GUI tests).
-from gui_helpers import drop_events, no_thread_leaks  # noqa: E402,F401
+from gui_helpers import MessageBoxes, drop_events, no_thread_leaks  # noqa: E402,F401
 
 
 class Harness:
@@ -250,6 +250,32 @@ def test_save_and_save_all_write_full_size_files(tiny_model, harness, photo, tmp
     assert [p.name for p in folder.iterdir()] == ["photo0-tiny.jpg"]
     harness.view.copy_current()
     assert QApplication.clipboard().image().size() == harness.view.compare.styled_image().size()
+
+
+def test_saving_never_replaces_an_original(tiny_model, harness, photo, tmp_path, monkeypatch):
+    harness.stylized(photo)
+    before = photo.read_bytes()
+    # Save…, pointed at the original photo itself (the file dialog would have asked "Replace?").
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(photo), "")))
+    harness.view.save_current()
+    harness.wait_idle()
+    assert photo.read_bytes() == before
+    assert harness.errors[-1][0] == "That is an original photo"
+    # Save all into the photo's own folder, where an original is named like a result: it is kept too.
+    twin = photo.with_name("photo0-tiny.jpg")
+    twin.write_bytes(before)
+    harness.view.open_paths([twin])
+    harness.qtbot.waitUntil(lambda: all("tiny" in it.done for it in harness.view.photos.items.values()),
+                            timeout=WAIT_MS)
+    boxes = MessageBoxes()
+    boxes.install(monkeypatch)
+    boxes.answer = QMessageBox.StandardButton.Yes  # "replace existing files?": yes, but never an original
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(photo.parent)))
+    harness.view.save_all()
+    harness.wait_idle()
+    assert photo.read_bytes() == before and twin.read_bytes() == before
+    written = sorted(p.name for p in photo.parent.iterdir())
+    assert "photo0-tiny (2).jpg" in written and "photo0-tiny-tiny.jpg" in written
 
 
 def test_all_styles_composes_a_grid(tiny_model, harness, photo, tmp_path):

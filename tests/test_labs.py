@@ -150,7 +150,11 @@ def test_inputs_downloaded_once_then_cached(trained: dict, server: LocalHTTPServ
     seen: list[str] = []
     for run in (1, 2):
         log: list[str] = []
-        assert run_lab(lab, progress=lambda name, p: seen.append(name), on_log=log.append) == 0, log
+        if run == 2:  # the first run's result is only replaced when the person says so
+            first = (tmp_path / "lab" / "outputs" / "source_image.jpg").read_bytes()
+            assert run_lab(lab, on_log=log.append) == 2
+            assert (tmp_path / "lab" / "outputs" / "source_image.jpg").read_bytes() == first
+        assert run_lab(lab, progress=lambda name, p: seen.append(name), on_log=log.append, overwrite=run == 2) == 0, log
         assert server.count("/images/group.jpg") == 1  # the second run used the cache
         assert (tmp_path / "lab" / "inputs" / "source_image.jpg").read_bytes() == photo
         assert ("downloaded" if run == 1 else "already downloaded") in "\n".join(log)

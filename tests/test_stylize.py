@@ -80,7 +80,7 @@ def test_folder_in_folder_out_keeps_names_and_skips_bad_files(stylizer, tmp_path
     write(src / "a.jpg", "RGB", (20, 12))
     write(src / "sub" / "b.png", "RGB", (9, 9))
     (src / "broken.jpg").write_text("not an image")
-    reports = list(stylizer.stylize_many(plan_outputs(src, tmp_path / "out")))
+    reports = list(stylizer.stylize_many(plan_outputs(src, tmp_path / "out", "S")))
     assert [r.done for r in reports] == [1, 2, 3]
     assert sum(r.error is not None for r in reports) == 1
     assert (tmp_path / "out" / "a.jpg").is_file() and (tmp_path / "out" / "sub" / "b.png").is_file()
@@ -109,7 +109,7 @@ def test_folder_pipeline_decodes_and_encodes_beside_the_network(stylizer, tmp_pa
     monkeypatch.setattr(stylize.images, "save_image", spy("encode", real_save))
     monkeypatch.setattr(Stylizer, "run", spy("network", real_run))
 
-    reports = list(stylizer.stylize_many(plan_outputs(src, tmp_path / "out")))
+    reports = list(stylizer.stylize_many(plan_outputs(src, tmp_path / "out", "S")))
     assert [r.done for r in reports] == [1, 2, 3, 4, 5]
     assert [r.source.name for r in reports] == [f"p{i}.png" for i in range(5)]
     assert [r.error is not None for r in reports] == [False, False, True, False, False]
@@ -130,7 +130,8 @@ def test_cancelling_a_folder_leaves_only_whole_files(stylizer, tmp_path):
         write(src / f"p{i}.png", "RGB", (20, 20))
     seen = []
     with pytest.raises(Cancelled):
-        for report in stylizer.stylize_many(plan_outputs(src, tmp_path / "out"), cancelled=lambda: len(seen) >= 1):
+        for report in stylizer.stylize_many(plan_outputs(src, tmp_path / "out", "S"),
+                                            cancelled=lambda: len(seen) >= 1):
             seen.append(report)
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written and all(not name.startswith(".") for name in written)
@@ -142,21 +143,21 @@ def test_plan_outputs_like_the_seed(tmp_path):
     photo = write(tmp_path / "source_image.jpg", "RGB", (8, 8))
     outputs = tmp_path / "outputs"
     outputs.mkdir()
-    assert plan_outputs(photo, outputs) == [(photo, outputs / "source_image.jpg")]
-    assert plan_outputs(photo, tmp_path / "x.png") == [(photo, tmp_path / "x.png")]
+    assert plan_outputs(photo, outputs, "S") == [(photo, outputs / "source_image.jpg")]
+    assert plan_outputs(photo, tmp_path / "x.png", "S") == [(photo, tmp_path / "x.png")]
     with pytest.raises(UserError, match="output format"):
-        plan_outputs(photo, tmp_path / "x.gifx")
+        plan_outputs(photo, tmp_path / "x.gifx", "S")
     with pytest.raises(UserError, match="not found"):
-        plan_outputs(tmp_path / "missing.jpg", outputs)
+        plan_outputs(tmp_path / "missing.jpg", outputs, "S")
 
 
 def test_a_gif_becomes_a_png_unless_named(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     write(src / "anim.gif", "RGB", (8, 8))
-    assert plan_outputs(src, tmp_path / "out") == [(src / "anim.gif", tmp_path / "out" / "anim.png")]
-    assert plan_outputs(src / "anim.gif", tmp_path / "out")[0][1] == tmp_path / "out" / "anim.png"
-    assert plan_outputs(src / "anim.gif", tmp_path / "x.gif")[0][1] == tmp_path / "x.gif"
+    assert plan_outputs(src, tmp_path / "out", "S") == [(src / "anim.gif", tmp_path / "out" / "anim.png")]
+    assert plan_outputs(src / "anim.gif", tmp_path / "out", "S")[0][1] == tmp_path / "out" / "anim.png"
+    assert plan_outputs(src / "anim.gif", tmp_path / "x.gif", "S")[0][1] == tmp_path / "x.gif"
 
 
 def test_output_format_follows_the_extension(stylizer, tmp_path):

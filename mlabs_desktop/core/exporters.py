@@ -44,7 +44,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import atomic
+from . import atomic, outputs
 from .errors import UserError, disk_full_as_user_error
 from .library import Model, slugify
 
@@ -60,6 +60,8 @@ MIN_SIDE = 16
 MULTIPLE = 4
 
 WarnFn = Callable[[str], None]
+# Formats written as a folder rather than one file.
+FOLDER_FORMATS = ("savedmodel", "reference-checkpoint")
 
 
 def default_output_name(model: Model, fmt: str) -> str:
@@ -70,19 +72,23 @@ def default_output_name(model: Model, fmt: str) -> str:
 
 
 def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
-                 size: tuple[int, int] | None = None, on_warning: WarnFn | None = None) -> Path:
+                 size: tuple[int, int] | None = None, on_warning: WarnFn | None = None,
+                 overwrite: bool = False) -> Path:
     """Export ``model`` as ``fmt`` to ``out_path``; return what was written.
 
     For ``bundle`` and ``tflite``, an existing folder as ``out_path`` receives a
     file named after the model. ``size`` (height, width) only applies to
-    ``tflite``. Raises `UserError` for anything the user can fix, and
-    `NotImplementedError` when a format's module is not available.
+    ``tflite``. Files already there are replaced only with ``overwrite``
+    (`outputs.WouldReplace` otherwise). Raises `UserError` for anything the user
+    can fix, and `NotImplementedError` when a format's module is not available.
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if size is not None and fmt != "tflite":
         raise UserError("--size only applies to the tflite format")
-    out = Path(out_path).expanduser()
+    out = export_target(model, fmt, Path(out_path).expanduser())
+    if not (fmt in FOLDER_FORMATS and out.is_file()):  # that one gets its own error below
+        outputs.refuse_replacing(replaced_by_export(fmt, out), overwrite)
     if fmt == "bundle":
         from .bundles import export_bundle
 
@@ -90,10 +96,28 @@ def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
     if fmt == "savedmodel":
         return export_savedmodel(model, out)
     if fmt == "tflite":
-        if out.is_dir():
-            out = out / default_output_name(model, fmt)
         return export_tflite(model, out, size=size, on_warning=on_warning)
     return export_reference_checkpoint(model, out)
+
+
+def export_target(model: Model, fmt: str, out: Path) -> Path:
+    """The file or folder an export to ``out`` writes: single files get the model's name in a folder."""
+    if fmt not in ("bundle", "tflite"):
+        return out
+    if out.is_dir():
+        return out / default_output_name(model, fmt)
+    return out if out.suffix else out.with_name(out.name + Path(default_output_name(model, fmt)).suffix)
+
+
+def replaced_by_export(fmt: str, out: Path) -> list[Path]:
+    """What an export to ``out`` (from `export_target`) would replace."""
+    if fmt == "reference-checkpoint" and out.is_dir() and not out.is_symlink():
+        from .reference_format import REFERENCE_FILES
+
+        return [out / name for name in REFERENCE_FILES if outputs.occupied(out / name)]
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return []  # an empty folder loses nothing
+    return [out] if outputs.occupied(out) else []
 
 
 # ------------------------------------------------------------------ TensorFlow
@@ -316,7 +340,6 @@ def export_reference_checkpoint(model: Model, out_dir: str | os.PathLike) -> Pat
 
 def _holds_only_reference_files(folder: Path) -> bool:
     """Whether replacing the whole folder loses nothing but an earlier reference checkpoint."""
-    from .reference_format import DATA_SUFFIX, PREFIX_NAME, STATE_FILE
+    from .reference_format import REFERENCE_FILES
 
-    ours = {STATE_FILE, f"{PREFIX_NAME}.index", f"{PREFIX_NAME}{DATA_SUFFIX}", f"{PREFIX_NAME}.meta"}
-    return all(entry.name in ours for entry in folder.iterdir())
+    return all(entry.name in REFERENCE_FILES for entry in folder.iterdir())

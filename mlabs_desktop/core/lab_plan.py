@@ -24,6 +24,10 @@ STYLIZE_FLAGS = ("--checkpoint", "--in-path")
 # Flags whose relative values are paths, anchored at the lab's working folder.
 PATH_FLAGS = ("--style", "--vgg-path", "--train-path", "--checkpoint-dir", "--checkpoint", "--in-path",
               "--out-path", "--test")
+# Flags whose values are written to: a stranger's lab may write only inside its working folder.
+WRITE_FLAGS = ("--out-path", "--checkpoint-dir")
+# Flags only the person running a lab may give (after `--`), never the lab file itself.
+RUNNER_ONLY_FLAGS = ("--overwrite",)
 # Lab file names too generic to name a model after: the folder's name is used instead.
 GENERIC_STEMS = ("ml", "lab", "main", "config")
 
@@ -40,6 +44,9 @@ class LabPlan:
     added: list[str] = field(default_factory=list)              # arguments the plan added to the lab's own
     warnings: list[str] = field(default_factory=list)           # worth a "warning:" (GPU missing, unused mount)
     notes: list[str] = field(default_factory=list)              # worth a line (a remembered mount used)
+    reads: list[str] = field(default_factory=list)              # files, folders and URLs the command reads
+    reads_outside: list[str] = field(default_factory=list)      # of those, local ones outside its own folders
+    writes: list[Path] = field(default_factory=list)            # where the command writes
 
     @property
     def inputs_dir(self) -> Path:
@@ -67,7 +74,8 @@ def plan_lab(lab: Lab, workdir: str | os.PathLike[str] | None = None,
              inputs: Mapping[str, str | os.PathLike[str]] | None = None,
              remembered_mounts: Mapping[str, str] | None = None,
              extra_args: Sequence[str] = (), gpu_visible: bool | None = None,
-             unique_name: Callable[[str], str] | None = None) -> LabPlan:
+             unique_name: Callable[[str], str] | None = None,
+             allow_writes_outside: bool = False) -> LabPlan:
     """Decide the command and its arguments; nothing is written.
 
     ``mounts`` maps a mount's name (or its platform path) to a local folder, as
@@ -88,16 +96,27 @@ def plan_lab(lab: Lab, workdir: str | os.PathLike[str] | None = None,
     local_mounts = _resolve_mounts(lab, dict(mounts or {}), dict(remembered_mounts or {}), plan)
 
     rewritten: list[str] = []
-    expect_path = False
-    for arg in args:
-        arg = _rewrite_mount(arg, lab, local_mounts)
-        name, value = _flag(arg)
-        if value is not None and name in PATH_FLAGS:
-            arg = f"{name}={_anchor(name, value, workdir)}"
-        elif expect_path and not arg.startswith("-"):
-            arg = _anchor(expect_path, arg, workdir)
-        expect_path = name if (value is None and name in PATH_FLAGS) else False
-        rewritten.append(arg)
+    expect_path: str | bool = False
+    for parameter in lab.parameters:
+        for arg in parameter.args:
+            arg = _rewrite_mount(arg, lab, local_mounts)
+            name, value = _flag(arg)
+            if name in RUNNER_ONLY_FLAGS:
+                raise UserError(f"{lab.where(parameter.line)}: a lab file may not pass {name}; only the person "
+                                f"running it may (after `--`)")
+            if value is not None and name in PATH_FLAGS:
+                value = _anchor(name, value, workdir)
+                arg = f"{name}={value}"
+                _note_path(plan, name, value, parameter.line, allow_writes_outside)
+            elif expect_path and not arg.startswith("-"):
+                arg = _anchor(expect_path, arg, workdir)
+                _note_path(plan, expect_path, arg, parameter.line, allow_writes_outside)
+            expect_path = name if (value is None and name in PATH_FLAGS) else False
+            rewritten.append(arg)
+    for folder in (plan.inputs_dir, plan.outputs_dir):
+        if not allow_writes_outside and not _inside(folder, workdir):
+            raise UserError(f"{folder} leads outside the lab's working folder {workdir} (a link?); the lab "
+                            "writes there, so it is refused (add --allow-writes-outside to allow it)")
 
     everything = rewritten + list(extra_args)
     if lab.hardware_line and not _has_flag(everything, "--device"):
@@ -110,6 +129,30 @@ def plan_lab(lab: Lab, workdir: str | os.PathLike[str] | None = None,
             plan.added.append(f"--name={unique_name(name) if unique_name else name}")
     plan.argv = [command, *rewritten, *plan.added, *extra_args]
     return plan
+
+
+def _inside(path: str | Path, folder: Path) -> bool:
+    """Whether ``path``, with every link followed, is ``folder`` or lies within it."""
+    return Path(path).expanduser().resolve().is_relative_to(folder.resolve())
+
+
+def _note_path(plan: LabPlan, flag: str, value: str, line: int, allow_writes_outside: bool) -> None:
+    """Record what the flag reads or writes; refuse a write outside the working folder."""
+    from .downloads import is_url
+
+    local = os.path.isabs(os.path.expanduser(value)) and not is_url(value)
+    if flag in WRITE_FLAGS:
+        if not local or not _inside(value, plan.workdir):
+            if not allow_writes_outside:
+                raise UserError(f"{plan.lab.where(line)}: {flag}={value} writes outside the lab's working folder "
+                                f"{plan.workdir}; a lab file may only write there (add --allow-writes-outside "
+                                "if you trust it)")
+        plan.writes.append(Path(value).expanduser())
+        return
+    plan.reads.append(value)
+    own = [plan.workdir, *plan.mounts.values()]
+    if local and not any(_inside(value, folder) for folder in own):
+        plan.reads_outside.append(value)
 
 
 def default_model_name(lab: Lab) -> str:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from .errors import UserError
 from .lab_file import load_lab
 from .lab_inputs import fetch_inputs
-from .lab_plan import plan_lab
+from .lab_plan import LabPlan, plan_lab
 
 LogFn = Callable[[str], None]
 
@@ -51,13 +51,25 @@ def parse_assignments(values: Iterable[str] | None, flag: str) -> dict[str, str]
     return result
 
 
+def describe_plan(plan: LabPlan) -> list[str]:
+    """What the lab will run, what it reads and where it writes, a line each, before it starts."""
+    lines = [f"plan: runs mlabs-desktop {plan.command} in {plan.workdir}"]
+    lines += [f"plan: reads {value}" + (", outside the lab's own folders" if value in plan.reads_outside else "")
+              for value in plan.reads]
+    lines += [f"plan: writes into {path}" for path in [plan.inputs_dir, *plan.writes]]
+    if plan.command == "train":
+        lines.append("plan: writes the trained model into the library")
+    return lines
+
+
 def run_lab(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None,
             mounts: Mapping[str, str | os.PathLike[str]] | None = None,
             inputs: Mapping[str, str | os.PathLike[str]] | None = None,
             extra_args: Sequence[str] = (), on_log: LogFn | None = None,
             progress: Callable[[str, Any], None] | None = None,
             cancelled: Callable[[], bool] | None = None,
-            gpu_visible: bool | None = None) -> int:
+            gpu_visible: bool | None = None, overwrite: bool = False,
+            allow_writes_outside: bool = False) -> int:
     """Run a lab file here: load, plan, remember the mounts, fetch inputs, then run
     ``mlabs-desktop train|stylize`` in this process and return its exit code.
 
@@ -66,6 +78,9 @@ def run_lab(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None
     ``--max-steps=10`` for a quick try of a lab written for a GPU). Problems found
     before the command starts raise `UserError`; the command's own errors are
     printed by it and come back as its exit code (2 for a user error).
+    A lab writes only inside its working folder unless ``allow_writes_outside``,
+    and replaces files there only with ``overwrite``; its plan (what runs, what it
+    reads, where it writes) is logged before anything is fetched or run.
     """
     from .library import Library
     from .settings import load_settings, save_settings
@@ -75,8 +90,12 @@ def run_lab(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None
     for ignored in lab.ignored:
         log(f"{lab.path.name} {ignored}")
     settings = load_settings()
+    if overwrite:
+        extra_args = [*extra_args, "--overwrite"]
     plan = plan_lab(lab, workdir, mounts, inputs, settings.lab_mounts, extra_args, gpu_visible,
-                    unique_name=Library().unique_name)
+                    unique_name=Library().unique_name, allow_writes_outside=allow_writes_outside)
+    for line in describe_plan(plan):
+        log(line)
     for note in plan.notes:
         log(note)
     for warning in plan.warnings:

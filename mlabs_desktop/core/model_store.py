@@ -209,6 +209,15 @@ class ModelWriter:
         return model
 
 
+def checkpoint_dir_targets(target: Path) -> list[Path]:
+    """The files a training run's ``--checkpoint-dir`` would receive (model files, reference checkpoint)."""
+    from .library import MANIFEST
+    from .reference_format import REFERENCE_FILES
+
+    names = (MANIFEST, WEIGHTS, CHECKPOINT, STYLE_THUMB, PREVIEW, PREVIEWS, LOSSES, *REFERENCE_FILES)
+    return [Path(target).expanduser() / name for name in names]
+
+
 def copy_model_to(model: Model, target: Path) -> None:
     """Copy a model's files into ``target`` (the seed's ``--checkpoint-dir``), each atomically."""
     target.mkdir(parents=True, exist_ok=True)

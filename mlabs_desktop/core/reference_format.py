@@ -27,6 +27,8 @@ from .errors import UserError
 STATE_FILE = "checkpoint"
 PREFIX_NAME = "fns.ckpt"
 DATA_SUFFIX = ".data-00000-of-00001"
+# Every file a reference checkpoint may consist of.
+REFERENCE_FILES = (STATE_FILE, f"{PREFIX_NAME}.index", f"{PREFIX_NAME}{DATA_SUFFIX}", f"{PREFIX_NAME}.meta")
 VARIABLE_COUNT = 48
 
 IGNORED_VARIABLES = re.compile(r"(^|/)(beta[12]_power(_\d+)?|global_step)$|/Adam(_\d+)?$|/(Momentum|RMSProp)(_\d+)?$")

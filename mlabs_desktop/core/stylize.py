@@ -8,13 +8,14 @@ float result, so the GUI can change them without running the network again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import images
+from . import images, outputs
 from .devices import DeviceInfo, choose_device, device_scope
 from .errors import Cancelled, DiskFullError, UserError
 from .library import Library, Model
@@ -233,16 +234,26 @@ class Stylizer:
                 yield report(*saving)
 
 
-def plan_outputs(in_path: Path, out_path: Path) -> list[tuple[Path, Path]]:
-    """Pair inputs with outputs the way the seed's evaluate script does.
+def require_input(in_path: Path) -> Path:
+    """``in_path`` with ``~`` expanded, or a `UserError` when there is nothing there."""
+    in_path = Path(in_path).expanduser()
+    if not in_path.exists():
+        raise UserError(f"input not found: {in_path}")
+    return in_path
+
+
+def plan_outputs(in_path: Path, out_path: Path, style: str, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """Pair inputs with outputs the way the 2017 MachineLabs lab's evaluate script does, never over an input.
 
     A file into a folder keeps its name; a file onto a file path uses that path
     (its extension picks the format); a folder goes into a folder, names kept.
     A GIF's result becomes a PNG unless asked for by name: 256 colours would band it.
+    A target that is one of the inputs (same path, hard or symbolic link) is named
+    ``<stem>-<style>`` instead, and results of an earlier such run found among the
+    inputs are not stylized again. Existing targets raise `outputs.WouldReplace`
+    unless ``overwrite``.
     """
-    in_path, out_path = Path(in_path).expanduser(), Path(out_path).expanduser()
-    if not in_path.exists():
-        raise UserError(f"input not found: {in_path}")
+    in_path, out_path = require_input(in_path), Path(out_path).expanduser()
     if in_path.is_dir():
         if out_path.exists() and not out_path.is_dir():
             raise UserError(f"--in-path is a folder, so --out-path must be a folder too, not {out_path}")
@@ -250,13 +261,41 @@ def plan_outputs(in_path: Path, out_path: Path) -> list[tuple[Path, Path]]:
                          and not p.name.startswith("."))
         if not sources:
             raise UserError(f"no images in {in_path}")
-        return [(p, _output_name(out_path / p.relative_to(in_path))) for p in sources]
-    if out_path.is_dir() or (not out_path.suffix and not out_path.exists()):
-        return [(in_path, _output_name(out_path / in_path.name))]
-    if out_path.suffix.lower() not in images.IMAGE_EXTENSIONS:
+        jobs = [(p, _output_name(out_path / p.relative_to(in_path))) for p in sources]
+    elif out_path.is_dir() or (not out_path.suffix and not out_path.exists()):
+        jobs = [(in_path, _output_name(out_path / in_path.name))]
+    elif out_path.suffix.lower() not in images.IMAGE_EXTENSIONS:
         raise UserError(f"cannot tell the output format from {out_path.name}; use one of "
                         f"{', '.join(sorted(images.IMAGE_EXTENSIONS))}")
-    return [(in_path, out_path)]
+    else:
+        jobs = [(in_path, out_path)]
+    jobs = _beside_inputs(jobs, style)
+    if not jobs:
+        raise UserError(f"the images in {in_path} are all results of an earlier run with this style")
+    _refuse_shared_targets(jobs)
+    targets = [target for _, target in jobs]
+    outputs.refuse_inputs(targets, outputs.InputSet(source for source, _ in jobs))
+    outputs.refuse_replacing(targets, overwrite)
+    return jobs
+
+
+def _beside_inputs(jobs: list[tuple[Path, Path]], style: str) -> list[tuple[Path, Path]]:
+    """Targets that are inputs renamed ``<stem>-<style>``; inputs that are such renamed targets dropped."""
+    inputs = outputs.InputSet(source for source, _ in jobs)
+    renamed = [(source, target.with_name(outputs.styled_name(target.stem, style, target.suffix))
+                if inputs.holds(target) else target) for source, target in jobs]
+    results = outputs.InputSet(new for (_, target), (_, new) in zip(jobs, renamed) if target != new)
+    return [(source, target) for source, target in renamed if not results.holds(source)]
+
+
+def _refuse_shared_targets(jobs: list[tuple[Path, Path]]) -> None:
+    seen: dict[str, Path] = {}
+    for source, target in jobs:
+        key = os.path.normcase(str(target.resolve()))
+        if key in seen:
+            raise UserError(f"{seen[key]} and {source} would both be written to {target}; "
+                            "stylize them into separate folders")
+        seen[key] = source
 
 
 def _output_name(path: Path) -> Path:

@@ -21,8 +21,9 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QFileDialog, QHBoxLayout, QLa
 
 from ..core import images
 from ..core.errors import UserError
+from ..core.outputs import occupied
 from ..core.stylize import BlendOptions
-from .common import pixmap_from_array
+from .common import confirm_replace, pixmap_from_array
 from .stylize_jobs import AllStylesJob, JobEnded, JobFailed, StatusText, Tile
 from .stylize_worker import StylizeQueue
 
@@ -230,7 +231,9 @@ class AllStylesDialog(QDialog):
         if not path:
             return
         if not Path(path).suffix:
-            path += ".jpg"
+            path += ".jpg"  # the dialog asked about the name without it
+            if occupied(Path(path)) and not confirm_replace(self, [Path(path)]):
+                return
         try:
             saved = self.export_to(Path(path))
         except UserError as exc:

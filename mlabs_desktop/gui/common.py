@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, QThread, QUrl, Signal
+from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QUrl, Signal
 from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from ..core.errors import Cancelled, UserError
 from ..core.images import IMAGE_EXTENSIONS
 from ..core.memory import out_of_memory
+from ..core.outputs import describe
 
 MODEL_BUNDLE_SUFFIX = ".mlstyle"
 
@@ -205,3 +208,21 @@ class WorkerSet:
 
     def __len__(self) -> int:
         return len(self._workers)
+
+
+@contextlib.contextmanager
+def wait_cursor() -> Iterator[None]:
+    """The busy cursor for a short job on the GUI thread, restored however it ends."""
+    QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        yield
+    finally:
+        QApplication.restoreOverrideCursor()
+
+
+def confirm_replace(parent: QWidget, paths: Sequence[Path]) -> bool:
+    """Ask before replacing files that exist; No is the default, so Enter keeps them."""
+    buttons = QMessageBox.StandardButton
+    answer = QMessageBox.question(parent, "Replace files?", f"This would replace {describe(paths)}.\n\nReplace "
+                                  f"{'it' if len(paths) == 1 else 'them'}?", buttons.Yes | buttons.No, buttons.No)
+    return answer == buttons.Yes

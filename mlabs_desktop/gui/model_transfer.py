@@ -42,7 +42,7 @@ def import_model_folder(source: Path, library: Library) -> Model:
     return library.create(manifest, fill)
 
 
-def export_model_folder(model: Model, parent: Path) -> Path:
+def export_model_folder(model: Model, parent: Path, overwrite: bool = False) -> Path:
     """Copy a model into ``parent/<model folder name>``; an existing folder is never merged into."""
     target = parent / model.folder.name
     if target.exists():
@@ -78,19 +78,20 @@ def import_model(source: Path | str, library: Library) -> Model:
                     f"(with {MANIFEST}) or a reference checkpoint folder")
 
 
-def _exporter(fmt: str) -> Callable[[Model, Path], Path]:
-    def export(model: Model, parent: Path) -> Path:
+def _exporter(fmt: str) -> Callable[[Model, Path, bool], Path]:
+    def export(model: Model, parent: Path, overwrite: bool = False) -> Path:
         from ..core.exporters import default_output_name, export_model
 
         try:
-            return export_model(model, fmt, parent / default_output_name(model, fmt))
+            return export_model(model, fmt, parent / default_output_name(model, fmt), overwrite=overwrite)
         except NotImplementedError as exc:
             raise UserError(str(exc)) from None
     return export
 
 
-# Label shown in the export dialog -> function(model, destination folder) -> written path.
-EXPORT_FORMATS: dict[str, Callable[[Model, Path], Path]] = {
+# Label shown in the export dialog -> function(model, destination folder, overwrite) -> written path.
+# Without overwrite, an export that would replace files raises `outputs.WouldReplace`.
+EXPORT_FORMATS: dict[str, Callable[[Model, Path, bool], Path]] = {
     "Bundle to share (.mlstyle)": _exporter("bundle"),
     "Model folder": export_model_folder,
     "TensorFlow SavedModel": _exporter("savedmodel"),

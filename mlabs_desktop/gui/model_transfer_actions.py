@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLabel, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLabel, QMessageBox
 
 from ..core.errors import UserError
 from ..core.library import Model
-from .common import MODEL_BUNDLE_SUFFIX
+from ..core.outputs import WouldReplace
+from .common import MODEL_BUNDLE_SUFFIX, confirm_replace, wait_cursor
 from .library_view import LibraryView
 from .model_transfer import EXPORT_FORMATS, import_model
 from .services import Services
@@ -41,15 +41,12 @@ class ModelTransferActions:
     def import_models(self, sources: list) -> list[Model]:
         library = self.services.library()
         imported, problems = [], []
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
+        with wait_cursor():
             for source in sources:
                 try:
                     imported.append(import_model(source, library))
                 except (UserError, OSError) as exc:
                     problems.append(str(exc))
-        finally:
-            QApplication.restoreOverrideCursor()
         if imported:
             self.services.hub.library_changed.emit()
             self.show_view("library")
@@ -71,12 +68,17 @@ class ModelTransferActions:
         folder = QFileDialog.getExistingDirectory(self, f"Export '{name}' into folder")
         if not folder:
             return
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            target = EXPORT_FORMATS[fmt](self.services.library().get(name), Path(folder))
-        except (UserError, OSError) as exc:
-            QMessageBox.warning(self, "Cannot export", str(exc))
-            return
-        finally:
-            QApplication.restoreOverrideCursor()
+        overwrite = False
+        while True:
+            try:
+                with wait_cursor():
+                    target = EXPORT_FORMATS[fmt](self.services.library().get(name), Path(folder), overwrite)
+                break
+            except WouldReplace as exc:
+                if overwrite or not confirm_replace(self, exc.paths):
+                    return
+                overwrite = True
+            except (UserError, OSError) as exc:
+                QMessageBox.warning(self, "Cannot export", str(exc))
+                return
         self.status_text.setText(f"Exported '{name}' to {target}")

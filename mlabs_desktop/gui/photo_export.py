@@ -13,23 +13,24 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from ..core.errors import Cancelled
 from ..core.images import SAVE_FORMATS, LoadedImage, load_image, save_image
 from ..core.library import slugify
+from ..core.outputs import InputSet, occupied, styled_name
 from ..core.stylize import BlendOptions, finish
-from .common import Worker
+from .common import Worker, confirm_replace
 from .photo_queue import QueueItem
 
 
 def output_name(item: QueueItem, style: str, alpha: bool = False, suffix: str | None = None) -> str:
     """``<stem>-<style>.jpg``; PNG for transparent photos, whose alpha JPEG would lose."""
-    ext = suffix or (".png" if alpha else ".jpg")
-    return f"{item.stem}-{slugify(style)}{ext}"
+    return styled_name(item.stem, style, suffix or (".png" if alpha else ".jpg"))
 
 
-def unique_targets(folder: Path, items: Sequence[QueueItem], style: str,
-                   replace: bool) -> list[tuple[Path, QueueItem]]:
+def unique_targets(folder: Path, items: Sequence[QueueItem], style: str, replace: bool,
+                   originals: InputSet | None = None) -> list[tuple[Path, QueueItem]]:
     """Where Save all writes each item: its own name and type with a ``-<style>`` suffix.
 
     Two photos with the same name (from different folders) never overwrite each
-    other; with ``replace`` False, files already in ``folder`` are kept too.
+    other; with ``replace`` False, files already in ``folder`` are kept too; an
+    original photo (in ``originals``) is never replaced.
     """
     taken: set[str] = set()
     out: list[tuple[Path, QueueItem]] = []
@@ -39,7 +40,8 @@ def unique_targets(folder: Path, items: Sequence[QueueItem], style: str,
         if item.has_alpha and ext in (".jpg", ".jpeg", ".bmp"):
             ext = ".png"
         name, n = output_name(item, style, suffix=ext), 2
-        while name.casefold() in taken or (not replace and (folder / name).exists()):
+        while name.casefold() in taken or (not replace and occupied(folder / name)) or \
+                (originals is not None and originals.holds(folder / name)):
             name, n = f"{item.stem}-{slugify(style)} ({n}){ext}", n + 1
         taken.add(name.casefold())
         out.append((folder / name, item))
@@ -92,9 +94,10 @@ class Exporter(QObject):
     busy_changed = Signal()
 
     def __init__(self, parent: QWidget, say: Callable[[str], None], error: Callable[[str, str], None],
-                 result: Callable[[QueueItem, str], np.ndarray | None]):
+                 result: Callable[[QueueItem, str], np.ndarray | None], originals: Callable[[], list[Path]]):
         super().__init__(parent)
         self._window, self._say, self._error, self._result = parent, say, error, result
+        self._originals = originals
         self._worker: Worker | None = None
 
     def is_busy(self) -> bool:
@@ -104,15 +107,24 @@ class Exporter(QObject):
         suggested = start / output_name(item, style, alpha=item.has_alpha)
         path, _ = QFileDialog.getSaveFileName(self._window, "Save styled photo", str(suggested),
                                               "JPEG (*.jpg *.jpeg);;PNG (*.png);;WebP (*.webp);;TIFF (*.tif *.tiff)")
-        if path:
-            self.start([(Path(path) if Path(path).suffix else Path(path + ".jpg"), item)], style, options)
+        if not path:
+            return
+        target = Path(path) if Path(path).suffix else Path(path + ".jpg")
+        if InputSet(self._originals()).holds(target):
+            self._error("That is an original photo", f"{target.name} is one of the photos in the queue; a styled "
+                        "copy never replaces its original. Save again and choose another name.")
+            return
+        if target.name != Path(path).name and occupied(target) and not confirm_replace(self._window, [target]):
+            return  # the dialog asked about the name without .jpg
+        self.start([(target, item)], style, options)
 
     def save_all(self, items: Sequence[QueueItem], style: str, options: BlendOptions, start: Path) -> None:
         folder = QFileDialog.getExistingDirectory(self._window, "Save all styled photos into", str(start))
         if not folder:
             return
-        targets = unique_targets(Path(folder), items, style, replace=True)
-        existing = sum(t.exists() for t, _ in targets)
+        originals = InputSet(self._originals())
+        targets = unique_targets(Path(folder), items, style, replace=True, originals=originals)
+        existing = sum(occupied(t) for t, _ in targets)
         if existing:
             buttons = QMessageBox.StandardButton
             answer = QMessageBox.question(self._window, "Replace files?",
@@ -122,7 +134,7 @@ class Exporter(QObject):
             if answer == buttons.Cancel:
                 return
             if answer == buttons.No:
-                targets = unique_targets(Path(folder), items, style, replace=False)
+                targets = unique_targets(Path(folder), items, style, replace=False, originals=originals)
         self.start(targets, style, options)
 
     def start(self, targets: Sequence[tuple[Path, QueueItem]], style: str, options: BlendOptions) -> None:

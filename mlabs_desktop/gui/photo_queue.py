@@ -120,6 +120,11 @@ class PhotoQueue(QObject):
         self.results = ResultStore(results_budget, dropped=self._result_dropped.emit)
 
     # -- what the view asks
+
+    def originals(self) -> list[Path]:
+        """The files the queued photos were read from: a save never writes over one of them."""
+        return [path for item in self.items.values() for path in (item.source, item.local)
+                if isinstance(path, Path)]
     def result(self, item: QueueItem, style: str | None, *, keep: bool = True) -> np.ndarray | None:
         """The raw result of ``item`` in ``style``, read back from disk if it was spilled."""
         return self.results.get((item.id, style), keep=keep) if style in item.done else None

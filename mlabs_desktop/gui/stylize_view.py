@@ -51,7 +51,8 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.photos.status.connect(self._say)
         self.photos.worker.busy_changed.connect(self._update_status)
         self._exporter = Exporter(self, self._say, services.hub.error.emit,
-                                  lambda item, style: self.photos.result(item, style, keep=False))
+                                  lambda item, style: self.photos.result(item, style, keep=False),
+                                  self.photos.originals)
         self._exporter.busy_changed.connect(self._update_actions)
         self._blender = BlendRenderer(self)
         self._blender.ready.connect(self._on_blended)
