@@ -62,3 +62,44 @@ def test_two_replicas_match_one(vgg_h5, photos_dir, style_image, tmp_path):
     diffs = np.abs(np.array(one["conv1"]) - np.array(two["conv1"]))
     assert np.median(diffs) < 1e-4, np.median(diffs)
     assert np.quantile(diffs, 0.99) < 1e-3, np.quantile(diffs, 0.99)
+
+
+GUARD_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1] + "/tests")
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from mlabs_desktop.core import vgg
+from mlabs_desktop.core.losses import LossWeights
+from mlabs_desktop.core.networks import build_transform_network
+from mlabs_desktop.core.steps import APPLIED, make_optimizer, make_train_step
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    net = build_transform_network("lite", 1 / 255, seed=1)
+    optimizer = make_optimizer(1e-3, net)
+loss_net = vgg.build_loss_network(vgg.load_vgg19_weights(sys.argv[2]))
+targets = {n: np.eye(c, dtype=np.float32) for n, c in zip(vgg.STYLE_LAYERS, (64, 128, 256, 512, 512))}
+step = make_train_step(net, loss_net, targets, LossWeights(7.5, 1e2, 2e2), optimizer, strategy=strategy)
+batch = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+poisoned = batch.copy()
+poisoned[3, 0, 0, 0] = np.nan  # only the second replica's half
+before = [w.copy() for w in net.get_weights()]
+refused = step(poisoned)
+unchanged = all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+applied = step(batch)
+moved = not all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+print("RESULT " + json.dumps({"refused": float(refused[APPLIED]), "unchanged": unchanged,
+                              "applied": float(applied[APPLIED]), "moved": moved}))
+"""
+
+
+def test_a_bad_half_on_one_replica_keeps_every_replica_from_updating(vgg_h5, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", GUARD_SCRIPT, str(ROOT), str(vgg_h5)], capture_output=True,
+                            text=True, env=env, timeout=300)
+    line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line, result.stderr[-3000:]
+    assert json.loads(line[len("RESULT "):]) == {"refused": 0.0, "unchanged": True, "applied": 1.0, "moved": True}

@@ -139,6 +139,18 @@ def test_bad_value_blocks_start_and_is_explained(view, qtbot, style_image, photo
     assert view.start_button.isEnabled() and label.isHidden()
 
 
+def test_a_wild_value_is_warned_beside_its_field_but_does_not_block_start(view, qtbot, style_image, photos_dir):
+    fill(view, qtbot, style_image, photos_dir, **TINY)
+    view.form.fields["style-weight"].setText("1e12")
+    label = view.form.error_labels["style-weight"]
+    assert not label.isHidden()
+    assert label.text() == "1e+12 is far outside the range that trains well (1 to 100000)"
+    assert "#a15c00" in label.styleSheet()  # a warning's colour, not an error's
+    assert view.start_button.isEnabled()
+    view.form.fields["style-weight"].setText("100")
+    assert label.isHidden()
+
+
 def test_style_strength_slider_is_log_scale_style_weight(view):
     form = view.form.params_panel
     assert strength_to_weight(0) == 1.0 and strength_to_weight(200) == 100.0 and strength_to_weight(400) == 1e4
@@ -355,6 +367,29 @@ def test_training_error_reaches_the_hub(view, qtbot, services, tmp_path, style_i
     assert title == "Training failed" and "VGG19" in message and "Settings" in message
     qtbot.waitUntil(lambda: view._worker is None, timeout=30_000)
     assert not view.live.error_box.isHidden()
+
+
+def test_the_step_guard_stops_in_the_window_with_the_model_saved(view, qtbot, services, tmp_path, style_image,
+                                                                 monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from conftest import write_photos
+    from test_training_guard import poison_batches_holding_a_flat_photo
+
+    folder = write_photos(tmp_path / "photos", count=1)
+    Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(folder / "blank.png")
+    poison_batches_holding_a_flat_photo(monkeypatch, after=2)
+    fill(view, qtbot, style_image, folder, **{**TINY, "epochs": 50, "checkpoint-iterations": 1000})
+    name = view.form.name_edit.text().strip()
+    with qtbot.waitSignal(services.hub.error, timeout=120_000) as blocker:
+        view.start()
+    title, message = blocker.args
+    assert "5 steps in a row (from step 3)" in message and "blank.png" in message
+    qtbot.waitUntil(lambda: view._worker is None, timeout=30_000)
+    assert not view.live.error_box.isHidden()
+    assert "step 3 skipped" in view.live.log.toPlainText()
+    assert Library().get(name).manifest.state == "stopped"
 
 
 def test_resume_and_fine_tune_from_the_library(view, tiny_model):

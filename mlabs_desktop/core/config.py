@@ -26,19 +26,33 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    trains_well: tuple[float, float] | None = None  # values outside are accepted, with a warning
 
     @property
     def field(self) -> str:
         return self.name.replace("-", "_")
 
+    def unusual(self, value: Any) -> str | None:
+        """A warning when ``value`` is far outside the range that trains well; None when it is inside."""
+        if self.trains_well is None or not isinstance(value, (int, float)):
+            return None
+        low, high = self.trains_well
+        if low <= value <= high:
+            return None
+        return f"{self.name} {value:g} is far outside the range that trains well ({low:g} to {high:g})"
+
 
 # The parameters a preset may set (the seed's flag names). Paths are not among
 # them: a preset describes how to train, not on what.
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("content-weight", float, "How strongly the result keeps the photo's content (VGG relu4_2 features).", 0.0, 1e9),
-    ParamSpec("style-weight", float, "How strongly the result takes on the painting's textures and colours (Gram matrices).", 0.0, 1e12),
-    ParamSpec("tv-weight", float, "Total-variation weight: higher gives smoother, less noisy results.", 0.0, 1e9),
-    ParamSpec("learning-rate", float, "Adam step size. Lower is slower but steadier.", 1e-7, 1.0),
+    ParamSpec("content-weight", float, "How strongly the result keeps the photo's content (VGG relu4_2 features).", 0.0, 1e9,
+              trains_well=(0.1, 1e3)),
+    ParamSpec("style-weight", float, "How strongly the result takes on the painting's textures and colours (Gram matrices).", 0.0, 1e12,
+              trains_well=(1.0, 1e5)),
+    ParamSpec("tv-weight", float, "Total-variation weight: higher gives smoother, less noisy results.", 0.0, 1e9,
+              trains_well=(0.0, 1e4)),
+    ParamSpec("learning-rate", float, "Adam step size. Lower is slower but steadier.", 1e-7, 1.0,
+              trains_well=(1e-5, 1e-2)),
     ParamSpec("batch-size", int, "Training images per step. Larger needs more GPU memory.", 1, 1024),
     ParamSpec("epochs", int, "Passes over the training folder.", 1, 100000),
     ParamSpec("checkpoint-iterations", int, "Save a checkpoint and a preview every this many steps.", 1, 10**9),
@@ -82,6 +96,11 @@ class TrainingConfig:
     def parameters(self) -> dict[str, Any]:
         """The tunable parameters, keyed by flag name (what manifests and presets store)."""
         return {p.name: getattr(self, p.field) for p in PARAMS}
+
+
+def unusual_params(config: "TrainingConfig") -> list[str]:
+    """A warning for each parameter of ``config`` far outside the range that trains well."""
+    return [warning for spec in PARAMS if (warning := spec.unusual(getattr(config, spec.field))) is not None]
 
 
 def coerce_param(name: str, value: Any) -> Any:

@@ -149,8 +149,10 @@ class BatchStream:
             epoch += 1
             start_step = epoch * per_epoch
 
-    def _assemble(self, pool: ThreadPoolExecutor, step: int, candidates: np.ndarray) -> np.ndarray:
+    def _assemble(self, pool: ThreadPoolExecutor, step: int,
+                  candidates: np.ndarray) -> tuple[np.ndarray, tuple[Path, ...]]:
         images: list[np.ndarray] = []
+        used: list[Path] = []
         cursor = 0
         while len(images) < self.batch_size:
             if cursor >= len(candidates):
@@ -164,14 +166,15 @@ class BatchStream:
             chunk = candidates[cursor:cursor + want]
             cursor += want
             seeds = [(self.seed, step, int(i), k) for k, i in enumerate(chunk)]
-            for result in pool.map(self._decode, chunk, seeds):
+            for index, result in zip(chunk, pool.map(self._decode, chunk, seeds)):
                 if result is not None:
                     images.append(result)
-        return np.stack(images).astype(np.float32)
+                    used.append(self.paths[int(index)])
+        return np.stack(images).astype(np.float32), tuple(used)
 
     def batches(self, start_step: int = 0, stop: threading.Event | None = None
-                ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield (step, epoch, batch) forever from ``start_step``; decoding runs ahead."""
+                ) -> Iterator[tuple[int, int, np.ndarray, tuple[Path, ...]]]:
+        """Yield (step, epoch, batch, the batch's files) forever from ``start_step``; decoding runs ahead."""
         ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
         halt = stop or threading.Event()
         finished = threading.Event()
@@ -182,7 +185,7 @@ class BatchStream:
                     for step, epoch, candidates in self._batch_indices(start_step):
                         if halt.is_set() or finished.is_set():
                             return
-                        item = (step, epoch, self._assemble(pool, step, candidates))
+                        item = (step, epoch, *self._assemble(pool, step, candidates))
                         while not (halt.is_set() or finished.is_set()):
                             try:
                                 ready.put(item, timeout=0.1)

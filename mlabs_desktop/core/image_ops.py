@@ -97,3 +97,13 @@ def preserve_colors(original: np.ndarray, styled: np.ndarray) -> np.ndarray:
     # the original's Cb/Cr and swapping in the styled Y is adding the Y difference.
     out = o + (np.asarray(styled, np.float32) @ _LUMA - o @ _LUMA)[..., None]
     return np.clip(out, 0.0, 255.0, out=out)
+
+
+# A spread (standard deviation, 0..255 levels) below this in every channel is one colour to the eye.
+FLAT_SPREAD = 1.0
+
+
+def is_flat(rgb: np.ndarray) -> bool:
+    """Whether an image is a single colour give or take noise: a blank frame, a placeholder."""
+    pixels = np.asarray(rgb, np.float32).reshape(-1, rgb.shape[-1] if rgb.ndim == 3 else 1)
+    return bool(pixels.std(axis=0).max() < FLAT_SPREAD)

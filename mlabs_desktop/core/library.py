@@ -33,7 +33,7 @@ from .config import ARCHITECTURES
 from .errors import UserError
 from .smallfiles import read_small_text
 from .locks import library_lock, training_lock
-from .weights import load_weight_arrays
+from .weights import load_weight_arrays, require_finite
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.yaml"
@@ -126,7 +126,10 @@ class Model:
         return (self.folder / CHECKPOINT).is_file()
 
     def load_weights(self) -> dict[str, np.ndarray]:
-        return load_weight_arrays(self.folder / WEIGHTS)
+        """The model's weights; non-finite ones (a damaged file) are refused, so no export carries them."""
+        arrays = load_weight_arrays(self.folder / WEIGHTS)
+        require_finite(arrays, f"model '{self.name}'")
+        return arrays
 
     def previews(self) -> list[Path]:
         folder = self.folder / PREVIEWS

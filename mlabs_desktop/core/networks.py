@@ -29,6 +29,9 @@ from .block_conv import BlockConv2D, worth_blocking
 from .upsample_conv import UpsampleConv2D
 
 INSTANCE_NORM_EPSILON = 1e-3
+# A channel's variance at or below (CONSTANT_RELATIVE * mean)^2 + CONSTANT_FLOOR is rounding, not content.
+CONSTANT_RELATIVE = 1e-5
+CONSTANT_FLOOR = 1e-12
 RESIDUAL_BLOCKS = 5
 
 
@@ -55,12 +58,22 @@ LAYER_ORDER: tuple[str, ...] = (
 )
 
 
+def constant_channels(mean, var):
+    """Channels whose spread is rounding: a float32 sum of equal values drifts by about 1e-7 of them."""
+    return var <= ops.square(CONSTANT_RELATIVE * mean) + CONSTANT_FLOOR
+
+
 @keras.saving.register_keras_serializable(package="mlabs_desktop")
 class InstanceNormalization(layers.Layer):
     """Per-sample, per-channel normalisation over height and width.
 
     Statistics are computed in float32 even under mixed precision: float16
     variances of large activations overflow or lose all precision.
+
+    In training, a channel that is constant to rounding passes no gradient to its
+    input (docs/decisions/constant-images.md): its output does not depend on the
+    input's level, and through a stack of such layers each multiplying rounding
+    noise by 1/sqrt(epsilon) the gradient of a blank photo overflowed to NaN.
     """
 
     def __init__(self, epsilon: float = INSTANCE_NORM_EPSILON, **kwargs):
@@ -73,11 +86,13 @@ class InstanceNormalization(layers.Layer):
         self.shift = self.add_weight(name="shift", shape=(channels,), initializer="zeros")
         self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones")
 
-    def call(self, x):
+    def call(self, x, training=None):
         x32 = ops.cast(x, "float32")
         mean = ops.mean(x32, axis=(1, 2), keepdims=True)
         var = ops.var(x32, axis=(1, 2), keepdims=True)
         normed = (x32 - mean) / ops.sqrt(var + self.epsilon)
+        if training:
+            normed = ops.where(constant_channels(mean, var), ops.stop_gradient(normed), normed)
         out = ops.cast(self.scale, "float32") * normed + ops.cast(self.shift, "float32")
         return ops.cast(out, self.compute_dtype)
 

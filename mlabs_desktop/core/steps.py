@@ -16,6 +16,17 @@ from .losses import LossWeights, perceptual_losses
 from .vgg import CONTENT_LAYER
 
 LossDict = dict[str, float]
+# A step applies its gradients only when the loss is finite and no gradient is beyond this: Adam squares
+# them, and above sqrt(float32 max) = 1.8e19 its second moment overflows and the next update is NaN.
+GRADIENT_LIMIT = 1e18
+APPLIED = "applied"  # the key of the step's result saying whether the weights moved (1.0) or not (0.0)
+
+
+def healthy(total_loss, grads):
+    """Whether a step's loss and gradients may touch the weights (a boolean tensor)."""
+    largest = ops.max(ops.stack([ops.max(ops.abs(ops.cast(g, "float32"))) for g in grads]))
+    # A NaN compares false either way, so `largest <= limit` is false for NaN gradients too.
+    return ops.logical_and(ops.isfinite(ops.cast(total_loss, "float32")), largest <= GRADIENT_LIMIT)
 
 
 def _loss_fn(net, loss_net, style_targets, weights: LossWeights):
@@ -41,6 +52,9 @@ def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weig
                     optimizer, jit: bool = False, strategy=None) -> Callable[[np.ndarray], LossDict]:
     """A function taking a float32 0..255 batch, applying one Adam step, returning the losses.
 
+    A step whose loss or gradients are not `healthy` leaves the weights and the
+    optimizer untouched; its result says so under `APPLIED` (0.0).
+
     With a ``tf.distribute`` strategy (TensorFlow only) the global batch is split
     across replicas; each replica's loss is divided by the replica count, so the
     summed gradients are those of the loss averaged over the global batch.
@@ -65,9 +79,11 @@ def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weig
             losses = compute(batch, content)
             optimizer.scale_loss(losses["total"]).backward()
             grads = [v.value.grad for v in variables]
-            with torch.no_grad():
-                optimizer.apply(grads, variables)
-            return {k: v.detach() for k, v in losses.items()}
+            ok = bool(healthy(losses["total"], grads))
+            if ok:
+                with torch.no_grad():
+                    optimizer.apply(grads, variables)
+            return {**{k: v.detach() for k, v in losses.items()}, APPLIED: float(ok)}
     elif backend == "jax":
         step = _make_jax_step(net, loss_net, compute, optimizer)
     else:
@@ -84,22 +100,37 @@ def _make_tf_step(loss_net, compute, optimizer, variables, jit: bool, strategy):
 
     replicas = strategy.num_replicas_in_sync if strategy else 1
 
-    def replica_step(batch):
+    def gradients(batch):
         content = loss_net(batch)[CONTENT_LAYER]
         with tf.GradientTape() as tape:
             losses = compute(batch, content)
             scaled = optimizer.scale_loss(losses["total"] / replicas)
         grads = tape.gradient(scaled, variables)
-        optimizer.apply(grads, variables)
-        return losses
+        return losses, grads, tf.cast(tf.logical_not(healthy(losses["total"], grads)), tf.float32)
 
     if strategy is None:
-        return tf.function(replica_step, jit_compile=jit, reduce_retracing=True)
+        def one_step(batch):
+            losses, grads, bad = gradients(batch)
+
+            def apply():
+                optimizer.apply(grads, variables)
+                return tf.constant(1.0)
+
+            return {**losses, APPLIED: tf.cond(bad == 0.0, apply, lambda: tf.constant(0.0))}
+
+        return tf.function(one_step, jit_compile=jit, reduce_retracing=True)
+
+    # The optimizer's update aggregates across replicas, which TensorFlow does not allow inside a
+    # tf.cond: the replicas' gradients come back first, and the update runs only when all are healthy.
+    @tf.function(reduce_retracing=True)
+    def distributed_gradients(per_replica_batch):
+        losses, grads, bad = strategy.run(gradients, args=(per_replica_batch,))
+        losses = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in losses.items()}
+        return losses, grads, strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None)
 
     @tf.function(reduce_retracing=True)
-    def distributed(per_replica_batch):
-        losses = strategy.run(replica_step, args=(per_replica_batch,))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in losses.items()}
+    def distributed_apply(grads):
+        strategy.run(lambda g: optimizer.apply(g, variables), args=(grads,))
 
     def step(batch: np.ndarray):
         if len(batch) % replicas:
@@ -107,7 +138,11 @@ def _make_tf_step(loss_net, compute, optimizer, variables, jit: bool, strategy):
         parts = np.split(batch, replicas)
         values = strategy.experimental_distribute_values_from_function(
             lambda ctx: tf.constant(parts[ctx.replica_id_in_sync_group]))
-        return distributed(values)
+        losses, grads, bad = distributed_gradients(values)
+        ok = float(bad) == 0.0
+        if ok:
+            distributed_apply(grads)
+        return {**losses, APPLIED: tf.constant(float(ok))}
 
     return step
 
@@ -135,8 +170,11 @@ def _make_jax_step(net, loss_net, compute, optimizer):
             content = loss_net(batch)[CONTENT_LAYER]
         (_, losses), grads = jax.value_and_grad(loss_of, has_aux=True)(
             train_values, frozen_values, loss_values, opt_values, batch, content)
-        new_train, new_opt = optimizer.stateless_apply(opt_values, grads, train_values)
-        return new_train, new_opt, losses
+        ok = healthy(losses["total"], grads)
+        new_train, new_opt = jax.lax.cond(
+            ok, lambda: optimizer.stateless_apply(opt_values, grads, train_values),
+            lambda: (list(train_values), list(opt_values)))
+        return new_train, new_opt, {**losses, APPLIED: ok.astype("float32")}
 
     def step(batch):
         new_train, new_opt, losses = pure_step(

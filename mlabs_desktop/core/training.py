@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from . import vgg
-from .config import TrainingConfig
+from .image_ops import is_flat
+from .config import TrainingConfig, unusual_params
 from .dataset import BatchStream, added_since, count_small_images
 from .devices import DeviceInfo, choose_device, device_scope, training_precision
 from .distribute import make_strategy, replica_count
@@ -32,6 +34,7 @@ from .locks import training_lock
 from .memory import TrainingOutOfMemory, out_of_memory
 from .losses import LossWeights, gram_numpy
 from .model_store import ModelWriter, resume_config
+from .training_guard import MAX_REFUSED_IN_ROW, refused_steps_message
 from .training_inputs import PREVIEW_MAX_SIDE, PreparedInputs, prepare_inputs, validate  # noqa: F401 - used here and by tests
 
 class Trainer:
@@ -122,7 +125,7 @@ class Trainer:
             return self._train(device, strategy, writer)
 
     def _train(self, device: DeviceInfo, strategy, writer: ModelWriter) -> Model:
-        from .steps import make_forward, make_train_step
+        from .steps import APPLIED, make_forward, make_train_step
 
         config = self.config
         seed = writer.seed
@@ -135,6 +138,11 @@ class Trainer:
         if small:
             self._log(f"{small} of {looked} training images checked are smaller than {config.image_size} px and "
                       "are upscaled, which blurs them: use bigger photos or a smaller --image-size", "warning")
+        if is_flat(inputs.style):
+            self._log("the style image is almost a single colour, with no texture or brushwork to learn: the "
+                      "model can only learn to tint photos that colour; pick a painting for a style", "warning")
+        for warning in unusual_params(config):
+            self._log(f"{warning}: if training stops by itself, bring it back into that range", "warning")
         if len(stream.paths) < config.batch_size:
             self._log(f"only {len(stream.paths)} images for a batch of {config.batch_size}: "
                       "images are repeated within a batch", "warning")
@@ -154,13 +162,13 @@ class Trainer:
         started = time.perf_counter()
         rate: float | None = None
         last_saved = start_step
-        diverged = False
+        refused: list[tuple[int, tuple[Path, ...]]] = []  # the steps in a row whose update was refused
         oom_step = 0
         epoch_seen, added_told = start_step // stream.steps_per_epoch, 0
         try:
             if step >= end_step:
                 self._log(f"already trained {step} steps of {end_step}; nothing to do")
-            for step_index, epoch, batch in stream.batches(start_step, self._stop):
+            for step_index, epoch, batch, sources in stream.batches(start_step, self._stop):
                 if step_index >= end_step or self._stop.is_set():
                     break
                 if epoch != epoch_seen:
@@ -173,12 +181,15 @@ class Trainer:
                         raise
                     oom_step = step_index + 1
                     break  # not raised from here: the failed step's tensors go with its traceback
-                if not np.isfinite(losses["total"]):
-                    diverged = True
-                    raise UserError(f"training diverged at step {step_index + 1} (loss is not finite); "
-                                    "lower the learning rate or the style weight. The last checkpoint "
-                                    f"(step {last_saved}) is kept.")
                 step = step_index + 1
+                if not losses.pop(APPLIED):
+                    refused.append((step, sources))
+                    self._log(f"step {step} skipped: its loss or gradients were not finite, so the weights were "
+                              f"not changed (photos in the batch: {', '.join(p.name for p in sources)})", "warning")
+                    if len(refused) >= MAX_REFUSED_IN_ROW:
+                        break
+                    continue
+                refused.clear()
                 took = time.perf_counter() - t0
                 if step_index > start_step:  # the run's first step compiles; keep it out of the estimate
                     rate = config.batch_size / took if rate is None else 0.9 * rate + 0.1 * config.batch_size / took
@@ -195,12 +206,16 @@ class Trainer:
                                       time.perf_counter() - started)
                     last_saved = step
         finally:
-            # Always leave a usable, resumable model for the steps that ran.
-            if not diverged and step > last_saved:
+            # Always leave a usable, resumable model for the steps that ran: refused steps never
+            # touched the weights, so those in memory are the last good ones.
+            if step > last_saved:
                 writer.checkpoint(step, net, optimizer, forward, inputs, self.on_event,
                                   time.perf_counter() - started)
                 last_saved = step
         self._report_skips(stream)
+        if len(refused) >= MAX_REFUSED_IN_ROW:
+            model = writer.finish("stopped", time.perf_counter() - started, stream.skipped.count)
+            raise UserError(refused_steps_message(refused, config, model.name, step))
         if oom_step:
             raise self._out_of_memory(writer, oom_step, start_step, last_saved,
                                       time.perf_counter() - started, stream.skipped.count)

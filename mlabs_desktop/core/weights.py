@@ -19,8 +19,21 @@ from .errors import UserError
 MAX_WEIGHTS_BYTES = 512 << 20
 
 
+def require_finite(arrays: Mapping[str, np.ndarray], what: str, writing: bool = False) -> None:
+    """Refuse weights holding NaN or infinity: a model that paints nothing must never replace a good one."""
+    bad = sorted(name for name, value in arrays.items()
+                 if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.isfinite(value).all())
+    if bad:
+        then = ("nothing was written, so the last good weights are kept" if writing
+                else "the file is damaged; train the model again or import it again")
+        raise UserError(f"{what}: the weights hold values that are not finite (NaN or infinity, in "
+                        f"{', '.join(bad[:3])}{' and more' if len(bad) > 3 else ''}); {then}")
+
+
 def save_weight_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Atomically write ``arrays`` (name -> array) to ``path``."""
+    """Atomically write ``arrays`` (name -> array) to ``path``; never arrays that are not finite."""
+    require_finite(arrays, str(path), writing=True)
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})

@@ -22,7 +22,8 @@ from ..core.errors import UserError
 from ..core.library import Model
 from ..core.model_store import resume_config
 from .services import Services
-from .train_inputs import form_group, note_label, start_job, wait_for, with_error
+from .train_inputs import (ERROR_STYLE, WARNING_STYLE, form_group, note_label, set_note_style, start_job,
+                           wait_for, with_error)
 from .train_params import ParamsPanel
 from .train_sources import SourcesGroup
 
@@ -194,10 +195,13 @@ class TrainForm(QWidget):
             prompts.add("name")
         elif self.mode != "resume" and self._name_taken(name):
             errors["name"] = f"A model named “{name}” already exists: choose another name."
+        warnings = self.params_panel.warnings()
         for key, label in self.error_labels.items():
             red = key in errors and key not in prompts  # "not chosen yet" is no error: the hint says it
-            label.setText(errors[key] if red else "")
-            label.setVisible(red)
+            text = errors[key] if red else warnings.get(key, "")
+            label.setText(text)
+            set_note_style(label, ERROR_STYLE if red else WARNING_STYLE)
+            label.setVisible(bool(text))
         if self._vgg_error:
             errors = {"vgg": self._vgg_error} | errors  # the first thing to fix
         self.vgg_warning.setText(self._vgg_error or "")

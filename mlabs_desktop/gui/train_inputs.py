@@ -27,6 +27,7 @@ _ALIVE: set[Worker] = set()
 
 NOTE_STYLE = "color: #6b7280;"
 ERROR_STYLE = "color: #c62828;"
+WARNING_STYLE = "color: #a15c00;"
 OK_STYLE = "color: #2e7d32;"
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in sorted(images.IMAGE_EXTENSIONS)) + ")"
 
@@ -187,9 +188,14 @@ class DropBox(QFrame):
 def note_label(text: str = "", style: str = NOTE_STYLE) -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
-    label.setStyleSheet(style + " font-size: 11px;")
+    set_note_style(label, style)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
+
+
+def set_note_style(label: QLabel, style: str) -> None:
+    """A note's colour (`NOTE_STYLE`, `WARNING_STYLE`, `ERROR_STYLE`) at the notes' small size."""
+    label.setStyleSheet(style + " font-size: 11px;")
 
 
 def with_error(*parts: QWidget | QLayout) -> tuple[QWidget, QLabel]:

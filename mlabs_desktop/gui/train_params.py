@@ -298,6 +298,18 @@ class ParamsPanel(QWidget):
             found["device"] = "No GPU is visible; choose Automatic or CPU."
         return found
 
+    def warnings(self) -> dict[str, str]:
+        """Valid values far outside the range that trains well: shown beside the field, Start still works."""
+        found: dict[str, str] = {}
+        for spec in PARAMS:
+            try:
+                warning = spec.unusual(coerce_param(spec.name, self.raw(spec.name)))
+            except ValueError:
+                continue  # an error, shown as one
+            if warning:
+                found[spec.name] = _field_message(spec.name, warning)
+        return found
+
     def set_locked(self, busy: bool, mode: str) -> None:
         resume = mode == "resume"
         for w in (self.preset_combo, self.save_preset_button, self.strength, self.brush):
