@@ -183,3 +183,16 @@ def test_stop_before_any_batch_is_ready_ends_the_stream(tmp_path):
     worker.start()
     worker.join(timeout=10)
     assert not worker.is_alive(), "the stream kept waiting after a stop"
+
+
+def test_a_made_up_model_name_is_made_unique_but_a_chosen_one_is_not(tiny_model, monkeypatch, style_image):
+    from mlabs_desktop.core import model_store
+    from mlabs_desktop.core.config import TrainingConfig
+    from mlabs_desktop.core.errors import UserError
+    from mlabs_desktop.core.library import Library
+
+    monkeypatch.setattr(model_store, "default_model_name", lambda config: "tiny")  # as two runs in one minute
+    writer = model_store.ModelWriter(Library(), TrainingConfig(style=str(style_image)), None)
+    assert writer.name == "tiny (2)"
+    with pytest.raises(UserError, match="already exists"):
+        model_store.ModelWriter(Library(), TrainingConfig(style=str(style_image), name="tiny"), None)

@@ -87,7 +87,8 @@ class ModelWriter:
                                     f"network; use --architecture={base.manifest.architecture}")
                 self.input_scale = base.manifest.input_scale
                 self.init_arrays = (base.load_weights(), base.name)
-            self.name = (config.name or default_model_name(config)).strip()
+            # A name made up for the user is made unique; one the user chose is never changed.
+            self.name = config.name.strip() if config.name else library.unique_name(default_model_name(config))
             if library.find(self.name):
                 raise UserError(f"a model named '{self.name}' already exists; pick another --name "
                                 f"or continue it with `mlabs-desktop resume \"{self.name}\"`")
