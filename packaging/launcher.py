@@ -11,7 +11,7 @@ import sys
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
-from mlabs_desktop.cli import main  # noqa: E402 - after the backend is pinned
+from mlabs_desktop.cli.main import main  # noqa: E402 - after the backend is pinned
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def float32_unless_asked(monkeypatch: pytest.MonkeyPatch):
     """Results must not depend on whether the test machine's CPU has bfloat16: tests stylize in
     float32 unless they ask for bfloat16 themselves (tests/test_precision.py)."""
-    from mlabs_desktop.core import precision
+    from mlabs_desktop.core.networks import precision
 
     monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
 
@@ -101,8 +101,8 @@ def tiny_config(style: Path, photos: Path, vgg: Path, **changes):
 def _trained_tiny_model(tmp_path_factory: pytest.TempPathFactory, vgg_h5: Path, photos_dir: Path,
                         style_image: Path) -> Path:
     """Train one tiny model per session (a few seconds); tests get copies."""
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.training.trainer import Trainer
 
     library = Library(tmp_path_factory.mktemp("session-library"))
     model = Trainer(tiny_config(style_image, photos_dir, vgg_h5), library=library).run()
@@ -112,7 +112,7 @@ def _trained_tiny_model(tmp_path_factory: pytest.TempPathFactory, vgg_h5: Path, 
 @pytest.fixture
 def tiny_model(_trained_tiny_model: Path, isolated_home: Path):
     """A small trained model named 'tiny' in this test's own library."""
-    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.library.store import Library
 
     library = Library()
     shutil.copytree(_trained_tiny_model, library.root / _trained_tiny_model.name)

@@ -42,7 +42,7 @@ def start_cli(args: list[str], env: dict[str, str] | None = None, **popen) -> su
 
 def run_cli_here(args: list[str]) -> int:
     """The command line's own entry point, in this process (TensorFlow is already loaded here)."""
-    from mlabs_desktop.cli import main
+    from mlabs_desktop.cli.main import main
 
     return main(args)
 
@@ -134,8 +134,8 @@ def spread(window: float, rounds: int, seed: int) -> list[float]:
 
 def assert_every_model_loads(library) -> list:
     """Every listed model's weights load into its network; return the models."""
-    from mlabs_desktop.core.networks import build_transform_network
-    from mlabs_desktop.core.weights import assign
+    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.networks.weights import assign
 
     nets: dict[str, object] = {}
     models = library.models()
@@ -149,7 +149,7 @@ def assert_every_model_loads(library) -> list:
 
 def assert_no_temporaries_in_library(library) -> None:
     """Opening the library swept what a killed process left behind."""
-    from mlabs_desktop.core.library import Library, PREVIEWS
+    from mlabs_desktop.core.library.store import Library, PREVIEWS
 
     library = Library(library.root)  # opening it sweeps
     left = temporaries(library.root)

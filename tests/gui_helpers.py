@@ -15,7 +15,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QMimeData, QPoint, QPointF,
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
-from mlabs_desktop.core.library import read_manifest
+from mlabs_desktop.core.library.store import read_manifest
 
 
 @pytest.fixture(autouse=True)

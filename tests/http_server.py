@@ -220,7 +220,7 @@ import pytest  # noqa: E402
 @pytest.fixture
 def offline_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short retry back-off, and no proxy from the environment swallowing requests to 127.0.0.1."""
-    from mlabs_desktop.core import http_transfer
+    from mlabs_desktop.core.transfer import http as http_transfer
 
     monkeypatch.setattr(http_transfer, "RETRY_BACKOFF_S", 0.01)
     monkeypatch.setattr(http_transfer, "RETRY_BACKOFF_MAX_S", 0.02)

@@ -14,7 +14,7 @@ import pytest
 
 class OomInjector:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, max_images: int, after_steps: int = 0):
-        from mlabs_desktop.core import steps
+        from mlabs_desktop.core.training import steps
 
         self.max_images = max_images
         self.after_steps = after_steps

@@ -23,9 +23,9 @@ sys.path.insert(0, sys.argv[1] + "/tests")
 from pathlib import Path
 import numpy as np
 from conftest import tiny_config
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.core.stylize import Stylizer
-from mlabs_desktop.core.training import Trainer
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.stylize.stylizer import Stylizer
+from mlabs_desktop.core.training.trainer import Trainer
 
 style, photos, vgg, home = (Path(a) for a in sys.argv[2:6])
 losses = []
@@ -35,7 +35,7 @@ model = Trainer(config, on_event=lambda e: losses.append(getattr(e, "total_loss"
                 library=Library(home)).run()
 out = Stylizer(model).run(np.full((21, 17, 3), 100.0, np.float32))
 import keras
-from mlabs_desktop.core.networks import build_transform_network
+from mlabs_desktop.core.networks.transform import build_transform_network
 start = build_transform_network("default", seed=model.manifest.provenance["seed"])
 trained = model.load_weights()
 moved = max(float(np.abs(trained[v.path] - keras.ops.convert_to_numpy(v.value)).max()) for v in start.weights)

@@ -22,8 +22,8 @@ from conftest import tiny_config, write_photos
 from crash_helpers import run_cli_here, temporaries
 from gui_helpers import message_boxes, no_thread_leaks  # noqa: F401 - autouse: no modal box, no QThread left running
 from http_server import LocalHTTPServer, offline_downloads  # noqa: F401 - fixture
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.core.stylize import plan_outputs
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.stylize.stylizer import plan_outputs
 
 with tempfile.TemporaryDirectory() as _folder:  # the ids, for parametrizing; the files come per module
     CASES = sorted(write_corpus(Path(_folder)))
@@ -37,7 +37,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseInfo]:
 
 @pytest.fixture(scope="module")
 def _one_stylizer(_trained_tiny_model: Path):
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     return Stylizer.open(_trained_tiny_model)
 
@@ -46,8 +46,8 @@ def _one_stylizer(_trained_tiny_model: Path):
 def tiny_stylizer(_one_stylizer, monkeypatch: pytest.MonkeyPatch):
     """`stylize --checkpoint=tiny` gets the one real Stylizer this module built: opening one per case
     (building and tracing the network) would take seconds each on a loaded machine."""
-    from mlabs_desktop.core import reference_checkpoint
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.formats import reference_checkpoint
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     monkeypatch.setattr(Stylizer, "open", classmethod(lambda cls, *args, **kwargs: _one_stylizer))
     monkeypatch.setattr(reference_checkpoint, "open_model_or_checkpoint", lambda *args: _one_stylizer.model)
@@ -112,9 +112,9 @@ def test_train_refuses_bad_style_and_test_images_up_front(case, flag, corpus, vg
                                                           capfd):
     info = case_of(corpus, case)
     if info.works:
-        from mlabs_desktop.core.training import prepare_inputs
+        from mlabs_desktop.core.training.trainer import prepare_inputs
 
-        from mlabs_desktop.core.training import PREVIEW_MAX_SIDE
+        from mlabs_desktop.core.training.trainer import PREVIEW_MAX_SIDE
 
         config = tiny_config(style_image, photos_dir, vgg_h5, style_scale=1.0).replace(**{flag: str(info.path)})
         inputs = prepare_inputs(config, seed=1)  # everything train reads before its first step
@@ -159,7 +159,7 @@ def test_training_folder_with_the_whole_corpus_skips_and_lists_the_bad_files(cor
     bad = sorted(p.name for p in folder.iterdir()
                  if p.is_file() and any(p.name == c.path.name and not c.works and not c.skip
                                         for c in corpus.values()))
-    from mlabs_desktop.core.dataset import scan_folder
+    from mlabs_desktop.core.training.dataset import scan_folder
 
     readable = len(scan_folder(folder).paths) - len(bad)
     # One batch holding every file: each is decoded in the first step, so each bad one is met.

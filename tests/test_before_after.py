@@ -9,8 +9,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, QThread
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from mlabs_desktop.gui.before_after import BeforeAfterView
-from mlabs_desktop.gui.canvas import Pyramid
+from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
+from mlabs_desktop.gui.kit.canvas import Pyramid
 
 
 # A test that leaves a QThread running fails (autouse fixture shared with the other GUI tests).

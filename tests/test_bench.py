@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlabs_desktop.core.bench import bench_convolutions
-from mlabs_desktop.core.devices import import_keras_quietly
+from mlabs_desktop.core.bench.measure import bench_convolutions
+from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
 
 def test_convolutions_alone_count_every_convolution_once():
     import_keras_quietly()
-    from mlabs_desktop.core.networks import build_transform_network, conv_multiply_adds, multiply_adds_per_pixel
+    from mlabs_desktop.core.networks.transform import (build_transform_network,
+        conv_multiply_adds,
+        multiply_adds_per_pixel)
 
     net = build_transform_network("lite", input_shape=(64, 64))
     total = sum(conv_multiply_adds(layer) for layer in net.layers)
@@ -27,9 +29,9 @@ def test_convolutions_alone_count_every_convolution_once():
 def test_plain_layers_are_the_same_network_built_as_defined(architecture):
     """The bench's reference layout: no folded or blocked layers, the same weights, the same output."""
     import_keras_quietly()
-    from mlabs_desktop.core.block_conv import BlockConv2D
-    from mlabs_desktop.core.networks import build_transform_network
-    from mlabs_desktop.core.upsample_conv import UpsampleConv2D
+    from mlabs_desktop.core.networks.block_conv import BlockConv2D
+    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D
 
     ours = build_transform_network(architecture, seed=1)
     plain = build_transform_network(architecture, seed=2, plain_layers=True)
@@ -42,7 +44,7 @@ def test_plain_layers_are_the_same_network_built_as_defined(architecture):
 
 
 def test_vector_extensions_come_from_the_cpu_flags(monkeypatch):
-    from mlabs_desktop.core import cpu_info
+    from mlabs_desktop.core.hardware import cpu_info
 
     text = "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx avx2 avx512f avx512_bf16 sse4_2\n"
     monkeypatch.setattr(cpu_info, "_cpuinfo", lambda: text)

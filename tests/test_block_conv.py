@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlabs_desktop.core.devices import import_keras_quietly
+from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
 keras = import_keras_quietly()
 from keras import layers  # noqa: E402
 
-from mlabs_desktop.core.block_conv import BlockConv2D, block_kernel_index, worth_blocking  # noqa: E402
+from mlabs_desktop.core.networks.block_conv import BlockConv2D, block_kernel_index, worth_blocking  # noqa: E402
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])

@@ -3,6 +3,10 @@ and one crafted hostile bundle per attack, each refused without a trace."""
 
 from __future__ import annotations
 
+from mlabs_desktop.core.images.decode import read_rgb
+from mlabs_desktop.core.formats.bundle_import import import_bundle, inspect_bundle
+from mlabs_desktop.core.formats.bundle_writer import export_bundle
+
 import io
 import os
 import shutil
@@ -16,9 +20,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from mlabs_desktop.core import bundles
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library import Library, Manifest
+from mlabs_desktop.core.library.store import Library, Manifest
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "chelsea.jpg"
 
@@ -36,8 +39,8 @@ def _jpeg(size=(24, 20), seed=0) -> bytes:
 
 def make_model(library: Library, name: str, architecture: str = "lite", seed: int = 3, extras: bool = True):
     """A model with random (untrained) weights, written the way the library writes models."""
-    from mlabs_desktop.core.networks import build_transform_network
-    from mlabs_desktop.core.weights import model_arrays, save_weight_arrays
+    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.networks.weights import model_arrays, save_weight_arrays
 
     net = build_transform_network(architecture, seed=seed)
     manifest = Manifest(name=name, architecture=architecture, state="finished",
@@ -63,7 +66,7 @@ def base_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base(base_model, tmp_path_factory) -> dict[str, bytes]:
     """The entries of a valid bundle (random-weights lite model), to craft hostile ones from."""
-    path = bundles.export_bundle(base_model, tmp_path_factory.mktemp("bundle") / "base.mlstyle")
+    path = export_bundle(base_model, tmp_path_factory.mktemp("bundle") / "base.mlstyle")
     with zipfile.ZipFile(path) as archive:
         return {info.filename: archive.read(info) for info in archive.infolist()}
 
@@ -142,10 +145,9 @@ def snapshot(*roots: Path) -> set[str]:
 # ------------------------------------------------------------------ round trip
 
 def test_round_trip_is_bit_identical(tiny_model, tmp_path):
-    from mlabs_desktop.core import images
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
-    path = bundles.export_bundle(tiny_model, tmp_path)
+    path = export_bundle(tiny_model, tmp_path)
     assert path == tmp_path / "tiny.mlstyle"
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
@@ -155,7 +157,7 @@ def test_round_trip_is_bit_identical(tiny_model, tmp_path):
     assert sorted(n for n in names if n.startswith("previews/")) == \
         [f"previews/{p.name}" for p in tiny_model.previews()]
 
-    imported = bundles.import_bundle(path)
+    imported = import_bundle(path)
     assert imported.name == "tiny (2)"  # the original is still in this library
     assert imported.folder.parent == tiny_model.folder.parent and imported.folder != tiny_model.folder
     assert not imported.has_checkpoint
@@ -168,7 +170,7 @@ def test_round_trip_is_bit_identical(tiny_model, tmp_path):
         np.testing.assert_array_equal(history[key], values)
     assert Library().get("tiny (2)").folder == imported.folder  # listed, loadable
 
-    photo = images.read_rgb(SAMPLE, max_size=48)
+    photo = read_rgb(SAMPLE, max_size=48)
     odd = np.random.default_rng(0).uniform(0, 255, (37, 29, 3)).astype(np.float32)
     before, after = Stylizer(tiny_model, "cpu"), Stylizer(imported, "cpu")
     for x in (photo, odd):
@@ -176,8 +178,8 @@ def test_round_trip_is_bit_identical(tiny_model, tmp_path):
 
 
 def test_export_is_deterministic_and_private(tiny_model, tmp_path):
-    first = bundles.export_bundle(tiny_model, tmp_path / "a.mlstyle")
-    second = bundles.export_bundle(tiny_model, tmp_path / "b")
+    first = export_bundle(tiny_model, tmp_path / "a.mlstyle")
+    second = export_bundle(tiny_model, tmp_path / "b")
     assert second.name == "b.mlstyle"
     assert first.read_bytes() == second.read_bytes()
     assert stat.S_IMODE(first.stat().st_mode) == 0o644
@@ -193,14 +195,14 @@ def test_export_is_deterministic_and_private(tiny_model, tmp_path):
 def test_names_on_import(tmp_path):
     library = Library()
     model = make_model(library, "Starry", extras=False)
-    path = bundles.export_bundle(model, tmp_path / "s.mlstyle")
-    assert bundles.import_bundle(path, library, name="Mine").name == "Mine"
-    assert bundles.import_bundle(path, library, name="Mine").name == "Mine (2)"
-    assert bundles.import_bundle(path, library).name == "Starry (2)"
+    path = export_bundle(model, tmp_path / "s.mlstyle")
+    assert import_bundle(path, library, name="Mine").name == "Mine"
+    assert import_bundle(path, library, name="Mine").name == "Mine (2)"
+    assert import_bundle(path, library).name == "Starry (2)"
     assert sorted(m.name for m in library.models()) == ["Mine", "Mine (2)", "Starry", "Starry (2)"]
     with pytest.raises(UserError, match="name .* is empty"):
-        bundles.import_bundle(path, library, name="  ")
-    peek = bundles.inspect_bundle(path)
+        import_bundle(path, library, name="  ")
+    peek = inspect_bundle(path)
     assert (peek.name, peek.architecture) == ("Starry", "lite")
     assert len(library.models()) == 4
 
@@ -209,11 +211,11 @@ def test_import_from_url(tmp_path):
     from http_server import LocalHTTPServer
 
     library = Library()
-    path = bundles.export_bundle(make_model(library, "Remote", extras=False), tmp_path / "r.mlstyle")
+    path = export_bundle(make_model(library, "Remote", extras=False), tmp_path / "r.mlstyle")
     library.delete("Remote")
     with LocalHTTPServer() as server:
         url = server.route("/styles/r.mlstyle", body=path.read_bytes())
-        model = bundles.import_bundle(url, library)
+        model = import_bundle(url, library)
         assert server.count("/styles/r.mlstyle") >= 1
     assert model.name == "Remote"
     assert model.manifest.provenance["imported_from"] == url
@@ -228,7 +230,7 @@ def test_import_from_url_refuses_a_hostile_download(tmp_path):
     with LocalHTTPServer() as server:
         url = server.route("/evil.mlstyle", body=b"<html>not a bundle</html>")
         with pytest.raises(UserError, match="bundle rejected: .*not a .mlstyle bundle"):
-            bundles.import_bundle(url, library)
+            import_bundle(url, library)
     assert snapshot(library.root) == before
 
 
@@ -241,7 +243,7 @@ def test_bad_images_are_dropped_not_fatal(base, tmp_path):
     items += [("style.jpg", b"<html>hello</html>"), ("preview.jpg", png.getvalue()),
               ("previews/step-00000009.jpg", _jpeg()[:200])]
     warned: list[str] = []
-    model = bundles.import_bundle(write_zip(tmp_path / "b.mlstyle", items), on_warning=warned.append)
+    model = import_bundle(write_zip(tmp_path / "b.mlstyle", items), on_warning=warned.append)
     assert not model.file("style.jpg").exists() and not model.file("preview.jpg").exists()
     assert [p.name for p in model.previews()] == ["step-00000002.jpg"]
     assert len(warned) == 3 and all("dropped" in w for w in warned)
@@ -250,9 +252,9 @@ def test_bad_images_are_dropped_not_fatal(base, tmp_path):
 
 def test_missing_file_and_folder_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="bundle not found"):
-        bundles.import_bundle(tmp_path / "nope.mlstyle")
+        import_bundle(tmp_path / "nope.mlstyle")
     with pytest.raises(UserError, match="is a folder"):
-        bundles.import_bundle(tmp_path)
+        import_bundle(tmp_path)
 
 
 # ------------------------------------------------------------------ hostile bundles
@@ -408,7 +410,7 @@ def test_hostile_bundle_is_rejected_without_a_trace(attack, base, base_model, tm
     path = build(incoming / "evil.mlstyle", base)
     before = snapshot(isolated_home, tmp_path)
     with pytest.raises(UserError, match=message) as caught:
-        bundles.import_bundle(path, library)
+        import_bundle(path, library)
     assert str(caught.value).startswith("bundle rejected: ")
     assert "\n" not in str(caught.value)
     assert snapshot(isolated_home, tmp_path) == before  # no folder, no staging left-over, nothing outside

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mlabs_desktop import cli as cli_module
+from mlabs_desktop.cli import main as cli_module
 
 ROOT = Path(__file__).resolve().parents[1]
 

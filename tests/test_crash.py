@@ -77,7 +77,7 @@ def run_and_kill(args: list[str], windows: Windows, aim: Aim, rng: random.Random
 
 
 def saved_step(library, name: str) -> int | None:
-    from mlabs_desktop.core.weights import load_weight_arrays
+    from mlabs_desktop.core.networks.weights import load_weight_arrays
 
     model = library.find(name)
     return int(load_weight_arrays(model.file("checkpoint.npz"))["step"]) if model else None
@@ -97,7 +97,7 @@ def check_round(library, name: str, seen: int) -> int | None:
 
 @pytest.mark.timeout(600)
 def test_sigkill_inside_checkpoint_writes_and_final_save(vgg_h5, photos_dir, style_image):
-    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.library.store import Library
 
     rng = random.Random(1234)
     library = Library()

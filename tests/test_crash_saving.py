@@ -24,6 +24,8 @@ import pytest
 from crash_helpers import (KillRound, assert_every_model_loads, assert_no_temporaries_in_library,
                            kill_inside_window, measure_window, run_cli_here, spread, temporaries)
 
+from mlabs_desktop.core.formats.bundle_writer import export_bundle
+
 ROUNDS = 1  # kills per operation, each at a random point of its measured write window (suite time)
 IMAGE = np.random.default_rng(5).uniform(0, 255, (20, 24, 3)).astype(np.float32)
 
@@ -47,16 +49,15 @@ def base(tmp_path_factory):
     """Two lite and two classic models with different random weights, a bundle and a reference checkpoint."""
     from test_bundles import make_model
 
-    from mlabs_desktop.core import bundles
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.reference_checkpoint import write_reference_checkpoint
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.formats.reference_checkpoint import write_reference_checkpoint
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     root = tmp_path_factory.mktemp("crash-saving")
     library = Library(root / "library")
     kinds = (("A", "lite", 1), ("B", "lite", 2), ("C1", "classic", 3), ("C2", "classic", 4))
     models = {name: make_model(library, name, arch, seed=seed) for name, arch, seed in kinds}
-    bundles.export_bundle(models["A"], root / "share.mlstyle")
+    export_bundle(models["A"], root / "share.mlstyle")
     write_reference_checkpoint(models["C1"], root / "reference")
     outputs = {name: np.clip(Stylizer(models[name], "cpu").run(IMAGE), 0, 255) for name in ("A", "B")}
     return root, models, outputs
@@ -77,8 +78,8 @@ def _one_of(found: np.ndarray, expected: dict[str, np.ndarray], tolerance: float
 
 
 def operations(tmp_path: Path, base) -> list[Operation]:
-    from mlabs_desktop.core import exporters
-    from mlabs_desktop.core.reference_checkpoint import read_reference_checkpoint
+    from mlabs_desktop.core.formats import exporters
+    from mlabs_desktop.core.formats.reference_checkpoint import read_reference_checkpoint
 
     root, models, outputs = base
     ops: list[Operation] = []
@@ -101,7 +102,7 @@ def operations(tmp_path: Path, base) -> list[Operation]:
     def bundle_of(path: Path) -> str:
         with zipfile.ZipFile(path) as archive:
             assert archive.testzip() is None  # every entry's CRC checks out
-        from mlabs_desktop.core.bundles import inspect_bundle
+        from mlabs_desktop.core.formats.bundle_import import inspect_bundle
         return inspect_bundle(path).name
 
     def savedmodel_of(path: Path) -> str:
@@ -137,7 +138,7 @@ def operations(tmp_path: Path, base) -> list[Operation]:
 
 
 def check_after(op: Operation, tag: str) -> None:
-    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.library.store import Library
 
     library = Library(op.home / "data" / "library")
     assert_every_model_loads(library)

@@ -20,8 +20,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from conftest import tiny_config
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.core.training import Trainer
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.training.trainer import Trainer
 from pathlib import Path
 
 style, photos, vgg = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
@@ -71,10 +71,10 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-from mlabs_desktop.core import vgg
-from mlabs_desktop.core.losses import LossWeights
-from mlabs_desktop.core.networks import build_transform_network
-from mlabs_desktop.core.steps import APPLIED, make_optimizer, make_train_step
+from mlabs_desktop.core.networks import loss_network as vgg
+from mlabs_desktop.core.training.losses import LossWeights
+from mlabs_desktop.core.networks.transform import build_transform_network
+from mlabs_desktop.core.training.steps import APPLIED, make_optimizer, make_train_step
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():

@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from mlabs_desktop.core import exporters
+from mlabs_desktop.core.formats import exporters
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.outputs import WouldReplace
 
 # Measured on this code (CPU, XNNPACK): 0.000 for the SavedModel (the same TF kernels),
@@ -39,7 +39,7 @@ def classic_model(tmp_path_factory):
 def test_savedmodel_takes_any_size(tiny_model, tmp_path):
     import tensorflow as tf
 
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     out = exporters.export_model(tiny_model, "savedmodel", tmp_path / "sm")
     assert out == tmp_path / "sm" and (out / "saved_model.pb").is_file()
@@ -74,7 +74,7 @@ def test_savedmodel_takes_any_size(tiny_model, tmp_path):
 
 
 def test_tflite_dynamic_size(tiny_model, tmp_path):
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     out = exporters.export_model(tiny_model, "tflite", tmp_path)
     assert out == tmp_path / "tiny.tflite" and stat.S_IMODE(out.stat().st_mode) == 0o644
@@ -90,7 +90,7 @@ def test_tflite_dynamic_size(tiny_model, tmp_path):
 
 
 def test_tflite_fixed_size_and_classic_network(classic_model, tmp_path):
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     out = exporters.export_model(classic_model, "tflite", tmp_path / "fixed", size=(40, 30))
     assert out.name == "fixed.tflite"
@@ -102,7 +102,7 @@ def test_tflite_fixed_size_and_classic_network(classic_model, tmp_path):
 
 
 def test_bundle_format(tiny_model, tmp_path):
-    from mlabs_desktop.core.bundles import import_bundle
+    from mlabs_desktop.core.formats.bundle_import import import_bundle
 
     out = exporters.export_model(tiny_model, "bundle", tmp_path)
     assert out == tmp_path / exporters.default_output_name(tiny_model, "bundle")
@@ -112,7 +112,7 @@ def test_bundle_format(tiny_model, tmp_path):
 
 
 def test_reference_checkpoint(classic_model, tiny_model, tmp_path):
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     try:
         out = exporters.export_model(classic_model, "reference-checkpoint", tmp_path / "ckpt")

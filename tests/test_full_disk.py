@@ -111,8 +111,8 @@ def run_on_full_disk(disk: SmallDisk, args: list[str], capsys) -> str:
 
 
 def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tiny_model, small_disks, monkeypatch, capsys):
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.weights import load_weight_arrays
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.networks.weights import load_weight_arrays
 
     disk = small_disks.new("library")  # the whole home, and the library in it, on the small disk
     home = disk.root / "home"
@@ -136,7 +136,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tiny_model, small_
 def test_full_disk_during_export(fmt, name, tiny_model, small_disks, capsys):
     from test_bundles import make_model
 
-    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.library.store import Library
 
     model = "tiny"
     if fmt == "reference-checkpoint":
@@ -205,7 +205,7 @@ def test_no_room_is_found_behind_a_wrapping_error(tmp_path):
 @pytest.mark.parametrize("args", [["library", "rename", "tiny", "renamed"], ["library", "delete", "tiny"],
                                   ["import", "BUNDLE"]])
 def test_a_completely_full_disk_never_gives_a_traceback(args, tiny_model, small_disks, monkeypatch, capsys, tmp_path):
-    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.library.store import Library
 
     bundle = tmp_path / "tiny.mlstyle"
     assert run_cli_here(["export", "tiny", "--format=bundle", f"--out={bundle}"]) == 0

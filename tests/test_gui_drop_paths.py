@@ -10,7 +10,7 @@ from urllib.parse import quote_from_bytes
 import pytest
 from PySide6.QtCore import QByteArray, QMimeData
 
-from mlabs_desktop.gui.common import dropped_paths
+from mlabs_desktop.gui.kit.common import dropped_paths
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows file names are Unicode, never raw bytes")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QInputDialog, QLabel, QMessageBox
 
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.gui.library_view import CARD_ROLE, LibraryView, ThumbnailCache, format_duration
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.gui.library.view import CARD_ROLE, LibraryView, ThumbnailCache, format_duration
 from mlabs_desktop.gui.services import Services
 
 # Autouse fixtures: fail on a leaked QThread, never block on a message box.

@@ -19,10 +19,11 @@ from mlabs_desktop.core import paths
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QDialog, QMessageBox
 
-from mlabs_desktop.core import devices, paths
-from mlabs_desktop.core.devices import DeviceInfo
+from mlabs_desktop.core.hardware import devices
+from mlabs_desktop.core import paths
+from mlabs_desktop.core.hardware.devices import DeviceInfo
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import load_settings
 from mlabs_desktop.gui.services import Services
 
@@ -259,7 +260,7 @@ def test_drop_of_other_files_is_rejected(window, tmp_path: Path):
 
 
 def test_export_then_import_round_trip(tiny_model, tmp_path: Path):
-    from mlabs_desktop.gui.model_transfer import EXPORT_FORMATS, import_model
+    from mlabs_desktop.gui.library.transfer import EXPORT_FORMATS, import_model
 
     exported = EXPORT_FORMATS["Model folder"](tiny_model, tmp_path)
     assert exported == tmp_path / tiny_model.folder.name and (exported / "manifest.yaml").is_file()
@@ -312,7 +313,7 @@ def test_export_dialog_asks_before_replacing(window, tiny_model, tmp_path: Path,
 
 @pytest.fixture
 def settings_dialog(qtbot):
-    from mlabs_desktop.gui.settings_dialog import SettingsDialog
+    from mlabs_desktop.gui.dialogs.settings import SettingsDialog
 
     dialog = SettingsDialog(Services())
     qtbot.addWidget(dialog)
@@ -321,7 +322,7 @@ def settings_dialog(qtbot):
 
 
 def test_settings_dialog_saves_yaml(settings_dialog, qtbot, tmp_path: Path):
-    from mlabs_desktop.core.presets import list_presets
+    from mlabs_desktop.core.training.presets import list_presets
 
     dialog = settings_dialog
     preset = list_presets()[-1].name
@@ -366,8 +367,9 @@ def test_settings_dialog_checks_vgg_file(settings_dialog, qtbot, vgg_h5: Path):
 
 def test_settings_dialog_downloads_weights(settings_dialog, qtbot, monkeypatch):
     from http_server import LocalHTTPServer
-    from mlabs_desktop.core import http_transfer, vgg
-    from mlabs_desktop.gui import settings_dialog as module
+    from mlabs_desktop.core.transfer import http as http_transfer
+    from mlabs_desktop.core.networks import loss_network as vgg
+    from mlabs_desktop.gui.dialogs import settings as module
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -389,7 +391,7 @@ def test_settings_dialog_downloads_weights(settings_dialog, qtbot, monkeypatch):
 
 @pytest.mark.parametrize("gpu", [False, True])
 def test_gpu_status_dialog(qtbot, fake_devices, gpu: bool):
-    from mlabs_desktop.gui.gpu_status_dialog import GpuStatusDialog
+    from mlabs_desktop.gui.dialogs.gpu_status import GpuStatusDialog
 
     if gpu:
         fake_devices.insert(0, DeviceInfo("gpu", "Fake RTX", 0, (8, 9)))

@@ -16,11 +16,11 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QThread, QUrl
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from conftest import write_photos
-from mlabs_desktop.core import stylize
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.gui.all_styles import compose_grid
+from mlabs_desktop.core.stylize import stylizer as stylize
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.gui.stylize.all_styles import compose_grid
 from mlabs_desktop.gui.services import Services
-from mlabs_desktop.gui.stylize_view import StylizeView
+from mlabs_desktop.gui.stylize.view import StylizeView
 
 WAIT_MS = 60_000
 
@@ -163,7 +163,7 @@ def test_strength_and_colours_reblend_without_running_the_network(tiny_model, ha
 
 
 def test_big_photos_reblend_in_a_thread(tiny_model, harness, photo, run_calls, monkeypatch):
-    from mlabs_desktop.gui import blend_renderer, stylize_display
+    from mlabs_desktop.gui.stylize import blend_renderer, display as stylize_display
 
     monkeypatch.setattr(stylize_display, "DEBOUNCE_PIXELS", 0)  # treat the small test photo as a big one
     harness.stylized(photo)
@@ -318,7 +318,7 @@ def test_tensorflow_is_not_imported_when_the_view_is_built(tiny_model, isolated_
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
         from mlabs_desktop.gui.services import Services
-        from mlabs_desktop.gui.stylize_view import StylizeView
+        from mlabs_desktop.gui.stylize.view import StylizeView
         view = StylizeView(Services())
         view.show()
         app.processEvents()
@@ -338,7 +338,7 @@ def test_paste_adds_copied_files_and_web_addresses(qtbot, tmp_path, monkeypatch)
     from PySide6.QtGui import QGuiApplication
 
     from mlabs_desktop.gui.services import Services
-    from mlabs_desktop.gui.stylize_view import StylizeView
+    from mlabs_desktop.gui.stylize.view import StylizeView
 
     view = StylizeView(Services())
     qtbot.addWidget(view)

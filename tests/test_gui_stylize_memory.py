@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
-from mlabs_desktop.core import images, result_store, stylize
-from mlabs_desktop.core.stylize import finish
-from mlabs_desktop.gui import photo_queue
+from mlabs_desktop.core.images.decode import load_image
+from mlabs_desktop.core.images.ops import to_uint8
+from mlabs_desktop.core.stylize import result_store, stylizer as stylize
+from mlabs_desktop.core.stylize.stylizer import finish
+from mlabs_desktop.gui.stylize import queue as photo_queue
 from test_gui_stylize import WAIT_MS, Harness
 
 from gui_helpers import no_thread_leaks  # noqa: E402,F401 - autouse: no QThread outlives a test
@@ -60,9 +62,9 @@ def run_calls(monkeypatch) -> list[int]:
 
 
 def expected(path: Path, options=stylize.BlendOptions()) -> np.ndarray:
-    loaded = images.load_image(path)
+    loaded = load_image(path)
     raw = stylize.Stylizer.open("tiny").run(loaded.rgb)
-    return images.to_uint8(finish(loaded.rgb, raw, options))
+    return to_uint8(finish(loaded.rgb, raw, options))
 
 
 def all_done(view) -> bool:  # noqa: ANN001 - StylizeView

@@ -16,12 +16,14 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from mlabs_desktop.core.config import PARAMS
 from mlabs_desktop.core.events import StepEvent
-from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.gui.services import Services
-from mlabs_desktop.gui.train_params import (brush_to_scale, scale_to_brush, strength_to_weight,
-                                            weight_to_strength)
-from mlabs_desktop.gui.train_view import TrainView
-from mlabs_desktop.gui.train_worker import OOM_ADVICE, friendly_error
+from mlabs_desktop.gui.train.params import (brush_to_scale,
+    scale_to_brush,
+    strength_to_weight,
+    weight_to_strength)
+from mlabs_desktop.gui.train.view import TrainView
+from mlabs_desktop.gui.train.worker import OOM_ADVICE, friendly_error
 
 # photos_dir holds 6 photos: 3 steps per epoch at batch 2; checkpoints at steps 2 and 3 (the end).
 TINY = {"image-size": 32, "batch-size": 2, "epochs": 1, "max-steps": 0, "checkpoint-iterations": 2,
@@ -115,7 +117,7 @@ def test_importing_and_building_the_view_leaves_tensorflow_out():
     code = ("import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
             "from PySide6.QtWidgets import QApplication; app = QApplication([])\n"
             "from mlabs_desktop.gui.services import Services\n"
-            "from mlabs_desktop.gui.train_view import TrainView\n"
+            "from mlabs_desktop.gui.train.view import TrainView\n"
             "view = TrainView(Services()); app.processEvents()\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QMessageBox
 
 from gui_helpers import message_boxes, no_thread_leaks  # noqa: F401 - autouse fixtures
-from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.library.store import Library
 from oom_injection import OomInjector
 from test_gui_train import TINY, fill, run_to_end, services, view  # noqa: F401 - the Train view's fixtures
 from test_out_of_memory import photos8  # noqa: F401 - 8 photos: 2 steps an epoch at batch 4

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mlabs_desktop.core import image_decode
+from mlabs_desktop.core.images import decode as image_decode
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.images import LoadedImage, image_info, load_image, training_crop
+from mlabs_desktop.core.images.decode import LoadedImage, image_info, load_image, training_crop
 from test_images import assert_valid, noise, write
 
 

@@ -12,26 +12,22 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from mlabs_desktop.core import image_decode
+from mlabs_desktop.core.images import decode as image_decode
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.images import (
-    LoadedImage,
-    blend,
-    crop_to,
+from mlabs_desktop.core.images.decode import (LoadedImage,
     image_info,
     is_image_path,
     load_image,
+    read_rgb,
+    training_crop)
+from mlabs_desktop.core.images.ops import (blend,
+    crop_to,
     pad_to_multiple,
     preserve_colors,
-    read_rgb,
     resize_max,
     resize_to,
-    save_image,
-    save_thumbnail,
-    thumbnail_bytes,
-    to_uint8,
-    training_crop,
-)
+    to_uint8)
+from mlabs_desktop.core.images.encode import save_image, save_thumbnail, thumbnail_bytes
 
 
 def noise(h: int, w: int, seed: int = 0) -> np.ndarray:

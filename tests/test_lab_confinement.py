@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.lab_file import parse_lab
-from mlabs_desktop.core.lab_plan import plan_lab
-from mlabs_desktop.core.labs import describe_plan, run_lab
+from mlabs_desktop.core.labs.lab_file import parse_lab
+from mlabs_desktop.core.labs.plan import plan_lab
+from mlabs_desktop.core.labs.runner import describe_plan, run_lab
 
 from conftest import SAMPLES, write_photos
 

@@ -17,13 +17,13 @@ from PIL import Image
 
 from conftest import SAMPLES, write_photos
 from http_server import LocalHTTPServer, offline_downloads, server  # noqa: F401 - fixtures
-from mlabs_desktop.core import downloads
+from mlabs_desktop.core.transfer import downloads
 from mlabs_desktop.core.errors import Cancelled, UserError
-from mlabs_desktop.core.lab_file import load_lab, parse_lab
-from mlabs_desktop.core.lab_inputs import fetch_inputs, place_file
-from mlabs_desktop.core.lab_plan import LabPlan, plan_lab
-from mlabs_desktop.core.labs import parse_assignments, run_lab
-from mlabs_desktop.core.library import Library
+from mlabs_desktop.core.labs.lab_file import load_lab, parse_lab
+from mlabs_desktop.core.labs.inputs import fetch_inputs, place_file
+from mlabs_desktop.core.labs.plan import LabPlan, plan_lab
+from mlabs_desktop.core.labs.runner import parse_assignments, run_lab
+from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import load_settings
 
 LABS = Path(__file__).resolve().parent / "labs"
@@ -99,7 +99,7 @@ def test_training_lab_runs_verbatim(trained: dict) -> None:
     assert [m.name for m in trained["models"]] == ["train-lab"]
     # The mount is remembered for the next run, keyed by the platform's dataset path.
     assert trained["settings"].lab_mounts == {"machinelabs/fast-style-transfer/small": str(trained["photos"])}
-    if importlib.util.find_spec("mlabs_desktop.core.reference_checkpoint") is not None:
+    if importlib.util.find_spec("mlabs_desktop.core.formats.reference_checkpoint") is not None:
         for name in REFERENCE_FILES:
             assert (outputs / name).is_file(), f"{name} missing from outputs/"
 
@@ -108,7 +108,7 @@ def test_training_lab_runs_verbatim(trained: dict) -> None:
 
 
 def test_apply_lab_runs_verbatim_on_training_outputs(trained: dict, tmp_path: Path) -> None:
-    if importlib.util.find_spec("mlabs_desktop.core.reference_checkpoint") is None:
+    if importlib.util.find_spec("mlabs_desktop.core.formats.reference_checkpoint") is None:
         pytest.skip("core/reference_checkpoint.py (reference checkpoints in --checkpoint-dir and "
                     "stylize --checkpoint=DIR) is not there yet")
     outputs = trained["workdir"] / "outputs"

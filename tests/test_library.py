@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library import Library, Manifest, read_manifest, slugify
+from mlabs_desktop.core.library.store import Library, Manifest, read_manifest, slugify
 
 
 def test_library_lives_under_mlabs_desktop_home(isolated_home):
@@ -103,7 +103,7 @@ def test_library_location_from_settings(isolated_home, tmp_path):
 def test_a_model_being_trained_cannot_be_deleted_or_trained_twice(tiny_model, vgg_h5, photos_dir, style_image):
     from conftest import tiny_config
     from mlabs_desktop.core.locks import training_lock
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.training.trainer import Trainer
 
     with training_lock(tiny_model.folder):
         with pytest.raises(UserError, match="in use by process"):

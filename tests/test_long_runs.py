@@ -141,7 +141,7 @@ def batch(tmp_path: Path, request: pytest.FixtureRequest) -> list[Path]:
 # ---------------------------------------------------------------- stylize
 @pytest.mark.parametrize("batch", PHOTOS, indirect=True)
 def test_batch_stylize_in_the_core_keeps_memory_flat(tiny_model, batch, tmp_path):
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     stylizer = Stylizer.open("tiny")
     jobs = [(photo, tmp_path / "out" / photo.name) for photo in batch]
@@ -164,7 +164,7 @@ def test_batch_stylize_in_the_core_keeps_memory_flat(tiny_model, batch, tmp_path
 @pytest.fixture
 def budgets(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     """Budgets the batch outgrows (as a long queue of real photos outgrows the real 1 + 2 GB): it must spill."""
-    from mlabs_desktop.gui import photo_queue
+    from mlabs_desktop.gui.stylize import queue as photo_queue
 
     chosen = QUEUE_BUDGETS if request.node.callspec.params["batch"][1] <= 48 else REAL_SIZE_BUDGETS
     monkeypatch.setattr(photo_queue, "memory_budgets", lambda: chosen)
@@ -224,8 +224,8 @@ def long_config(style: Path, photos: Path, vgg: Path, steps: int):
 @pytest.mark.parametrize("steps", CORE_STEPS)
 def test_long_training_in_the_core_keeps_memory_flat(vgg_h5, photos_dir, style_image, steps):
     from mlabs_desktop.core.events import StepEvent
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.training.trainer import Trainer
 
     trace = MemoryTrace()
     warm = steps // 5  # after two checkpoints and previews
@@ -249,7 +249,7 @@ def test_long_training_in_the_app_keeps_memory_flat_and_the_window_responsive(qt
                                                                              style_image, steps):
     from mlabs_desktop.core.events import StepEvent
     from mlabs_desktop.gui.services import Services
-    from mlabs_desktop.gui.train_view import TrainView
+    from mlabs_desktop.gui.train.view import TrainView
 
     services = Services()
     services.settings.vgg_path = str(vgg_h5)

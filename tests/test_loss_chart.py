@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from mlabs_desktop.gui.loss_chart import FLOOR, LOSS_KEYS, LossChart, decimate, ema, nice_step_range
+from mlabs_desktop.gui.kit.loss_chart import FLOOR, LOSS_KEYS, LossChart, decimate, ema, nice_step_range
 
 
 def _losses(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -13,8 +13,10 @@ import keras
 import numpy as np
 import pytest
 
-from mlabs_desktop.core import networks
-from mlabs_desktop.core.networks import INSTANCE_NORM_EPSILON, InstanceNormalization, build_transform_network
+from mlabs_desktop.core.networks import transform as networks
+from mlabs_desktop.core.networks.transform import (INSTANCE_NORM_EPSILON,
+    InstanceNormalization,
+    build_transform_network)
 from test_networks import producers, randomise_norms
 
 EPS = 1e-3

@@ -12,16 +12,14 @@ import keras
 import numpy as np
 import pytest
 
-from mlabs_desktop.core import networks
-from mlabs_desktop.core.networks import (
-    ARCHITECTURES,
+from mlabs_desktop.core.networks import transform as networks
+from mlabs_desktop.core.networks.transform import (ARCHITECTURES,
     LAYER_ORDER,
     InstanceNormalization,
     build_transform_network,
     multiply_adds_per_pixel,
-    weight_shapes,
-)
-from mlabs_desktop.core.upsample_conv import UpsampleConv2D
+    weight_shapes)
+from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D
 
 OUT_LOW, OUT_HIGH = 127.5 - 150.0, 127.5 + 150.0  # tanh(x) * 150 + 127.5
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config, write_photos
-from mlabs_desktop.cli import main
-from mlabs_desktop.core import tiling
+from mlabs_desktop.cli.main import main
+from mlabs_desktop.core.tiling import policy as tiling
 from mlabs_desktop.core.events import LogEvent, OutOfMemoryEvent
-from mlabs_desktop.core.library import Library, read_manifest
-from mlabs_desktop.core.memory import TrainingOutOfMemory, out_of_memory
+from mlabs_desktop.core.library.store import Library, read_manifest
+from mlabs_desktop.core.hardware.memory import TrainingOutOfMemory, out_of_memory
 from oom_injection import OomInjector
 
 
@@ -129,7 +129,7 @@ def test_auto_batch_gives_up_at_batch_one_with_a_clear_message(monkeypatch, caps
 
 def test_out_of_memory_at_the_first_step_saves_nothing_and_starts_again_smaller(
         monkeypatch, vgg_h5, photos8, style_image):
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.training.trainer import Trainer
 
     OomInjector(monkeypatch, max_images=2)
     events: list = []

@@ -10,7 +10,7 @@ import pytest
 
 from mlabs_desktop.core import outputs
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.stylize import plan_outputs
+from mlabs_desktop.core.stylize.stylizer import plan_outputs
 from test_cli import assert_user_error, cli
 
 from conftest import write_photos
@@ -123,7 +123,7 @@ def test_export_needs_overwrite(tiny_model, tmp_path):
     (ckpt / "checkpoint").write_text("someone else's")
     (ckpt / "notes.txt").write_text("kept")
     with pytest.raises(outputs.WouldReplace) as caught:
-        from mlabs_desktop.core.exporters import export_model
+        from mlabs_desktop.core.formats.exporters import export_model
 
         export_model(tiny_model, "reference-checkpoint", ckpt)
     assert caught.value.paths == [ckpt / "checkpoint"]

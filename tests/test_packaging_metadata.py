@@ -22,7 +22,7 @@ def test_versions_agree(bd):
     project = pyproject()["project"]
     assert project["version"] == mlabs_desktop.__version__ == bd.VERSION
     assert any("pyinstaller" in req.lower() for req in project["optional-dependencies"]["packaging"])
-    assert project["scripts"][bd.EXE_NAME] == "mlabs_desktop.cli:main"
+    assert project["scripts"][bd.EXE_NAME] == "mlabs_desktop.cli.main:main"
 
 
 def test_app_name_matches_the_gui(bd):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlabs_desktop.core import precision
-from mlabs_desktop.core.devices import DeviceInfo
+from mlabs_desktop.core.networks import precision
+from mlabs_desktop.core.hardware.devices import DeviceInfo
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.stylize import Stylizer
+from mlabs_desktop.core.stylize.stylizer import Stylizer
 
 
 def test_psnr_matches_its_definition():

@@ -6,7 +6,7 @@ import pytest
 
 from mlabs_desktop.core.config import TrainingConfig
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.presets import find_preset, list_presets, load_preset, save_user_preset
+from mlabs_desktop.core.training.presets import find_preset, list_presets, load_preset, save_user_preset
 
 
 def test_shipped_presets_match_the_issue():

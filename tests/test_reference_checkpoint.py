@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlabs_desktop.core.images.decode import read_rgb
+from mlabs_desktop.core.images.encode import save_image
+from mlabs_desktop.core.images.ops import to_uint8
 from mlabs_desktop.core.errors import UserError
 
 tf = pytest.importorskip("tensorflow")
@@ -125,7 +128,7 @@ def evaluate_like_reference(checkpoint_dir: Path, image: np.ndarray) -> np.ndarr
 
 
 def our_output(model, image: np.ndarray) -> np.ndarray:
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     return Stylizer(model, "cpu").run(image)
 
@@ -173,8 +176,8 @@ def reference(tmp_path_factory, image):
 # ---------------------------------------------------------------- layout
 
 def test_layout_is_the_classic_network():
-    from mlabs_desktop.core.networks import weight_shapes
-    from mlabs_desktop.core.reference_format import reference_names
+    from mlabs_desktop.core.networks.transform import weight_shapes
+    from mlabs_desktop.core.formats.reference_format import reference_names
 
     names = reference_names()
     assert len(names) == 48
@@ -191,8 +194,8 @@ def test_module_imports_without_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; import mlabs_desktop.core.reference_checkpoint, mlabs_desktop.core.reference_format, "
-            "mlabs_desktop.core.reference_reader, mlabs_desktop.core.reference_writer; "
+    code = ("import sys; import mlabs_desktop.core.formats.reference_checkpoint, mlabs_desktop.core.formats.reference_format, "
+            "mlabs_desktop.core.formats.reference_reader, mlabs_desktop.core.formats.reference_writer; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -200,8 +203,8 @@ def test_module_imports_without_tensorflow():
 # ---------------------------------------------------------------- import
 
 def test_read_maps_variables_and_ignores_adam(reference):
-    from mlabs_desktop.core.reference_format import reference_names
-    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_format import reference_names
+    from mlabs_desktop.core.formats.reference_reader import read_reference_checkpoint
 
     arrays = read_reference_checkpoint(reference["folder"])
     assert len(arrays) == 48
@@ -211,8 +214,8 @@ def test_read_maps_variables_and_ignores_adam(reference):
 
 
 def test_import_matches_reference_output(reference, image):
-    from mlabs_desktop.core.library import PREVIEW, STYLE_THUMB, WEIGHTS, Library
-    from mlabs_desktop.core.reference_checkpoint import import_reference_checkpoint
+    from mlabs_desktop.core.library.store import PREVIEW, STYLE_THUMB, WEIGHTS, Library
+    from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
 
     model = import_reference_checkpoint(reference["folder"], "Imported")
     assert model.manifest.architecture == "classic" and model.manifest.input_scale == 1.0
@@ -237,10 +240,9 @@ def test_import_matches_reference_output(reference, image):
 
 
 def test_stylize_accepts_checkpoint_folder_and_prefix(reference, image, tmp_path):
-    from mlabs_desktop import cli
-    from mlabs_desktop.core import images
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.cli import main as cli
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     folder = reference["folder"]
     t0 = time.perf_counter()
@@ -260,17 +262,17 @@ def test_stylize_accepts_checkpoint_folder_and_prefix(reference, image, tmp_path
     assert by_index_file.model.folder == first.model.folder
 
     source = tmp_path / "in.png"
-    images.save_image(source, image)
+    save_image(source, image)
     out = tmp_path / "out"
     assert cli.main(["stylize", f"--checkpoint={folder}", f"--in-path={source}", f"--out-path={out}",
                      "--device=cpu"]) == 0
-    written = images.read_rgb(out / "in.png")
-    expected = images.to_uint8(np.clip(reference["output"], 0, 255))
+    written = read_rgb(out / "in.png")
+    expected = to_uint8(np.clip(reference["output"], 0, 255))
     assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_folder_fallbacks(reference, tmp_path):
-    from mlabs_desktop.core.reference_reader import locate_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_reader import locate_reference_checkpoint
 
     # The index names a relative path from another working directory: use the single *.index here.
     moved = copy_checkpoint(reference["folder"], tmp_path / "inputs")
@@ -287,8 +289,8 @@ def test_folder_fallbacks(reference, tmp_path):
 
 
 def test_two_index_files_and_bogus_path_is_a_clear_error(reference, tmp_path):
-    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.formats.reference_reader import read_reference_checkpoint
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     folder = copy_checkpoint(reference["folder"], tmp_path / "two")
     for name in ("fns.ckpt.index", "fns.ckpt.data-00000-of-00001"):
@@ -303,8 +305,8 @@ def test_two_index_files_and_bogus_path_is_a_clear_error(reference, tmp_path):
 
 
 def test_damaged_and_wrong_checkpoints_are_user_errors(reference, tmp_path):
-    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.formats.reference_reader import read_reference_checkpoint
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     data = "fns.ckpt.data-00000-of-00001"
     flipped = copy_checkpoint(reference["folder"], tmp_path / "flipped")
@@ -356,7 +358,7 @@ def _save_graph(folder: Path, build) -> Path:
 
 
 def test_other_networks_are_rejected(tmp_path):
-    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_reader import read_reference_checkpoint
 
     def named():
         v1.Variable(tf.zeros([3, 3]), name="dense/kernel")

@@ -15,8 +15,8 @@ from test_reference_checkpoint import ONE_LEVEL, evaluate_like_reference, image,
 
 
 def test_only_classic_models_export(tmp_path):
-    from mlabs_desktop.core.library import Manifest, Model
-    from mlabs_desktop.core.reference_writer import write_reference_checkpoint
+    from mlabs_desktop.core.library.store import Manifest, Model
+    from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint
 
     model = Model(tmp_path, Manifest(name="x", architecture="default"))
     with pytest.raises(UserError, match="only classic models can be written as reference checkpoints; "
@@ -28,11 +28,11 @@ def test_only_classic_models_export(tmp_path):
 def test_trained_classic_model_round_trip(vgg_h5, photos_dir, style_image, tmp_path, image):
     from conftest import tiny_config
 
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.reference_format import reference_names
-    from mlabs_desktop.core.reference_reader import read_reference_checkpoint
-    from mlabs_desktop.core.reference_writer import reference_arrays, write_reference_checkpoint
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.formats.reference_format import reference_names
+    from mlabs_desktop.core.formats.reference_reader import read_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_writer import reference_arrays, write_reference_checkpoint
+    from mlabs_desktop.core.training.trainer import Trainer
 
     outputs = tmp_path / "outputs"
     config = tiny_config(style_image, photos_dir, vgg_h5, architecture="classic", name="classic tiny",
@@ -76,7 +76,7 @@ def test_trained_classic_model_round_trip(vgg_h5, photos_dir, style_image, tmp_p
     assert prefix == again / "fns.ckpt"
     assert sorted(p.name for p in again.iterdir()) == ["checkpoint", "fns.ckpt.data-00000-of-00001",
                                                        "fns.ckpt.index"]
-    from mlabs_desktop.core.reference_checkpoint import import_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
 
     imported = import_reference_checkpoint(again, "classic tiny (imported)")
     assert imported.manifest.input_scale == 1.0

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlabs_desktop.core import result_store
-from mlabs_desktop.core.result_store import ResultStore
+from mlabs_desktop.core.stylize import result_store
+from mlabs_desktop.core.stylize.result_store import ResultStore
 
 MB = 1 << 20
 

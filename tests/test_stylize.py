@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from mlabs_desktop.core.errors import Cancelled, UserError
-from mlabs_desktop.core.stylize import BlendOptions, Stylizer, finish, plan_outputs
+from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer, finish, plan_outputs
 
 
 @pytest.fixture
@@ -90,7 +90,8 @@ def test_folder_in_folder_out_keeps_names_and_skips_bad_files(stylizer, tmp_path
 def test_folder_pipeline_decodes_and_encodes_beside_the_network(stylizer, tmp_path, monkeypatch):
     import threading
 
-    from mlabs_desktop.core import image_decode, image_encode, stylize
+    from mlabs_desktop.core.images import decode as image_decode, encode as image_encode
+    from mlabs_desktop.core.stylize import stylizer as stylize
 
     src = tmp_path / "in"
     src.mkdir()
@@ -105,8 +106,8 @@ def test_folder_pipeline_decodes_and_encodes_beside_the_network(stylizer, tmp_pa
             threads[kind].add(threading.current_thread().name)
             return fn(*args, **kwargs)
         return wrapped
-    monkeypatch.setattr(stylize.images, "load_image", spy("decode", real_load))
-    monkeypatch.setattr(stylize.images, "save_image", spy("encode", real_save))
+    monkeypatch.setattr(stylize, "load_image", spy("decode", real_load))
+    monkeypatch.setattr(stylize, "save_image", spy("encode", real_save))
     monkeypatch.setattr(Stylizer, "run", spy("network", real_run))
 
     reports = list(stylizer.stylize_many(plan_outputs(src, tmp_path / "out", "S")))
@@ -168,7 +169,7 @@ def test_output_format_follows_the_extension(stylizer, tmp_path):
 
 
 def test_weights_with_wrong_shapes_are_refused(tiny_model):
-    from mlabs_desktop.core.weights import load_weight_arrays, save_weight_arrays
+    from mlabs_desktop.core.networks.weights import load_weight_arrays, save_weight_arrays
 
     arrays = load_weight_arrays(tiny_model.file("weights.npz"))
     arrays["conv1/kernel"] = arrays["conv1/kernel"][:, :, :, :3]

@@ -13,13 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlabs_desktop.core import images, stylize, tiling
-from mlabs_desktop.core.norm_statistics import Moments
-from mlabs_desktop.core.tile_geometry import ALIGN, MIN_SIDE, Box, Tile, padded_size, plan_tiles
-from mlabs_desktop.core.tile_program import receptive_radius
-from mlabs_desktop.core.tile_source import SourceImage, load_pixels
-from mlabs_desktop.core.tiled_network import TiledNetwork
-from mlabs_desktop.core.stylize import BlendOptions, Stylizer, run_network
+from mlabs_desktop.core.images.decode import load_image
+from mlabs_desktop.core.images.encode import save_image
+from mlabs_desktop.core.images.ops import pad_to_multiple, to_uint8
+from mlabs_desktop.core.stylize import stylizer as stylize
+from mlabs_desktop.core.tiling import policy as tiling
+from mlabs_desktop.core.tiling.statistics import Moments
+from mlabs_desktop.core.tiling.geometry import ALIGN, MIN_SIDE, Box, Tile, padded_size, plan_tiles
+from mlabs_desktop.core.tiling.program import receptive_radius
+from mlabs_desktop.core.tiling.source import SourceImage, load_pixels
+from mlabs_desktop.core.tiling.network import TiledNetwork
+from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer, run_network
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 TOLERANCE = 2 / 255  # mean absolute difference allowed, in 0..255 levels (the issue allows 2 levels)
@@ -31,7 +35,7 @@ def photo(width: int, height: int, name: str = "coffee") -> np.ndarray:
 
 
 def random_network(architecture: str, seed: int = 1):
-    from mlabs_desktop.core.networks import InstanceNormalization, build_transform_network
+    from mlabs_desktop.core.networks.transform import InstanceNormalization, build_transform_network
 
     net = build_transform_network(architecture, seed=seed)
     rng = np.random.default_rng(seed)
@@ -49,7 +53,7 @@ _networks: dict[str, tuple] = {}
 def network(architecture: str):
     """(keras model, compiled whole-image forward, TiledNetwork), built once per test session."""
     if architecture not in _networks:
-        from mlabs_desktop.core.steps import make_forward
+        from mlabs_desktop.core.training.steps import make_forward
 
         net = random_network(architecture)
         _networks[architecture] = (net, make_forward(net), TiledNetwork(net))
@@ -201,7 +205,7 @@ def test_memory_budget_sets_the_tile_size():
 def test_virtual_padding_matches_run_network():
     for n in (1, 3, 13, 16, 17, 18, 19, 101, 250):
         rgb = np.arange(n * 5 * 3, dtype=np.float32).reshape(n, 5, 3)
-        expected, _ = images.pad_to_multiple(stylize._at_least(rgb, stylize.MIN_SIDE), 4)
+        expected, _ = pad_to_multiple(stylize._at_least(rgb, stylize.MIN_SIDE), 4)
         source = SourceImage(rgb)
         h, w = source.padded
         np.testing.assert_array_equal(source.region(Box(0, 0, h, w)), expected)
@@ -315,15 +319,15 @@ def test_big_files_go_through_tiles_and_keep_alpha(stylizer, tmp_path, monkeypat
     # The pixels handed to the encoder: JPEG turns a one-level difference into up to 11 (measured at
     # quality 95), so the files are compared exactly only where the format is lossless.
     encoded = []
-    real_save = images.save_image
-    monkeypatch.setattr(images, "save_image",
-                        lambda target, rgb, alpha=None: encoded.append(images.to_uint8(rgb)) or real_save(target, rgb,
+    real_save = save_image
+    monkeypatch.setattr(stylize, "save_image",
+                        lambda target, rgb, alpha=None: encoded.append(to_uint8(rgb)) or real_save(target, rgb,
                                                                                                         alpha))
     whole = stylizer.stylize_file(source, tmp_path / f"whole-{name}", options)
     monkeypatch.setitem(tiling.TILE_ABOVE_PIXELS, "cpu", 1000)
     monkeypatch.setattr(tiling, "CPU_WHOLE_SHARE", 0.0)
     loads = []
-    monkeypatch.setattr(images, "load_image", lambda *a, **k: loads.append(1))  # the big path must not use it
+    monkeypatch.setattr(stylize, "load_image", lambda *a, **k: loads.append(1))  # the big path must not use it
     tiled = stylizer.stylize_file(source, tmp_path / f"tiled-{name}", options)
     assert loads == [] and stylizer.tiled().last_run.tiles >= 1
     assert np.abs(encoded[0].astype(np.int16) - encoded[1]).max() <= 1
@@ -342,12 +346,12 @@ def test_load_pixels_keeps_uint8(tmp_path):
     Image.fromarray(rgb).save(path)
     colour, alpha = load_pixels(path)
     assert colour.dtype == np.uint8 and alpha is None
-    np.testing.assert_array_equal(colour, images.load_image(path).rgb)
+    np.testing.assert_array_equal(colour, load_image(path).rgb)
     deep = tmp_path / "deep.png"
     Image.fromarray((np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)).save(deep)
     colour, _ = load_pixels(deep)
     source = SourceImage(colour)
-    np.testing.assert_allclose(source.region(Box(0, 0, 30, 40)), images.load_image(deep).rgb)
+    np.testing.assert_allclose(source.region(Box(0, 0, 30, 40)), load_image(deep).rgb)
 
 
 def test_one_pass_statistics_budget_follows_free_memory(monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 from conftest import tiny_config, write_photos
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import CheckpointEvent, DoneEvent, PreviewEvent, StepEvent
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.core.training import Trainer
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.training.trainer import Trainer
 
 
 def run(config, events=None, **kw):
@@ -85,7 +85,7 @@ def test_stop_between_steps_leaves_a_usable_resumable_model(vgg_h5, photos_dir, 
     assert model.manifest.state == "stopped"
     assert model.manifest.statistics["steps"] == 3
     assert model.has_checkpoint
-    from mlabs_desktop.core.stylize import Stylizer
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     out = Stylizer(model).run(np.full((9, 7, 3), 128, np.float32))
     assert out.shape == (9, 7, 3) and np.isfinite(out).all()
@@ -172,7 +172,7 @@ def test_checkpoint_dir_receives_a_copy(tmp_path, vgg_h5, photos_dir, style_imag
 def test_stop_before_any_batch_is_ready_ends_the_stream(tmp_path):
     import threading
 
-    from mlabs_desktop.core.dataset import BatchStream, scan_folder
+    from mlabs_desktop.core.training.dataset import BatchStream, scan_folder
 
     folder = write_photos(tmp_path / "p", count=4)
     stop = threading.Event()
@@ -186,10 +186,10 @@ def test_stop_before_any_batch_is_ready_ends_the_stream(tmp_path):
 
 
 def test_a_made_up_model_name_is_made_unique_but_a_chosen_one_is_not(tiny_model, monkeypatch, style_image):
-    from mlabs_desktop.core import model_store
+    from mlabs_desktop.core.training import model_writer as model_store
     from mlabs_desktop.core.config import TrainingConfig
     from mlabs_desktop.core.errors import UserError
-    from mlabs_desktop.core.library import Library
+    from mlabs_desktop.core.library.store import Library
 
     monkeypatch.setattr(model_store, "default_model_name", lambda config: "tiny")  # as two runs in one minute
     writer = model_store.ModelWriter(Library(), TrainingConfig(style=str(style_image)), None)

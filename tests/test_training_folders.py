@@ -7,11 +7,11 @@ import shutil
 import pytest
 from conftest import tiny_config, write_photos
 
-from mlabs_desktop.core.dataset import BatchStream, count_small_images, scan_folder
+from mlabs_desktop.core.training.dataset import BatchStream, count_small_images, scan_folder
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import LogEvent
-from mlabs_desktop.core.library import Library
-from mlabs_desktop.core.training import Trainer
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.training.trainer import Trainer
 
 
 def test_files_removed_while_training_are_skipped_and_counted(tmp_path):

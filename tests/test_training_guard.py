@@ -16,9 +16,10 @@ SIZE = 32
 
 
 def _loss_setup(vgg_h5, style_image):
-    from mlabs_desktop.core import vgg
-    from mlabs_desktop.core.images import read_rgb, resize_to
-    from mlabs_desktop.core.losses import gram_numpy
+    from mlabs_desktop.core.networks import loss_network as vgg
+    from mlabs_desktop.core.images.decode import read_rgb
+    from mlabs_desktop.core.images.ops import resize_to
+    from mlabs_desktop.core.training.losses import gram_numpy
 
     loss_net = vgg.build_loss_network(vgg.load_vgg19_weights(vgg_h5))
     style = resize_to(read_rgb(style_image), (96, 72)).astype(np.float32)
@@ -31,9 +32,9 @@ class StepRig:
     """One real training step per architecture, its start weights kept to reset between examples."""
 
     def __init__(self, vgg_h5, style_image):
-        from mlabs_desktop.core.losses import LossWeights
-        from mlabs_desktop.core.networks import build_transform_network
-        from mlabs_desktop.core.steps import make_optimizer, make_train_step
+        from mlabs_desktop.core.training.losses import LossWeights
+        from mlabs_desktop.core.networks.transform import build_transform_network
+        from mlabs_desktop.core.training.steps import make_optimizer, make_train_step
 
         loss_net, targets = _loss_setup(vgg_h5, style_image)
         self.rigs = {}
@@ -76,7 +77,7 @@ def test_a_constant_photo_in_the_batch_keeps_training_finite(rig, arch, level):
     """Before the fix, `default` and `lite` reached gradients of 1e24 by the second step with a constant
     photo in the batch (reflection padding keeps it constant through all 16 instance norms), and NaN
     weights by the third."""
-    from mlabs_desktop.core.steps import APPLIED
+    from mlabs_desktop.core.training.steps import APPLIED
 
     net, _, step = rig.reset(arch)
     batch = photo_batch(np.full((SIZE, SIZE, 3), level, np.float32))
@@ -89,7 +90,7 @@ def test_a_constant_photo_in_the_batch_keeps_training_finite(rig, arch, level):
 def test_instance_norm_passes_no_gradient_into_a_constant_channel():
     import tensorflow as tf
 
-    from mlabs_desktop.core.networks import InstanceNormalization
+    from mlabs_desktop.core.networks.transform import InstanceNormalization
 
     layer = InstanceNormalization()
     layer.build((1, 8, 8, 2))
@@ -115,7 +116,7 @@ def test_instance_norm_passes_no_gradient_into_a_constant_channel():
 # ------------------------------------------------------------------ the guard in every step
 
 def test_a_non_finite_step_does_not_touch_the_weights(rig):
-    from mlabs_desktop.core.steps import APPLIED
+    from mlabs_desktop.core.training.steps import APPLIED
 
     net, optimizer, step = rig.reset("default")
     step(photo_batch(np.full((SIZE, SIZE, 3), 60.0, np.float32)))  # one good step: Adam has state
@@ -154,7 +155,7 @@ def make_image(kind: str, level: float, seed: int) -> np.ndarray:
 @given(kinds=st.lists(images, min_size=2, max_size=2), level=st.floats(0, 255), seed=st.integers(0, 2**16),
        arch=st.sampled_from(ARCHITECTURES))
 def test_any_tiny_batch_gives_finite_loss_and_gradients(rig, kinds, level, seed, arch):
-    from mlabs_desktop.core.steps import APPLIED
+    from mlabs_desktop.core.training.steps import APPLIED
 
     net, _, step = rig.reset(arch)
     batch = np.stack([make_image(kind, level, seed + i) for i, kind in enumerate(kinds)])
@@ -189,7 +190,7 @@ def write_degenerate(folder):
 @pytest.mark.parametrize("arch", ["default", "lite"])
 def test_a_folder_of_degenerate_photos_trains_to_the_end(vgg_h5, style_image, tmp_path, arch):
     from mlabs_desktop.core.events import LogEvent, StepEvent
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.training.trainer import Trainer
 
     folder = tmp_path / "photos"
     write_photos(folder, count=2)
@@ -208,7 +209,7 @@ def test_a_folder_of_degenerate_photos_trains_to_the_end(vgg_h5, style_image, tm
 def poison_batches_holding_a_flat_photo(monkeypatch, after: int) -> dict:
     """From step ``after`` on, a batch holding a one-colour photo reaches the real step with NaN pixels,
     as a photo that breaks the arithmetic would: the real guard decides what happens."""
-    from mlabs_desktop.core import steps
+    from mlabs_desktop.core.training import steps
 
     real = steps.make_train_step
     seen = {"calls": 0, "good_weights": None, "real": real}
@@ -233,10 +234,10 @@ def poison_batches_holding_a_flat_photo(monkeypatch, after: int) -> dict:
 
 def test_a_run_that_keeps_failing_stops_with_the_last_good_weights(vgg_h5, style_image, tmp_path, monkeypatch):
     from mlabs_desktop.core.errors import UserError
-    from mlabs_desktop.core.library import Library
-    from mlabs_desktop.core.networks import build_transform_network
-    from mlabs_desktop.core.training import Trainer
-    from mlabs_desktop.core.training_guard import MAX_REFUSED_IN_ROW
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.training.trainer import Trainer
+    from mlabs_desktop.core.training.guard import MAX_REFUSED_IN_ROW
 
     folder = tmp_path / "photos"
     write_photos(folder, count=1)
@@ -254,14 +255,14 @@ def test_a_run_that_keeps_failing_stops_with_the_last_good_weights(vgg_h5, style
     assert model.manifest.state == "stopped"
     saved = model.load_weights()
     net = build_transform_network("lite", 1 / 255)
-    from mlabs_desktop.core.weights import assign
+    from mlabs_desktop.core.networks.weights import assign
 
     assign(net, saved, "test")
     # Not the last checkpoint (there was none before the stop): the weights of step 3, from memory.
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), seen["good_weights"]))
 
     # Resumed (the photo left alone, so nothing is poisoned any more), it goes on from those weights.
-    from mlabs_desktop.core import steps
+    from mlabs_desktop.core.training import steps
 
     monkeypatch.setattr(steps, "make_train_step", seen["real"])
     events = []
@@ -273,7 +274,7 @@ def test_a_run_that_keeps_failing_stops_with_the_last_good_weights(vgg_h5, style
 
 def test_without_a_common_photo_the_parameters_are_named():
     from mlabs_desktop.core.config import TrainingConfig
-    from mlabs_desktop.core.training_guard import likely_cause
+    from mlabs_desktop.core.training.guard import likely_cause
 
     from pathlib import Path
 
@@ -290,7 +291,7 @@ def test_without_a_common_photo_the_parameters_are_named():
                                      dict(style_weight=1e12, learning_rate=1.0, content_weight=0.0)])
 def test_wild_parameters_train_to_a_usable_model(vgg_h5, style_image, photos_dir, tmp_path, changes):
     from mlabs_desktop.core.events import LogEvent
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.training.trainer import Trainer
 
     folder = tmp_path / "photos"
     write_photos(folder, count=3)
@@ -306,7 +307,7 @@ def test_wild_parameters_train_to_a_usable_model(vgg_h5, style_image, photos_dir
 
 def test_a_flat_style_trains_finite_and_says_why_it_learns_little(vgg_h5, photos_dir, tmp_path):
     from mlabs_desktop.core.events import LogEvent
-    from mlabs_desktop.core.training import Trainer
+    from mlabs_desktop.core.training.trainer import Trainer
 
     style = tmp_path / "flat.png"
     Image.fromarray(np.full((60, 80, 3), (200, 40, 40), np.uint8)).save(style)
@@ -321,9 +322,9 @@ def test_a_flat_style_trains_finite_and_says_why_it_learns_little(vgg_h5, photos
 
 def test_non_finite_weights_are_never_written_nor_exported(tiny_model, tmp_path):
     from mlabs_desktop.core.errors import UserError
-    from mlabs_desktop.core.exporters import export_model
-    from mlabs_desktop.core.library import WEIGHTS
-    from mlabs_desktop.core.weights import load_weight_arrays, save_weight_arrays
+    from mlabs_desktop.core.formats.exporters import export_model
+    from mlabs_desktop.core.library.store import WEIGHTS
+    from mlabs_desktop.core.networks.weights import load_weight_arrays, save_weight_arrays
 
     path = tiny_model.folder / WEIGHTS
     good = path.read_bytes()

@@ -39,7 +39,7 @@ def test_the_loader_says_permission_denied(locked):
     script = textwrap.dedent(f"""
         from pathlib import Path
         from mlabs_desktop.core.errors import UserError
-        from mlabs_desktop.core.images import load_image
+        from mlabs_desktop.core.images.decode import load_image
         try:
             load_image(Path({str(locked)!r}))
         except UserError as exc:
@@ -73,7 +73,7 @@ def test_dropped_on_the_stylize_view_it_fails_with_a_reason(locked):
         from mlabs_desktop.gui.app import application
         app = application([])
         from mlabs_desktop.gui.services import Services
-        from mlabs_desktop.gui.stylize_view import StylizeView
+        from mlabs_desktop.gui.stylize.view import StylizeView
         errors = []
         services = Services()
         services.hub.error.connect(lambda title, message: errors.append(title + ": " + message))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlabs_desktop.core.devices import import_keras_quietly
+from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
 keras = import_keras_quietly()
 from keras import layers  # noqa: E402
 
-from mlabs_desktop.core.networks import ReflectionPadding2D, build_transform_network  # noqa: E402
-from mlabs_desktop.core.tile_program import receptive_radius  # noqa: E402
-from mlabs_desktop.core.upsample_conv import UpsampleConv2D, phase_taps  # noqa: E402
+from mlabs_desktop.core.networks.transform import ReflectionPadding2D, build_transform_network  # noqa: E402
+from mlabs_desktop.core.tiling.program import receptive_radius  # noqa: E402
+from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D, phase_taps  # noqa: E402
 
 
 def _unfused(conv: layers.Conv2D):

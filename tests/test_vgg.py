@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from mlabs_desktop.core import paths, vgg
+from mlabs_desktop.core import paths
+from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.errors import UserError
 from tests.vgg_fixtures import (
     random_vgg_weights,

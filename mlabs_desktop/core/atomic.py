@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import DiskFullError, disk_full_error
+from mlabs_desktop.core.errors import DiskFullError, disk_full_error
 
 STAGING_PREFIX = ".staging-"
 _TEMPORARY = re.compile(r"^\.(?P<label>.+)\.pid(?P<pid>\d+)-[a-z0-9_]+\.part$")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UserError
+from mlabs_desktop.core.errors import UserError
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import UserError
+from mlabs_desktop.core.errors import UserError
 
 # How many paths an error names before it says "and N more".
 SHOWN = 4
@@ -38,7 +38,7 @@ def describe(paths: Sequence[Path]) -> str:
 
 def styled_name(stem: str, style: str, ext: str) -> str:
     """``<stem>-<style><ext>``: the name a styled copy gets beside (or instead of) its original."""
-    from .library import slugify
+    from mlabs_desktop.core.library.store import slugify
 
     return f"{stem}-{slugify(style)}{ext}"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import atomic, paths
+from mlabs_desktop.core import atomic, paths
 
 SETTINGS_FILE = "settings.yaml"
 SETTINGS_VERSION = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
+from mlabs_desktop.core.errors import UserError
 
 
 def read_small_text(path: Path, limit: int, what: str, missing: str | None = None) -> str:

@@ -20,9 +20,10 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from ..core import paths
-from .logs import setup_logging
-from .pyside_guard import keep_singletons_alive
+from mlabs_desktop.core.images.decode import load_image
+from mlabs_desktop.core import paths
+from mlabs_desktop.gui.logs import setup_logging
+from mlabs_desktop.gui.pyside_guard import keep_singletons_alive
 
 log = logging.getLogger("mlabs_desktop.gui")
 
@@ -58,7 +59,7 @@ def application(headless: bool = False) -> QApplication:
     app.setApplicationDisplayName(APPLICATION)
     app.setDesktopFileName("mlabs-desktop")  # lets Wayland match the window to the .desktop icon
     try:
-        from ..resources import resource_path
+        from mlabs_desktop.resources import resource_path
         app.setWindowIcon(QIcon(str(resource_path("resources", "icons", "mlabs-desktop.png"))))
     except FileNotFoundError:
         pass   # a source checkout without icons still runs
@@ -80,8 +81,8 @@ def run_app(view: str | None = None, screenshot: str | None = None, self_test: b
     if self_test:
         return run_self_test()
 
-    from .main_window import MainWindow
-    from .services import Services
+    from mlabs_desktop.gui.main_window import MainWindow
+    from mlabs_desktop.gui.services import Services
 
     window = MainWindow(Services(), persist_state=not screenshot)
     if screenshot:
@@ -150,11 +151,10 @@ def run_self_test() -> int:
 def _self_test_steps(home: Path) -> None:
     import numpy as np
 
-    from ..core import images
-    from ..core.library import WEIGHTS, Library, Manifest
-    from ..resources import sample_image
-    from .main_window import MainWindow
-    from .services import Services
+    from mlabs_desktop.core.library.store import WEIGHTS, Library, Manifest
+    from mlabs_desktop.resources import sample_image
+    from mlabs_desktop.gui.main_window import MainWindow
+    from mlabs_desktop.gui.services import Services
 
     window = MainWindow(Services(), persist_state=False)
     window.show()
@@ -162,19 +162,19 @@ def _self_test_steps(home: Path) -> None:
     window.close()
     window.deleteLater()
 
-    from ..core.devices import import_keras_quietly
+    from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
     import_keras_quietly()   # keeps the backend's start-up banner off the console
-    from ..core.networks import build_transform_network
-    from ..core.stylize import Stylizer
-    from ..core.weights import model_arrays, save_weight_arrays
+    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
+    from mlabs_desktop.core.networks.weights import model_arrays, save_weight_arrays
 
     net = build_transform_network("lite")
     manifest = Manifest(name="self-test", architecture="lite", state="finished",
                         provenance={"source": "self-test"})
     library = Library(home / "library")
     model = library.create(manifest, lambda folder: save_weight_arrays(folder / WEIGHTS, model_arrays(net)))
-    source = images.load_image(sample_image("chelsea.jpg"))
+    source = load_image(sample_image("chelsea.jpg"))
     result = Stylizer(library.get(model.name), device="auto").run(source.rgb)
     if result.shape != source.rgb.shape:
         raise AssertionError(f"output shape {result.shape} differs from input shape {source.rgb.shape}")

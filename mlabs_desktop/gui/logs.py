@@ -15,7 +15,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import TracebackType
 
-from ..core import paths
+from mlabs_desktop.core import paths
 
 LOG_FILE = "mlabs-desktop.log"
 MAX_BYTES = 1_000_000

@@ -16,14 +16,14 @@ from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDesktopServices,
 from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidgetItem, QMainWindow, QMessageBox,
                                QStackedWidget, QWidget)
 
-from .. import __version__
-from ..core import paths
-from .common import Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
-from .library_view import LibraryView
-from .model_transfer import is_importable
-from .model_transfer_actions import ModelTransferActions
-from .services import Services
-from .sidebar import make_sidebar, sidebar_icon
+from mlabs_desktop import __version__
+from mlabs_desktop.core import paths
+from mlabs_desktop.gui.kit.common import Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
+from mlabs_desktop.gui.library.view import LibraryView
+from mlabs_desktop.gui.library.transfer import is_importable
+from mlabs_desktop.gui.library.transfer_actions import ModelTransferActions
+from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.sidebar import make_sidebar, sidebar_icon
 
 log = logging.getLogger("mlabs_desktop.gui")
 
@@ -113,9 +113,9 @@ class MainWindow(ModelTransferActions, QMainWindow):
         # broken one leaves a placeholder instead of stopping the whole app.
         try:
             if name == "train":
-                from .train_view import TrainView
+                from mlabs_desktop.gui.train.view import TrainView
                 return TrainView(self.services, self)
-            from .stylize_view import StylizeView
+            from mlabs_desktop.gui.stylize.view import StylizeView
             return StylizeView(self.services, self)
         except ImportError as exc:
             log.warning("%s view unavailable: %s", name, exc)
@@ -201,7 +201,7 @@ class MainWindow(ModelTransferActions, QMainWindow):
             return
 
         def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> list:
-            from ..core import devices   # looked up at call time, so tests can replace it
+            from mlabs_desktop.core.hardware import devices  # looked up at call time, so tests can replace it
             return devices.detect_devices()
 
         self.device_label.setText("Detecting device…")
@@ -226,13 +226,13 @@ class MainWindow(ModelTransferActions, QMainWindow):
 
     # ------------------------------------------------------------- dialogs
     def open_settings(self) -> None:
-        from .settings_dialog import SettingsDialog
+        from mlabs_desktop.gui.dialogs.settings import SettingsDialog
         dialog = SettingsDialog(self.services, self)
         dialog.exec()
         dialog.deleteLater()
 
     def open_gpu_status(self) -> None:
-        from .gpu_status_dialog import GpuStatusDialog
+        from mlabs_desktop.gui.dialogs.gpu_status import GpuStatusDialog
         dialog = GpuStatusDialog(self.devices, self)
         dialog.exec()
         dialog.deleteLater()

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.library import Library
-from ..core.settings import Settings, load_settings, save_settings
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.settings import Settings, load_settings, save_settings
 
 
 class Hub(QObject):

@@ -1,0 +1,355 @@
+"""What each ``mlabs-desktop`` command does, over the core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+
+from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.events import (CheckpointEvent,
+    DoneEvent,
+    Event,
+    LogEvent,
+    PreviewEvent,
+    StepEvent,
+    event_to_json,
+    format_duration,
+    format_steps)
+
+
+def _out(line: str = "") -> None:
+    if sys.stdout is not None:
+        print(line, flush=True)
+
+
+def _err(line: str) -> None:
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)
+
+
+class ProgressPrinter:
+    """Prints trainer events: one JSON object per line, or a text bar on stderr."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self._last_draw = 0.0
+        self._bar_open = False
+
+    def __call__(self, event: Event) -> None:
+        if self.mode == "json":
+            _out(json.dumps(event_to_json(event)))
+            return
+        if isinstance(event, StepEvent):
+            self._draw(event)
+        else:
+            self._end_bar()
+            if isinstance(event, LogEvent):
+                _err(("warning: " if event.level == "warning" else "") + event.message)
+            elif isinstance(event, CheckpointEvent):
+                _err(f"checkpoint at step {event.step}: {event.path}")
+            elif isinstance(event, PreviewEvent):
+                _err(f"preview: {event.path}")
+            elif isinstance(event, DoneEvent):
+                _err(f"{event.state}: model '{event.model_name}' after {format_steps(event.step)} "
+                     f"({format_duration(event.seconds)}) in {event.folder}")
+
+    def _draw(self, e: StepEvent) -> None:
+        if sys.stderr is None or (time.monotonic() - self._last_draw < 0.2 and e.step != e.total_steps):
+            return
+        self._last_draw = time.monotonic()
+        width = 24
+        filled = int(width * e.step / max(1, e.total_steps))
+        bar = "#" * filled + "-" * (width - filled)
+        line = (f"\r[{bar}] step {e.step}/{e.total_steps} epoch {e.epoch + 1} "
+                f"loss {e.total_loss:.4g} (content {e.content_loss:.3g}, style {e.style_loss:.3g}, "
+                f"tv {e.tv_loss:.3g}) {e.images_per_sec:.2f} img/s ETA {format_duration(e.eta_seconds)}")
+        if e.skipped:
+            line += f" skipped {e.skipped}"
+        sys.stderr.write(line + "\033[K" if sys.stderr.isatty() else line + "\n")
+        sys.stderr.flush()
+        self._bar_open = sys.stderr.isatty()
+
+    def _end_bar(self) -> None:
+        if self._bar_open and sys.stderr is not None:
+            sys.stderr.write("\n")
+            self._bar_open = False
+
+
+@contextmanager
+def stop_on_interrupt(trainer) -> Iterator[None]:
+    """First Ctrl-C asks the trainer to stop after a checkpoint; a second one aborts."""
+    def handler(signum, frame):
+        if trainer.stopping:
+            raise KeyboardInterrupt
+        _err("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        trainer.stop()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def engine() -> None:
+    """Start Keras and its backend quietly; every command calls this before its first network."""
+    from mlabs_desktop.core.hardware.devices import import_keras_quietly
+
+    import_keras_quietly()
+
+
+def _fetch(value: str | None) -> str | None:
+    """A local path unchanged; an http(s) URL downloaded through the cache."""
+    if not value:
+        return value
+    from mlabs_desktop.core.transfer.downloads import fetch_to_path, is_url
+
+    return str(fetch_to_path(value)) if is_url(value) else value
+
+
+def _run_trainer(trainer, progress: str, auto_batch: bool = False) -> int:
+    """Train; with ``auto_batch`` a step that runs out of memory halves the batch (down to 1) and goes on."""
+    from mlabs_desktop.core.hardware.memory import TrainingOutOfMemory
+
+    trainer.on_event = ProgressPrinter(progress)
+    while True:
+        try:
+            with stop_on_interrupt(trainer):
+                trainer.run()
+            return 0
+        except TrainingOutOfMemory as exc:
+            if not auto_batch or exc.event.smaller_batch is None or trainer.stopping:
+                raise
+            oom = exc.event
+        # Out of the except block, so the failed run is released before the next one starts.
+        trainer = trainer.with_smaller_batch(oom)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mlabs_desktop.cli.main import config_from_args
+
+    config = config_from_args(args)
+    config = config.replace(style=_fetch(config.style), test=_fetch(config.test),
+                            vgg_path=_fetch(config.vgg_path))
+    from mlabs_desktop.core.training.inputs import read_images, validate
+
+    read_images(validate(config))  # a wrong path or value answers before the engine starts
+    if config.checkpoint_dir:
+        from mlabs_desktop.core.training.model_writer import checkpoint_dir_targets
+        from mlabs_desktop.core.outputs import refuse_replacing
+
+        refuse_replacing(checkpoint_dir_targets(Path(config.checkpoint_dir)), args.overwrite)
+    engine()
+    from mlabs_desktop.core.training.trainer import Trainer
+
+    return _run_trainer(Trainer(config), args.progress, args.auto_batch)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.library.store import Library
+
+    if args.max_steps < 0:
+        raise UserError("--max-steps must be 0 (no limit) or more")
+    Library().get(args.name)  # an unknown name is answered before the engine starts
+    engine()
+    from mlabs_desktop.core.training.trainer import Trainer
+
+    trainer = Trainer.for_resume(args.name, args.max_steps, batch_size=args.batch_size)
+    return _run_trainer(trainer, args.progress, args.auto_batch)
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.formats.reference_checkpoint import open_model_or_checkpoint
+    from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer, plan_outputs, require_input
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, not {args.strength}")
+    if args.max_size is not None and args.max_size < 4:
+        raise UserError("--max-size must be at least 4")
+    in_path = require_input(Path(_fetch(args.in_path)))
+    model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered at once
+    jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite)
+    stylizer = Stylizer.open(model.folder, args.device, precision=args.precision)
+    if stylizer.precision == "bfloat16":
+        _err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
+                                        if args.precision == "auto" else ""))
+    options = BlendOptions(args.strength, args.preserve_colors)
+    failures = 0
+    for report in stylizer.stylize_many(jobs, options, args.max_size):
+        if report.error and len(jobs) == 1:
+            raise UserError(report.error)  # one photo: its reason is the error, on one line
+        if report.error:
+            failures += 1
+            _err(f"skipped {report.source}: {report.error}")
+        else:
+            _err(f"[{report.done}/{report.total}] {report.output}")
+    if failures and failures == len(jobs):
+        raise UserError(f"none of the {len(jobs)} images could be stylized")
+    return 0
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.library.store import Library
+
+    library = Library()
+    if args.action == "list":
+        models = library.models()
+        if not models:
+            _out(f"no models yet in {library.root}; train one with `mlabs-desktop train`")
+        for m in models:
+            stats = m.manifest.statistics
+            _out(f"{m.name}\t{m.manifest.architecture}\t{format_steps(int(stats.get('steps', 0) or 0))}\t"
+                 f"{m.manifest.state}\t{m.manifest.created}")
+    elif args.action == "show":
+        model = library.get(args.name)
+        _out(f"folder: {model.folder}")
+        _out(model.manifest.to_yaml().rstrip())
+    elif args.action == "rename":
+        model = library.rename(args.old, args.new)
+        _out(f"renamed to '{model.name}'")
+    elif args.action == "delete":
+        library.delete(args.name)
+        _out(f"deleted '{args.name}'")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    engine()
+    from mlabs_desktop.core.bench.measure import run_benchmark
+    from mlabs_desktop.core.bench.report import format_report
+
+    report = run_benchmark(quick=args.quick, architectures=args.architecture)
+    _out(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.networks import loss_network as vgg
+    from mlabs_desktop.core.transfer.downloads import download
+    from mlabs_desktop.core.paths import weights_dir
+
+    printer = _download_printer()
+    path = download(vgg.KERAS_VGG19_URL, md5=vgg.KERAS_VGG19_MD5, expected_size=vgg.KERAS_VGG19_SIZE,
+                    progress=printer)
+    target = weights_dir() / vgg.KERAS_VGG19_FILENAME
+    if not target.exists():
+        import shutil
+        shutil.copyfile(path, target.with_suffix(".part"))
+        target.with_suffix(".part").replace(target)
+    _err("")
+    _out(f"VGG19 weights ready: {target}")
+    return 0
+
+
+def _download_printer():
+    last = [0.0]
+
+    def show(p) -> None:
+        if sys.stderr is None or time.monotonic() - last[0] < 0.2:
+            return
+        last[0] = time.monotonic()
+        total = f"/{p.total / 1e6:.1f}" if p.total else ""
+        sys.stderr.write(f"\rdownloading {p.received / 1e6:.1f}{total} MB ({p.bytes_per_sec / 1e6:.1f} MB/s)")
+        sys.stderr.flush()
+    return show
+
+
+def cmd_import_checkpoint(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
+
+    path = _fetch(args.path)
+    engine()
+    model = import_reference_checkpoint(path, args.name)
+    _out(f"imported '{model.name}' into {model.folder}")
+    return 0
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size must look like 1024x768 (height x width), not {text!r}") from None
+    if h < 4 or w < 4:
+        raise UserError("--size must be at least 4x4")
+    return h, w
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.formats.exporters import default_output_name, export_model
+    from mlabs_desktop.core.library.store import Library
+
+    model = Library().get(args.name)
+    out = Path(args.out) if args.out else Path.cwd() / default_output_name(model, args.format)
+    engine()
+    try:
+        path = export_model(model, args.format, out, size=_parse_size(args.size), overwrite=args.overwrite,
+                            on_warning=lambda m: _err(f"warning: {m}"))
+    except NotImplementedError as exc:
+        raise UserError(str(exc)) from None
+    _out(str(path))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.formats.bundle_import import import_bundle
+
+    engine()  # the weights' shapes are checked against the network Keras builds
+    model = import_bundle(args.source, name=args.name, on_warning=lambda m: _err(f"warning: {m}"))
+    _out(f"imported '{model.name}' into {model.folder}")
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.labs.runner import parse_assignments, run_lab
+
+    return run_lab(args.file, workdir=args.workdir, mounts=parse_assignments(args.mount, "--mount"),
+                   inputs=parse_assignments(args.input, "--input"), extra_args=args.extra_args,
+                   on_log=lambda message: _err(f"lab: {message}"), progress=_lab_download_printer(),
+                   overwrite=args.overwrite, allow_writes_outside=args.allow_writes_outside)
+
+
+def _lab_download_printer():
+    last: dict[str, float] = {}
+
+    def show(name: str, p) -> None:  # called from the download threads
+        done = p.total is not None and p.received >= p.total
+        if sys.stderr is None or (time.monotonic() - last.get(name, 0.0) < 1.0 and not done):
+            return
+        last[name] = time.monotonic()
+        total = f"/{p.total / 1e6:.1f}" if p.total else ""
+        _err(f"lab: downloading {name}: {p.received / 1e6:.1f}{total} MB ({p.bytes_per_sec / 1e6:.1f} MB/s)")
+    return show
+
+
+def open_app(args: argparse.Namespace) -> int:
+    from mlabs_desktop.gui.app import run_app
+
+    code = run_app(view=args.view, screenshot=args.screenshot, self_test=args.self_test)
+    if args.self_test:
+        # The verdict is printed and logged; end here rather than let a crash in
+        # TensorFlow's or Qt's teardown turn a clear answer into a signal.
+        import logging
+        import os
+
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        os._exit(code)
+    return code
+
+

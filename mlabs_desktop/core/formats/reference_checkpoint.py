@@ -1,0 +1,156 @@
+"""Reference checkpoints: the TF1 files Engstrom's fast-style-transfer writes and reads.
+
+A reference checkpoint is what the seed's first lab leaves in ``outputs/`` and
+its second lab downloads. `reference_format` says what it holds (files and
+variables), `reference_reader` finds and reads one, `reference_writer` writes a
+classic model as one. This module brings them into the library: imported as a
+model (`import_reference_checkpoint`) or used in place as a cached temporary
+model (`checkpoint_as_model`, `open_model_or_checkpoint`).
+
+Input scale. The reference trains on pixels / 255 but evaluates on raw 0..255
+pixels. An imported checkpoint therefore becomes a model with
+``input_scale=1.0`` and reproduces the reference's evaluate output (writing
+folds the scale back into conv1: see `reference_writer`).
+
+TensorFlow is imported only inside functions: this module imports without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from mlabs_desktop.core.images.decode import read_rgb
+from mlabs_desktop.core.images.encode import save_image
+from mlabs_desktop.core.images.ops import to_uint8
+from mlabs_desktop.core import atomic, paths
+from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.library.store import PREVIEW, WEIGHTS, Library, Manifest, Model, read_manifest
+from mlabs_desktop.core.formats.reference_format import STATE_FILE
+from mlabs_desktop.core.formats.reference_reader import (glob_escape,
+    is_reference_checkpoint,
+    locate_reference_checkpoint,
+    read_reference_checkpoint)
+from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint  # noqa: F401 - model_store and exporters import it here
+from mlabs_desktop.core.networks.weights import load_weight_arrays, save_weight_arrays
+
+CACHE_FOLDER = "checkpoints"
+PREVIEW_MAX_SIDE = 512
+
+
+def _checkpoint_digest(prefix: Path) -> str:
+    digest = hashlib.sha256()
+    files = [Path(f"{prefix}.index")] + sorted(prefix.parent.glob(f"{glob_escape(prefix.name)}.data-*-of-*"))
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def render_preview(arrays: Mapping[str, np.ndarray], input_scale: float, image: Path | None = None) -> np.ndarray:
+    """The classic network with these weights applied to ``image`` (the app's sample by default), as uint8."""
+    from mlabs_desktop import resources
+    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.training.steps import make_forward
+    from mlabs_desktop.core.stylize.stylizer import run_network
+    from mlabs_desktop.core.networks.weights import assign
+
+    rgb = read_rgb(image or resources.sample_image(), max_size=PREVIEW_MAX_SIDE)
+    net = build_transform_network("classic", input_scale)
+    assign(net, arrays, "reference checkpoint")
+    return to_uint8(run_network(make_forward(net), rgb))
+
+
+def import_reference_checkpoint(dir_or_prefix: str | os.PathLike, name: str,
+                                library: Library | None = None) -> Model:
+    """Import a reference checkpoint into the library as a ``classic`` model (input_scale 1.0)."""
+
+    name = (name or "").strip()
+    if not name:
+        raise UserError("give the imported model a name (--name NAME)")
+    library = library or Library()
+    prefix = locate_reference_checkpoint(dir_or_prefix)
+    if library.find(name):
+        raise UserError(f"a model named '{name}' already exists; choose another --name")
+    arrays = read_reference_checkpoint(prefix)
+    preview = render_preview(arrays, 1.0)
+    manifest = Manifest(
+        name=name, architecture="classic", input_scale=1.0, state="finished",
+        provenance={"source": "reference-checkpoint", "path": str(prefix.resolve()),
+                    "sha256": _checkpoint_digest(prefix)},
+    )
+
+    def fill(folder: Path) -> None:
+        save_weight_arrays(folder / WEIGHTS, arrays)
+        save_image(folder / PREVIEW, preview)
+
+    return library.create(manifest, fill)
+
+
+def checkpoint_as_model(dir_or_prefix: str | os.PathLike) -> Model:
+    """A reference checkpoint as a temporary model folder (not in the library), cached by content.
+
+    The folder lives under ``<cache>/checkpoints/<sha256 of the files>``, so the
+    second call with the same files returns at once, and a checkpoint that was
+    overwritten by further training gets a fresh entry.
+    """
+    prefix = locate_reference_checkpoint(dir_or_prefix)
+    try:
+        key = _checkpoint_digest(prefix)[:24]
+    except OSError as exc:
+        raise UserError(f"cannot read checkpoint {prefix}: {exc.strerror or exc}") from None
+    final = paths.cache_dir() / CACHE_FOLDER / key
+    cached = _cached_model(final)
+    if cached:
+        return cached
+    arrays = read_reference_checkpoint(prefix)
+    label = prefix.parent.name or prefix.name
+    manifest = Manifest(
+        name=f"{label} (reference checkpoint)", architecture="classic", input_scale=1.0, state="finished",
+        provenance={"source": "reference-checkpoint", "path": str(prefix.resolve()), "sha256": key},
+    )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic.staging_dir(final) as staging:
+            save_weight_arrays(staging / WEIGHTS, arrays)
+            atomic.write_text(staging / "manifest.yaml", manifest.to_yaml())
+    except OSError:
+        cached = _cached_model(final)  # another process built the same entry first
+        if cached:
+            return cached
+        raise
+    return Model(final, manifest)
+
+
+def _cached_model(folder: Path) -> Model | None:
+    if not (folder / WEIGHTS).is_file():
+        return None
+    try:
+        model = Model(folder, read_manifest(folder))
+        load_weight_arrays(folder / WEIGHTS)
+    except UserError:
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged cache entry is rebuilt
+        return None
+    return model
+
+
+def open_model_or_checkpoint(name_or_path: str | os.PathLike, library: Library | None = None) -> Model:
+    """A library model by name, a model folder, or a reference checkpoint (folder or prefix)."""
+    library = library or Library()
+    try:
+        return library.get(name_or_path)
+    except UserError:
+        path = Path(name_or_path).expanduser()
+        if not (path.exists() or is_reference_checkpoint(path)):
+            raise
+    if not is_reference_checkpoint(path):
+        raise UserError(f"{path} is neither a model folder (no manifest.yaml) nor a reference "
+                        f"checkpoint (no `{STATE_FILE}` or *.index file)")
+    return checkpoint_as_model(path)

@@ -1,0 +1,119 @@
+"""Reduced-precision stylizing: bfloat16 where the hardware has it, used only when it looks the same.
+
+bfloat16 keeps float32's range with 8 bits of mantissa, so the convolutions
+run about twice as fast on CPUs with AVX512-BF16/AMX and on tensor-core GPUs.
+Whether a given model's output survives that is a property of its weights,
+so it is measured, not assumed: the model runs both ways on the shipped sample
+photos (real photographs) and bfloat16 is used only when every one stays
+within `PSNR_GATE_DB` of float32. The verdict is cached per weights file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mlabs_desktop.core.hardware.cpu_info import cpu_flags
+from mlabs_desktop.core.hardware.devices import DeviceInfo
+
+PSNR_GATE_DB = 40.0
+FIDELITY_SIZE = (320, 240)   # sample photos are fitted to this for the check (a second or two per model)
+PRECISIONS = ("auto", "float32", "bfloat16")
+REDUCED_POLICY = "mixed_bfloat16"  # variables stay float32; instance-norm statistics and the output too
+
+Forward = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    psnr_db: float           # the worst photo's PSNR of bfloat16 against float32
+    photos: int
+
+    @property
+    def passes(self) -> bool:
+        return bool(self.psnr_db >= PSNR_GATE_DB)
+
+
+def cpu_has_bfloat16() -> bool:
+    """AVX512-BF16 or AMX-BF16 on this CPU (Linux reports them in /proc/cpuinfo)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def bfloat16_supported(device: DeviceInfo) -> bool:
+    if device.kind == "gpu":
+        return (device.compute_capability or (0, 0)) >= (8, 0)  # bfloat16 tensor cores from Ampere on
+    return cpu_has_bfloat16()
+
+
+def build_reduced_network(architecture: str, input_scale: float):
+    """The transform network computing in bfloat16 (its weights are set by the caller)."""
+    import keras
+
+    from mlabs_desktop.core.networks.transform import build_transform_network
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(REDUCED_POLICY)
+    try:
+        return build_transform_network(architecture, input_scale)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def psnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """PSNR of two 0..255 images after the clipping every saved image gets."""
+    diff = np.clip(reference, 0, 255).astype(np.float64) - np.clip(candidate, 0, 255)
+    mse = float(np.mean(diff * diff))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def sample_photos(size: tuple[int, int] = FIDELITY_SIZE) -> list[np.ndarray]:
+    """The shipped sample photographs as float32 RGB, centre-cropped and resized to one ``size``.
+
+    One size for all keeps the check to one compiled shape per network.
+    """
+    from PIL import Image, ImageOps
+
+    from mlabs_desktop.resources import resource_dir
+
+    photos = []
+    for path in sorted((resource_dir("resources") / "samples").glob("*.jpg")):
+        with Image.open(path) as im:
+            fitted = ImageOps.fit(im.convert("RGB"), size, Image.Resampling.LANCZOS)
+            photos.append(np.asarray(fitted, np.float32))
+    return photos
+
+
+def measure_fidelity(reference: Forward, candidate: Forward, photos: list[np.ndarray]) -> Fidelity:
+    worst = min(psnr_db(reference(p[None])[0], candidate(p[None])[0]) for p in photos)
+    return Fidelity(round(worst, 2), len(photos))
+
+
+def cached_fidelity(weights_file: Path, measure: Callable[[], Fidelity]) -> Fidelity:
+    """The verdict for this exact weights file, measured once and kept in the cache folder."""
+    from mlabs_desktop.core.atomic import write_text
+    from mlabs_desktop.core.paths import cache_dir
+
+    try:
+        stat = weights_file.stat()
+    except OSError:  # weights converted on the fly (a reference checkpoint): nothing stable to key on
+        return measure()
+    key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{PSNR_GATE_DB}|"
+                         f"{FIDELITY_SIZE}".encode()).hexdigest()[:32]
+    path = cache_dir() / "precision" / f"{key}.json"
+    try:
+        data = json.loads(path.read_text())
+        return Fidelity(float(data["psnr_db"]), int(data["photos"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    fidelity = measure()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(asdict(fidelity)))
+    except OSError:
+        pass  # a cache that cannot be written costs a second next time, nothing more
+    return fidelity

@@ -1,0 +1,141 @@
+"""The stylize jobs' work, in a worker thread: load (or download) a photo, run a network on it.
+
+The `Stylizer` (which imports TensorFlow) is made here on first use and cached
+per model, never at import or construction.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from mlabs_desktop.core.images.decode import LoadedImage, load_image
+from mlabs_desktop.core.images.ops import resize_max, to_uint8
+from mlabs_desktop.core.errors import Cancelled, UserError
+from mlabs_desktop.core.hardware.memory import out_of_memory
+from mlabs_desktop.core.stylize.stylizer import finish
+from mlabs_desktop.gui.stylize.blend_renderer import display_image
+from mlabs_desktop.gui.kit.common import Throttle
+from mlabs_desktop.gui.stylize.jobs import (AllStylesJob,
+    ImageLoaded,
+    LoadFailed,
+    StatusText,
+    Styled,
+    StyleJob,
+    Tile)
+
+if TYPE_CHECKING:
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
+
+THUMB_SIDE = 128
+
+
+def memory_message(name: str, size: tuple[int, int]) -> str:
+    return (f"Not enough memory to stylize {name} at {size[0]}x{size[1]} pixels. "
+            "Close other programs and try again, or scale the photo down first.")
+
+
+class StylizerCache:
+    """Loaded networks, newest use last; a few are kept so switching back is instant."""
+
+    def __init__(self, library: Callable[[], "Library"], keep: int = 3):
+        self._library = library
+        self._keep = keep
+        self._items: OrderedDict[tuple[str, str, str], "Stylizer"] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model_name: str, device: str) -> "Stylizer":
+        from mlabs_desktop.core.stylize import stylizer as stylize  # looked up at call time: tests count Stylizer.run
+
+        if "keras" not in sys.modules:
+            # Importing TensorFlow holds the interpreter lock for up to a second at a time: give
+            # the GUI thread a moment to draw the photo just loaded before that starts.
+            time.sleep(0.2)
+        model = self._library().get(model_name)
+        # The update time is in the key: a model retrained since is loaded afresh.
+        key = (str(model.folder), model.manifest.updated, device)
+        with self._lock:
+            found = self._items.pop(key, None)
+            if found is None:
+                found = stylize.Stylizer(model, device, precision="auto")  # bfloat16 only when it looks the same
+            self._items[key] = found
+            while len(self._items) > self._keep:
+                self._items.popitem(last=False)
+            return found
+
+
+def _load(job: StyleJob, report: Callable[[Any], None], cancelled: Callable[[], bool]) -> LoadedImage | None:
+    from mlabs_desktop.core.transfer.downloads import DownloadProgress, fetch_to_path, is_url
+
+    source = job.source
+    try:
+        if isinstance(source, str) and is_url(source):
+            throttle = Throttle(10)
+
+            def on_progress(p: DownloadProgress) -> None:
+                if not throttle.ready():
+                    return
+                done = f"{p.received / p.total:.0%}" if p.total else f"{p.received // 1024} KB"
+                report(StatusText(job, f"Downloading {source.rsplit('/', 1)[-1][:60]}… {done}"))
+            source = fetch_to_path(source, progress=on_progress, cancelled=cancelled)
+        image = load_image(Path(source))
+    except UserError as exc:
+        report(LoadFailed(job.item_id, str(exc)))
+        return None
+    except MemoryError:
+        report(LoadFailed(job.item_id, f"Not enough memory to open {Path(str(source)).name}. "
+                                       "Close other programs and try again."))
+        return None
+    display = display_image(image.rgb, image.alpha)
+    # Never scaled up: a small photo's thumbnail is the photo (the list draws it smaller still).
+    thumb = display if max(display.width(), display.height()) <= THUMB_SIDE else display.scaled(
+        THUMB_SIDE, THUMB_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    report(ImageLoaded(job.item_id, image, display, thumb))
+    return image
+
+
+def run_style_job(job: StyleJob, cache: StylizerCache, report: Callable[[Any], None],
+                  cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise Cancelled()
+    image = job.image or _load(job, report, cancelled)
+    if image is None or job.model_name is None:
+        return
+    if cancelled():
+        raise Cancelled()
+    stylizer = cache.get(job.model_name, job.device)
+    started = time.perf_counter()
+    try:
+        raw = stylizer.run(image.rgb)
+    except Exception as exc:  # noqa: BLE001 - memory errors come as several types
+        if out_of_memory(exc):
+            raise UserError(memory_message(image.path.name, image.size)) from None
+        raise
+    report(Styled(job.item_id, job.model_name, np.asarray(raw, np.float32), time.perf_counter() - started))
+
+
+def run_all_styles_job(job: AllStylesJob, cache: StylizerCache, report: Callable[[Any], None],
+                       cancelled: Callable[[], bool]) -> None:
+    rgb = resize_max(job.image.rgb, job.tile_side)
+    for index, name in enumerate(job.model_names):
+        if cancelled():
+            raise Cancelled()
+        report(StatusText(job, f"All styles: {name} ({index + 1} of {len(job.model_names)})…"))
+        try:
+            raw = cache.get(name, job.device).run(rgb)
+            tile = Tile(job.token, index, name, to_uint8(finish(rgb, raw, job.options)))
+        except UserError as exc:  # one broken model must not spoil the whole grid
+            tile = Tile(job.token, index, name, None, str(exc))
+        except Exception as exc:  # noqa: BLE001
+            if not out_of_memory(exc):
+                raise
+            tile = Tile(job.token, index, name, None, memory_message(job.image.path.name, rgb.shape[1::-1]))
+        report(tile)

@@ -1,0 +1,228 @@
+"""Small building blocks of the training form: drop boxes, thumbnails, form cells, background jobs.
+
+Decoding even a thumbnail of a 20-megapixel photo takes a noticeable moment, so
+every file read goes through a `Worker`; the GUI thread only turns the small
+arrays it gets back into pixmaps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import shiboken6
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
+from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout, QSizePolicy,
+                               QVBoxLayout, QWidget)
+
+from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, is_image_path, load_image
+from mlabs_desktop.core.images.ops import to_uint8
+from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.gui.kit.common import Worker, accepts_drop, dropped_paths, pixmap_from_array
+
+# Workers are kept alive here until they finish: a QThread garbage-collected while
+# it runs aborts the process, and a view may be closed while a scan is still going.
+_ALIVE: set[Worker] = set()
+
+NOTE_STYLE = "color: #6b7280;"
+ERROR_STYLE = "color: #c62828;"
+WARNING_STYLE = "color: #a15c00;"
+OK_STYLE = "color: #2e7d32;"
+IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)) + ")"
+
+
+def start_job(job: Callable[[], Any], on_done: Callable[[Any], None],
+              on_failed: Callable[[str], None] | None = None, name: str = "job",
+              receiver: QObject | None = None, track: set[Worker] | None = None) -> Worker:
+    """Run ``job()`` in a `Worker`; its result or error message arrives on the GUI thread.
+
+    With ``receiver``, the callbacks are dropped once that widget is gone (a view
+    closed while its scan was still running). ``track`` holds the worker while it runs.
+    """
+    def guarded(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        return lambda value: callback(value) if receiver is None or shiboken6.isValid(receiver) else None
+
+    worker = Worker(lambda report, cancelled: job(), None, name=name)
+    worker.succeeded.connect(guarded(on_done))
+    if on_failed is not None:
+        worker.failed.connect(guarded(on_failed))
+    _ALIVE.add(worker)
+    if track is not None:
+        track.add(worker)
+    # Connected before start(): a quick job may finish before the next line runs.
+    worker.finished.connect(lambda: _forget(worker, track))
+    worker.start()
+    return worker
+
+
+def _forget(worker: Worker, track: set[Worker] | None) -> None:
+    # `finished` is emitted just before the thread ends: wait the moment out before the
+    # last reference goes, or a still-running QThread would be destroyed.
+    worker.wait()
+    _ALIVE.discard(worker)
+    if track is not None:
+        track.discard(worker)
+
+
+def wait_for(workers: Iterable[Worker], timeout_ms: int) -> bool:
+    """Wait for every still-running worker; False when one outlived the timeout."""
+    return all(w.wait(timeout_ms) for w in list(workers) if w.isRunning())
+
+
+def read_thumbnails(paths: Iterable[Path | str], side: int) -> list[np.ndarray | None]:
+    """Small uint8 copies of images (None for a file that cannot be read). Worker thread."""
+    out: list[np.ndarray | None] = []
+    for path in paths:
+        try:
+            out.append(to_uint8(load_image(path, max_size=side).rgb))
+        except (UserError, OSError, ValueError):
+            out.append(None)
+    return out
+
+
+class Thumb(QLabel):
+    """A fixed-size image tile with a placeholder text while empty."""
+
+    def __init__(self, side: int, placeholder: str = "", parent: QWidget | None = None):
+        super().__init__(placeholder, parent)
+        self.side = side
+        self.placeholder = placeholder
+        self.setFixedSize(QSize(side, side))
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setStyleSheet("QLabel { background: palette(alternate-base); border: 1px solid palette(mid);"
+                           " border-radius: 4px; color: #6b7280; font-size: 11px; }")
+
+    def set_array(self, rgb: np.ndarray | None, tooltip: str = "") -> None:
+        if rgb is None:
+            self.clear_image("unreadable")
+            return
+        pixmap = pixmap_from_array(rgb).scaled(self.side - 4, self.side - 4, Qt.AspectRatioMode.KeepAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation)
+        self.setPixmap(pixmap)
+        self.setToolTip(tooltip)
+
+    def clear_image(self, text: str | None = None) -> None:
+        self.setPixmap(QPixmap())
+        self.setText(self.placeholder if text is None else text)
+        self.setToolTip("")
+
+    def has_image(self) -> bool:
+        pixmap = self.pixmap()
+        return pixmap is not None and not pixmap.isNull()
+
+
+class ThumbRow(QWidget):
+    """A row of ``count`` small thumbnails (a glimpse of a training folder)."""
+
+    def __init__(self, count: int = 6, side: int = 52, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.thumbs = [Thumb(side) for _ in range(count)]
+        for thumb in self.thumbs:
+            layout.addWidget(thumb)
+        layout.addStretch(1)
+
+    def set_images(self, arrays: list[np.ndarray | None], names: list[str]) -> None:
+        for i, thumb in enumerate(self.thumbs):
+            if i < len(arrays):
+                thumb.set_array(arrays[i], names[i])
+                thumb.show()
+            else:
+                thumb.clear_image()
+                thumb.hide()
+
+    def shown_count(self) -> int:
+        return sum(1 for t in self.thumbs if t.has_image())
+
+
+class DropBox(QFrame):
+    """A framed area that takes dropped image files and/or folders and emits the first path."""
+
+    dropped = Signal(Path)
+
+    def __init__(self, files: bool, folders: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.files, self.folders = files, folders
+        self.setAcceptDrops(True)
+        self.setObjectName("DropBox")
+        self._highlight(False)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+    def _highlight(self, on: bool) -> None:
+        border = "2px dashed #2563eb" if on else "1px dashed palette(mid)"
+        self.setStyleSheet(f"QFrame#DropBox {{ border: {border}; border-radius: 6px; }}")
+
+    def _wanted(self, paths: list[Path]) -> Path | None:
+        for path in paths:
+            if self.folders and path.is_dir():
+                return path
+            if self.files and path.is_file() and is_image_path(path):
+                return path
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
+        mime = event.mimeData()
+        if accepts_drop(mime, folders=self.folders, files=self.files) and self._wanted(dropped_paths(mime)):
+            event.acceptProposedAction()
+            self._highlight(True)
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+        self._highlight(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        self._highlight(False)
+        path = self._wanted(dropped_paths(event.mimeData()))
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.dropped.emit(path)
+
+
+def note_label(text: str = "", style: str = NOTE_STYLE) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    set_note_style(label, style)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def set_note_style(label: QLabel, style: str) -> None:
+    """A note's colour (`NOTE_STYLE`, `WARNING_STYLE`, `ERROR_STYLE`) at the notes' small size."""
+    label.setStyleSheet(style + " font-size: 11px;")
+
+
+def with_error(*parts: QWidget | QLayout) -> tuple[QWidget, QLabel]:
+    """A form cell: the editor(s), then a red message line that shows only when there is a problem."""
+    cell = QWidget()
+    column = QVBoxLayout(cell)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(3)
+    for part in parts:
+        column.addLayout(part) if isinstance(part, QLayout) else column.addWidget(part)
+    error = note_label(style=ERROR_STYLE)
+    error.hide()
+    column.addWidget(error)
+    return cell, error
+
+
+def form_group(title: str) -> tuple[QGroupBox, QFormLayout]:
+    box = QGroupBox(title)
+    return box, styled_form(QFormLayout(box))
+
+
+def styled_form(form: QFormLayout) -> QFormLayout:
+    """The spacing every group of the training form shares."""
+    form.setContentsMargins(12, 14, 12, 12)
+    form.setHorizontalSpacing(12)
+    form.setVerticalSpacing(10)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return form
