@@ -112,9 +112,9 @@ def test_train_refuses_bad_style_and_test_images_up_front(case, flag, corpus, vg
                                                           capfd):
     info = case_of(corpus, case)
     if info.works:
-        from mlabs_desktop.core.training.trainer import prepare_inputs
+        from mlabs_desktop.core.training.inputs import prepare_inputs
 
-        from mlabs_desktop.core.training.trainer import PREVIEW_MAX_SIDE
+        from mlabs_desktop.core.training.inputs import PREVIEW_MAX_SIDE
 
         config = tiny_config(style_image, photos_dir, vgg_h5, style_scale=1.0).replace(**{flag: str(info.path)})
         inputs = prepare_inputs(config, seed=1)  # everything train reads before its first step

@@ -50,7 +50,7 @@ def base(tmp_path_factory):
     from test_bundles import make_model
 
     from mlabs_desktop.core.library.store import Library
-    from mlabs_desktop.core.formats.reference_checkpoint import write_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint
     from mlabs_desktop.core.stylize.stylizer import Stylizer
 
     root = tmp_path_factory.mktemp("crash-saving")

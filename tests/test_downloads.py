@@ -15,11 +15,8 @@ import pytest
 from http_server import LocalHTTPServer, offline_downloads, server  # noqa: F401 - fixtures
 from mlabs_desktop.core.transfer import http as http_transfer
 from mlabs_desktop.core import paths
-from mlabs_desktop.core.transfer.downloads import (DownloadProgress,
-    cached_path,
-    download,
-    fetch_to_path,
-    is_url)
+from mlabs_desktop.core.transfer.downloads import cached_path, download, fetch_to_path
+from mlabs_desktop.core.transfer.http import DownloadProgress, is_url
 from mlabs_desktop.core.errors import Cancelled, UserError
 
 BODY = os.urandom(300_000)

@@ -11,7 +11,9 @@ import pytest
 from PySide6.QtWidgets import QInputDialog, QLabel, QMessageBox
 
 from mlabs_desktop.core.library.store import Library
-from mlabs_desktop.gui.library.view import CARD_ROLE, LibraryView, ThumbnailCache, format_duration
+from mlabs_desktop.core.events import format_duration
+from mlabs_desktop.gui.library.cards import ThumbnailCache
+from mlabs_desktop.gui.library.view import CARD_ROLE, LibraryView
 from mlabs_desktop.gui.services import Services
 
 # Autouse fixtures: fail on a leaked QThread, never block on a message box.

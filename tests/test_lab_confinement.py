@@ -10,7 +10,8 @@ import pytest
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.labs.lab_file import parse_lab
 from mlabs_desktop.core.labs.plan import plan_lab
-from mlabs_desktop.core.labs.runner import describe_plan, run_lab
+from mlabs_desktop.cli.main import run_lab
+from mlabs_desktop.core.labs.runner import describe_plan
 
 from conftest import SAMPLES, write_photos
 

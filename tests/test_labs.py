@@ -22,7 +22,8 @@ from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.labs.lab_file import load_lab, parse_lab
 from mlabs_desktop.core.labs.inputs import fetch_inputs, place_file
 from mlabs_desktop.core.labs.plan import LabPlan, plan_lab
-from mlabs_desktop.core.labs.runner import parse_assignments, run_lab
+from mlabs_desktop.cli.main import run_lab
+from mlabs_desktop.core.labs.runner import parse_assignments
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import load_settings
 

@@ -23,7 +23,9 @@ from mlabs_desktop.core.tiling.geometry import ALIGN, MIN_SIDE, Box, Tile, padde
 from mlabs_desktop.core.tiling.program import receptive_radius
 from mlabs_desktop.core.tiling.source import SourceImage, load_pixels
 from mlabs_desktop.core.tiling.network import TiledNetwork
-from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer, run_network
+from mlabs_desktop.core.networks import inference
+from mlabs_desktop.core.networks.inference import run_network
+from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 TOLERANCE = 2 / 255  # mean absolute difference allowed, in 0..255 levels (the issue allows 2 levels)
@@ -53,7 +55,7 @@ _networks: dict[str, tuple] = {}
 def network(architecture: str):
     """(keras model, compiled whole-image forward, TiledNetwork), built once per test session."""
     if architecture not in _networks:
-        from mlabs_desktop.core.training.steps import make_forward
+        from mlabs_desktop.core.networks.inference import make_forward
 
         net = random_network(architecture)
         _networks[architecture] = (net, make_forward(net), TiledNetwork(net))
@@ -205,11 +207,11 @@ def test_memory_budget_sets_the_tile_size():
 def test_virtual_padding_matches_run_network():
     for n in (1, 3, 13, 16, 17, 18, 19, 101, 250):
         rgb = np.arange(n * 5 * 3, dtype=np.float32).reshape(n, 5, 3)
-        expected, _ = pad_to_multiple(stylize._at_least(rgb, stylize.MIN_SIDE), 4)
+        expected, _ = pad_to_multiple(inference._at_least(rgb, inference.MIN_SIDE), 4)
         source = SourceImage(rgb)
         h, w = source.padded
         np.testing.assert_array_equal(source.region(Box(0, 0, h, w)), expected)
-    assert MIN_SIDE == stylize.MIN_SIDE
+    assert MIN_SIDE == inference.MIN_SIDE
 
 
 def test_moments_are_accurate_far_from_zero():

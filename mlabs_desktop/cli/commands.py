@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-
-
+from mlabs_desktop.cli.parser import parse
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import (CheckpointEvent,
     DoneEvent,
@@ -114,7 +113,8 @@ def _fetch(value: str | None) -> str | None:
     """A local path unchanged; an http(s) URL downloaded through the cache."""
     if not value:
         return value
-    from mlabs_desktop.core.transfer.downloads import fetch_to_path, is_url
+    from mlabs_desktop.core.transfer.downloads import fetch_to_path
+    from mlabs_desktop.core.transfer.http import is_url
 
     return str(fetch_to_path(value)) if is_url(value) else value
 
@@ -138,7 +138,7 @@ def _run_trainer(trainer, progress: str, auto_batch: bool = False) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlabs_desktop.cli.main import config_from_args
+    from mlabs_desktop.cli.parser import config_from_args
 
     config = config_from_args(args)
     config = config.replace(style=_fetch(config.style), test=_fetch(config.test),
@@ -314,12 +314,27 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from mlabs_desktop.core.labs.runner import parse_assignments, run_lab
+    from mlabs_desktop.core.labs.runner import parse_assignments
 
-    return run_lab(args.file, workdir=args.workdir, mounts=parse_assignments(args.mount, "--mount"),
-                   inputs=parse_assignments(args.input, "--input"), extra_args=args.extra_args,
-                   on_log=lambda message: _err(f"lab: {message}"), progress=_lab_download_printer(),
-                   overwrite=args.overwrite, allow_writes_outside=args.allow_writes_outside)
+    return run_lab_plan(args.file, workdir=args.workdir, mounts=parse_assignments(args.mount, "--mount"),
+                        inputs=parse_assignments(args.input, "--input"), extra_args=args.extra_args,
+                        on_log=lambda message: _err(f"lab: {message}"), progress=_lab_download_printer(),
+                        overwrite=args.overwrite, allow_writes_outside=args.allow_writes_outside)
+
+
+def run_lab_plan(path, **options) -> int:
+    """Prepare a lab (`core.labs.runner.prepare_lab`: plan, inputs) and run its ``train`` or ``stylize`` here."""
+    from mlabs_desktop.core.labs.runner import prepare_lab
+
+    return execute(parse(prepare_lab(path, **options).argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the parsed command. Keras is imported by each command once its cheap checks have passed
+    (`engine`): a mistyped flag or model name answers at once, not after seconds of TensorFlow start-up."""
+    if args.command is None:
+        return open_app(args)
+    return globals()[f"cmd_{args.command.replace('-', '_')}"](args)
 
 
 def _lab_download_printer():

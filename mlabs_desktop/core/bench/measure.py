@@ -113,7 +113,7 @@ def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats:
     """
     from mlabs_desktop.core.tiling import policy as tiling
     from mlabs_desktop.core.networks.transform import build_transform_network, multiply_adds_per_pixel
-    from mlabs_desktop.core.training.steps import make_forward
+    from mlabs_desktop.core.networks.inference import make_forward
     from mlabs_desktop.core.stylize.stylizer import run_any_size
 
     net = build_transform_network(architecture, plain_layers=plain_layers)
@@ -147,7 +147,7 @@ def bench_convolutions(architecture: str, size: tuple[int, int] = (1024, 680), r
     import keras
 
     from mlabs_desktop.core.networks.transform import build_transform_network, conv_multiply_adds
-    from mlabs_desktop.core.training.steps import make_forward
+    from mlabs_desktop.core.networks.inference import make_forward
 
     w, h = size
     net = build_transform_network(architecture, input_shape=(h, w))
@@ -192,7 +192,7 @@ def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
     """
     from mlabs_desktop.core.networks import precision as p
     from mlabs_desktop.core.networks.transform import build_transform_network
-    from mlabs_desktop.core.training.steps import make_forward
+    from mlabs_desktop.core.networks.inference import make_forward
 
     if not p.bfloat16_supported(device):
         return {"supported": False}

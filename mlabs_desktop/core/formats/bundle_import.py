@@ -130,7 +130,7 @@ def _import_image(archive: zipfile.ZipFile, entry: Entry, staging: Path, warn: W
 
 
 def _is_url(text: object) -> bool:
-    from mlabs_desktop.core.transfer.downloads import is_url
+    from mlabs_desktop.core.transfer.http import is_url
 
     return is_url(text)
 

@@ -55,7 +55,7 @@ FALLBACK_SIZE = (1024, 1024)
 SIGNATURE = "serving_default"
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
-# What the network needs, as in stylize.run_network.
+# What the network needs, as in inference.run_network.
 MIN_SIDE = 16
 MULTIPLE = 4
 
@@ -320,7 +320,7 @@ def run_tflite(interpreter, rgb) -> "object":
 def export_reference_checkpoint(model: Model, out_dir: str | os.PathLike) -> Path:
     """Write the TF1 reference layout (``checkpoint``, ``fns.ckpt.*``) into ``out_dir``; return the folder."""
     try:
-        from mlabs_desktop.core.formats.reference_checkpoint import write_reference_checkpoint
+        from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint
     except ImportError as exc:  # the module, or the function, does not exist in this build
         raise NotImplementedError(f"reference-checkpoint export is not available ({exc})") from None
     out = Path(out_dir).expanduser()

@@ -36,7 +36,6 @@ from mlabs_desktop.core.formats.reference_reader import (glob_escape,
     is_reference_checkpoint,
     locate_reference_checkpoint,
     read_reference_checkpoint)
-from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint  # noqa: F401 - model_store and exporters import it here
 from mlabs_desktop.core.networks.weights import load_weight_arrays, save_weight_arrays
 
 CACHE_FOLDER = "checkpoints"
@@ -58,8 +57,8 @@ def render_preview(arrays: Mapping[str, np.ndarray], input_scale: float, image: 
     """The classic network with these weights applied to ``image`` (the app's sample by default), as uint8."""
     from mlabs_desktop import resources
     from mlabs_desktop.core.networks.transform import build_transform_network
-    from mlabs_desktop.core.training.steps import make_forward
-    from mlabs_desktop.core.stylize.stylizer import run_network
+    from mlabs_desktop.core.networks.inference import make_forward
+    from mlabs_desktop.core.networks.inference import run_network
     from mlabs_desktop.core.networks.weights import assign
 
     rgb = read_rgb(image or resources.sample_image(), max_size=PREVIEW_MAX_SIDE)

@@ -276,7 +276,7 @@ class _Parser:
         return tuple(found)
 
     def _inputs(self, data: dict[Any, Any]) -> tuple[LabInput, ...]:
-        from mlabs_desktop.core.transfer.downloads import is_url
+        from mlabs_desktop.core.transfer.http import is_url
 
         found: list[LabInput] = []
         for i, item in enumerate(self._list(data, "inputs", "'name' and 'url' items")):

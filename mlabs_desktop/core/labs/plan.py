@@ -86,10 +86,9 @@ def plan_lab(lab: Lab, workdir: str | os.PathLike[str] | None = None,
     they are the user's own, relative to the current folder, and left as given.
     ``gpu_visible`` None asks the Keras backend (imports it) only when the lab
     says ``hardwareType: gpu``. ``unique_name`` makes the default model name
-    unique (run_lab passes the library's); None leaves it as derived.
+    unique (prepare_lab passes the library's); None leaves it as derived.
     """
     workdir = Path(workdir).expanduser().resolve() if workdir else lab.path.expanduser().resolve().parent
-    args = list(lab.args)
     command = _choose_command(lab)
     plan = LabPlan(lab, command, [], workdir)
     _check_inputs(lab, inputs or {}, plan)
@@ -138,7 +137,7 @@ def _inside(path: str | Path, folder: Path) -> bool:
 
 def _note_path(plan: LabPlan, flag: str, value: str, line: int, allow_writes_outside: bool) -> None:
     """Record what the flag reads or writes; refuse a write outside the working folder."""
-    from mlabs_desktop.core.transfer.downloads import is_url
+    from mlabs_desktop.core.transfer.http import is_url
 
     local = os.path.isabs(os.path.expanduser(value)) and not is_url(value)
     if flag in WRITE_FLAGS:
@@ -275,7 +274,7 @@ def _rewrite_mount(arg: str, lab: Lab, local: Mapping[str, Path]) -> str:
 def _anchor(flag: str, value: str, workdir: Path) -> str:
     """A relative path made absolute against the lab's folder; URLs, absolute paths and
     library model names (``--checkpoint=NAME``) are left alone."""
-    from mlabs_desktop.core.transfer.downloads import is_url
+    from mlabs_desktop.core.transfer.http import is_url
 
     if not value or is_url(value) or value.startswith("~") or os.path.isabs(value):
         return value

@@ -17,7 +17,7 @@ datasets mounted at ``/machinelabs/mounts/NAME`` (``mounts``). Here:
 * `lab_inputs.fetch_inputs` fills ``WORKDIR/inputs/`` (from ``--input
   NAME=FILE`` or through the download cache, concurrently) and creates
   ``WORKDIR/outputs/``.
-* `run_lab` does all of it and runs the command in this process.
+* `prepare_lab` does all of it and returns the plan, whose ``argv`` the command line runs.
 
 The lab runs "in" its working folder (``inputs/`` and ``outputs/`` live there)
 without changing the process's current directory: paths are made absolute
@@ -62,22 +62,21 @@ def describe_plan(plan: LabPlan) -> list[str]:
     return lines
 
 
-def run_lab(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None,
-            mounts: Mapping[str, str | os.PathLike[str]] | None = None,
-            inputs: Mapping[str, str | os.PathLike[str]] | None = None,
-            extra_args: Sequence[str] = (), on_log: LogFn | None = None,
-            progress: Callable[[str, Any], None] | None = None,
-            cancelled: Callable[[], bool] | None = None,
-            gpu_visible: bool | None = None, overwrite: bool = False,
-            allow_writes_outside: bool = False) -> int:
-    """Run a lab file here: load, plan, remember the mounts, fetch inputs, then run
-    ``mlabs-desktop train|stylize`` in this process and return its exit code.
+def prepare_lab(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None = None,
+                mounts: Mapping[str, str | os.PathLike[str]] | None = None,
+                inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+                extra_args: Sequence[str] = (), on_log: LogFn | None = None,
+                progress: Callable[[str, Any], None] | None = None,
+                cancelled: Callable[[], bool] | None = None,
+                gpu_visible: bool | None = None, overwrite: bool = False,
+                allow_writes_outside: bool = False) -> LabPlan:
+    """Get a lab ready to run here: load, plan, remember the mounts, fetch inputs; the
+    command line runs the plan's ``argv`` (``mlabs-desktop train|stylize``).
 
     ``workdir`` defaults to the lab file's folder. ``extra_args`` are appended
     after the lab's parameters and override them (e.g. ``--image-size=32`` or
     ``--max-steps=10`` for a quick try of a lab written for a GPU). Problems found
-    before the command starts raise `UserError`; the command's own errors are
-    printed by it and come back as its exit code (2 for a user error).
+    before the command starts raise `UserError`.
     A lab writes only inside its working folder unless ``allow_writes_outside``,
     and replaces files there only with ``overwrite``; its plan (what runs, what it
     reads, where it writes) is logged before anything is fetched or run.
@@ -109,6 +108,4 @@ def run_lab(path: str | os.PathLike[str], workdir: str | os.PathLike[str] | None
                   "cache": "already downloaded"}[report.origin]
         log(f"input {report.name}: {origin}, {report.how} into {plan.inputs_dir}")
     log("running: mlabs-desktop " + " ".join(shlex.quote(a) for a in plan.argv))
-    from mlabs_desktop.cli import main as cli
-
-    return cli.main(plan.argv)
+    return plan

@@ -17,11 +17,13 @@ import numpy as np
 
 from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, LoadedImage, image_info, is_image_path, load_image
 from mlabs_desktop.core.images.encode import save_image
-from mlabs_desktop.core.images.ops import blend, crop_to, pad_to_multiple, preserve_colors, to_uint8
+from mlabs_desktop.core.images.ops import blend, preserve_colors, to_uint8
 from mlabs_desktop.core import outputs
 from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope
 from mlabs_desktop.core.errors import Cancelled, DiskFullError, UserError
 from mlabs_desktop.core.library.store import Library, Model
+from mlabs_desktop.core.networks.inference import run_network
+from mlabs_desktop.core.tiling.source import load_pixels
 
 
 @dataclass(frozen=True)
@@ -37,24 +39,6 @@ class StylizeProgress:
     source: Path
     output: Path | None
     error: str | None = None
-
-
-# Reflection padding inside the network needs a few pixels at the deepest level.
-MIN_SIDE = 16
-
-
-def _at_least(rgb: np.ndarray, side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if h >= side and w >= side:
-        return rgb
-    return np.pad(rgb, ((0, max(0, side - h)), (0, max(0, side - w)), (0, 0)), mode="edge")
-
-
-def run_network(forward: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray) -> np.ndarray:
-    """Pad to what the network needs, run ``forward`` on one image, crop back to its size."""
-    hw = rgb.shape[:2]
-    padded, _ = pad_to_multiple(_at_least(rgb.astype(np.float32), MIN_SIDE), 4)
-    return crop_to(forward(padded[None])[0], hw)
 
 
 def run_any_size(forward: Callable[[np.ndarray], np.ndarray], tiled: Callable[[], object],
@@ -87,7 +71,7 @@ class Stylizer:
     def __init__(self, model: Model, device: str = "auto", precision: str = "float32"):
         """``precision``: float32, bfloat16, or auto (bfloat16 where supported and it passes `precision`'s check)."""
         from mlabs_desktop.core.networks.transform import build_transform_network
-        from mlabs_desktop.core.training.steps import make_forward
+        from mlabs_desktop.core.networks.inference import make_forward
         from mlabs_desktop.core.networks.weights import assign
 
         self.model = model
@@ -102,7 +86,7 @@ class Stylizer:
     def _use_precision(self, wanted: str) -> str:
         from mlabs_desktop.core.networks import precision as p
         from mlabs_desktop.core.library.store import WEIGHTS
-        from mlabs_desktop.core.training.steps import make_forward
+        from mlabs_desktop.core.networks.inference import make_forward
 
         if wanted not in p.PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(p.PRECISIONS)}, not {wanted!r}")
@@ -167,7 +151,7 @@ class Stylizer:
         """A big photo stays uint8 from decoding to saving; tiles are finished one by one."""
         from mlabs_desktop.core.tiling import policy as tiling
 
-        pixels, alpha = tiling.load_pixels(source)
+        pixels, alpha = load_pixels(source)
         out = np.empty((pixels.shape[0], pixels.shape[1], 3), np.uint8)
         with device_scope(self.device):
             tiling.run_with_retries(self.tiled(), pixels, out=out, device=self.device,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ALIGN = 4                       # the network's total stride: tiles start on multiples of it
-MIN_SIDE = 16                   # as `stylize.MIN_SIDE` (kept equal by a test)
+MIN_SIDE = 16                   # as `inference.MIN_SIDE` (kept equal by a test)
 SAMPLE_CORE = 256               # core side of the windows that sample a huge photo's statistics
 
 
@@ -54,7 +54,7 @@ def align_up(n: int) -> int:
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
-    """The size `stylize.run_network` runs an image of this size at."""
+    """The size `inference.run_network` runs an image of this size at."""
     return align_up(max(height, MIN_SIDE)), align_up(max(width, MIN_SIDE))
 
 

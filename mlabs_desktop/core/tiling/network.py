@@ -254,7 +254,7 @@ class TiledNetwork:
 
 
 def _compile(tiled: TiledNetwork, stop: int | None) -> Callable:
-    """``tiled.forward`` with ``core`` for the active backend (as `steps.make_forward` does it)."""
+    """``tiled.forward`` with ``core`` for the active backend (as `inference.make_forward` does it)."""
     from keras import ops
 
     from mlabs_desktop.core.hardware.devices import keras_backend

@@ -11,7 +11,7 @@ reasons, and both are removed here rather than blended over:
   grids coincide with the whole image's, and a tile touching the image's edge
   has no margin on that side, so the network's own padding (reflection or zeros)
   falls exactly where it falls for the whole image. The image is padded to what
-  the network needs the way `stylize.run_network` pads it, but virtually (index
+  the network needs the way `inference.run_network` pads it, but virtually (index
   maps), so no padded or float32 copy of the whole image is ever made.
 * **Instance-norm statistics.** Every `InstanceNormalization` layer normalises
   by per-channel mean and variance over the whole image. Tiles run through the
@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlabs_desktop.core.hardware.memory import host_memory, out_of_memory
-from mlabs_desktop.core.tiling.source import load_pixels  # noqa: F401 - `stylize` reads big files through `tiling`
 from mlabs_desktop.core.tiling.network import STATS_MEMORY, TILE_MEMORY, TiledNetwork
 
 if TYPE_CHECKING:

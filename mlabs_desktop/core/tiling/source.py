@@ -1,7 +1,7 @@
 """The photo a tiled run reads: uint8 as decoded, padded virtually, made float32 one tile at a time.
 
 No padded or float32 copy of the whole image is ever made: the padding
-`stylize.run_network` adds is kept as index maps (`_padded_index`).
+`inference.run_network` adds is kept as index maps (`_padded_index`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mlabs_desktop.core.tiling.geometry import ALIGN, MIN_SIDE, Box
 def _padded_index(n: int) -> np.ndarray:
     """For each row (or column) of the padded image, the source row it copies.
 
-    Mirrors `stylize.run_network`: edge-extend to MIN_SIDE, then reflect to a
+    Mirrors `inference.run_network`: edge-extend to MIN_SIDE, then reflect to a
     multiple of 4 (edge where reflection lacks pixels, as `image_ops.pad_to_multiple`).
     """
     n1 = max(n, MIN_SIDE)

@@ -10,15 +10,27 @@ large photos lose nothing to rounding.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from mlabs_desktop.core.tiling.geometry import Tile, core_array
 from mlabs_desktop.core.tiling.source import SourceImage
 
-if TYPE_CHECKING:
-    from mlabs_desktop.core.tiling.network import TiledNetwork
+
+
+class TiledNetwork(Protocol):
+    """What the statistics passes need of the tiled runner (`network.TiledNetwork`, which imports this module)."""
+
+    norms: Sequence[Any]
+    offsets: Sequence[int]
+    stats_size: int
+    steps: Sequence[Any]
+    input_slot: int
+    output_slot: int
+    compiled: Any
+
+    def run_steps(self, *args: Any, **kwargs: Any) -> Any: ...
 
 _MOMENT_CHUNK = 1 << 16         # rows of float64 at a time when summing moments
 

@@ -24,7 +24,7 @@ from mlabs_desktop.core.training.checkpoints import CheckpointState, load_checkp
 from mlabs_desktop.core.config import TrainingConfig, apply_params
 from mlabs_desktop.core.errors import UserError, disk_full_as_user_error
 from mlabs_desktop.core.events import CheckpointEvent, EventCallback, PreviewEvent
-from mlabs_desktop.core.stylize.stylizer import run_network
+from mlabs_desktop.core.networks.inference import run_network
 from mlabs_desktop.core.library.store import (CHECKPOINT,
     LOSSES,
     PREVIEW,
@@ -39,7 +39,7 @@ from mlabs_desktop.core.networks.weights import assign, model_arrays, save_weigh
 
 if TYPE_CHECKING:
     from mlabs_desktop.core.hardware.devices import DeviceInfo
-    from mlabs_desktop.core.training.trainer import PreparedInputs
+    from mlabs_desktop.core.training.inputs import PreparedInputs
 
 LOSS_KEYS = ("total", "content", "style", "tv")
 MAX_KEPT_PREVIEWS = 24
@@ -214,7 +214,7 @@ class ModelWriter:
                 copy_model_to(model, target)
                 if model.manifest.architecture == "classic":
                     # The seed's second lab reads these files (checkpoint, fns.ckpt.*).
-                    from mlabs_desktop.core.formats.reference_checkpoint import write_reference_checkpoint
+                    from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint
 
                     write_reference_checkpoint(model, target)
         return model

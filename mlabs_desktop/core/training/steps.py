@@ -1,4 +1,4 @@
-"""Compiled training steps and inference calls, one per Keras backend.
+"""Compiled training steps, one per Keras backend (inference lives in `networks.inference`).
 
 Model and loss code are backend-neutral; only taking gradients and compiling
 differ between TensorFlow, PyTorch and JAX, and that difference lives here.
@@ -185,33 +185,3 @@ def _make_jax_step(net, loss_net, compute, optimizer):
         return losses
 
     return step
-
-
-def make_forward(net, channels: int = 3) -> Callable[[np.ndarray], np.ndarray]:
-    """Compiled inference for any image size: float32 (B, H, W, ``channels``) in, float32 out."""
-    backend = keras_backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        fn = tf.function(lambda x: net(x, training=False),
-                         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
-        return lambda x: fn(tf.constant(x, tf.float32)).numpy()
-    if backend == "torch":
-        import torch
-
-        def forward(x):
-            with torch.no_grad():
-                return ops.convert_to_numpy(net(ops.convert_to_tensor(x), training=False))
-        return forward
-    if backend == "jax":
-        import jax
-
-        trainable = [v.value for v in net.trainable_variables]
-        frozen = [v.value for v in net.non_trainable_variables]
-
-        @jax.jit
-        def pure(train_values, frozen_values, x):
-            out, _ = net.stateless_call(train_values, frozen_values, x, training=False)
-            return out
-        return lambda x: np.asarray(pure(trainable, frozen, x))
-    return lambda x: ops.convert_to_numpy(net(x, training=False))

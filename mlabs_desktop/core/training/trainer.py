@@ -35,7 +35,7 @@ from mlabs_desktop.core.hardware.memory import TrainingOutOfMemory, out_of_memor
 from mlabs_desktop.core.training.losses import LossWeights, gram_numpy
 from mlabs_desktop.core.training.model_writer import ModelWriter, resume_config
 from mlabs_desktop.core.training.guard import MAX_REFUSED_IN_ROW, refused_steps_message
-from mlabs_desktop.core.training.inputs import PREVIEW_MAX_SIDE, PreparedInputs, prepare_inputs, validate  # noqa: F401 - used here and by tests
+from mlabs_desktop.core.training.inputs import PreparedInputs, prepare_inputs, validate
 
 class Trainer:
     def __init__(self, config: TrainingConfig, on_event: EventCallback | None = None,
@@ -125,7 +125,8 @@ class Trainer:
             return self._train(device, strategy, writer)
 
     def _train(self, device: DeviceInfo, strategy, writer: ModelWriter) -> Model:
-        from mlabs_desktop.core.training.steps import APPLIED, make_forward, make_train_step
+        from mlabs_desktop.core.networks.inference import make_forward
+        from mlabs_desktop.core.training.steps import APPLIED, make_train_step
 
         config = self.config
         seed = writer.seed

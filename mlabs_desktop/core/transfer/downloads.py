@@ -19,9 +19,7 @@ from typing import Any
 
 from mlabs_desktop.core.transfer.cache import cache_hit, is_complete, safe_name, url_folder
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.transfer.http import CancelFn, DownloadProgress, ProgressFn, Transfer, is_url
-
-__all__ = ["DownloadProgress", "cached_path", "download", "fetch_to_path", "is_url"]
+from mlabs_desktop.core.transfer.http import CancelFn, ProgressFn, Transfer, is_url
 
 _OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 

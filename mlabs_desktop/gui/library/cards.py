@@ -13,7 +13,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from mlabs_desktop.core.events import format_duration, format_steps  # noqa: F401 - format_duration re-exported for the views
+from mlabs_desktop.core.events import format_duration, format_steps
 from mlabs_desktop.core.library.store import PREVIEW, STYLE_THUMB, Model
 from mlabs_desktop.gui.kit.common import pixmap_from_file
 

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QFormLayout, QFrame, QGridLayout, QHBoxLayout, QL
 
 from mlabs_desktop.core.config import PARAMS_BY_NAME
 from mlabs_desktop.core.library.store import PREVIEW, Model
-from mlabs_desktop.gui.library.cards import ThumbnailCache, format_duration
+from mlabs_desktop.core.events import format_duration
+from mlabs_desktop.gui.library.cards import ThumbnailCache
 
 
 STRIP_HEIGHT = 84

@@ -60,7 +60,7 @@ def is_importable(path: Path) -> bool:
 def import_model(source: Path | str, library: Library) -> Model:
     """Import a model folder, a ``.mlstyle`` bundle (path or URL) or a reference checkpoint."""
     from mlabs_desktop.core.formats.bundle_import import import_bundle
-    from mlabs_desktop.core.transfer.downloads import is_url
+    from mlabs_desktop.core.transfer.http import is_url
     from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
     from mlabs_desktop.core.formats.reference_reader import is_reference_checkpoint
 

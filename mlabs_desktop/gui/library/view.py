@@ -18,13 +18,9 @@ from mlabs_desktop.gui.library.cards import (CARD_ROLE,
     CardDelegate,
     CardModel,
     ModelCard,
-    ThumbnailCache,
-    format_duration)
+    ThumbnailCache)
 from mlabs_desktop.gui.library.details import DetailsPane, set_font
 from mlabs_desktop.gui.services import Services
-
-__all__ = ["LibraryView", "ModelCard", "ThumbnailCache", "format_duration", "CARD_ROLE"]
-
 
 class LibraryView(QWidget):
     view_requested = Signal(str)       # "train": the empty library's call to action

@@ -8,7 +8,7 @@ from typing import Callable, Sequence, Union
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
-from mlabs_desktop.core.transfer.downloads import is_url
+from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.kit.common import local_path
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem

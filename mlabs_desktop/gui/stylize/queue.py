@@ -26,15 +26,9 @@ from PySide6.QtGui import QImage, QPixmap
 from mlabs_desktop.core.images.decode import LoadedImage
 from mlabs_desktop.core.hardware.memory import host_memory
 from mlabs_desktop.core.stylize.result_store import ResultStore
-from mlabs_desktop.gui.stylize.worker import (ImageLoaded,
-    JobEnded,
-    JobFailed,
-    JobStarted,
-    LoadFailed,
-    StatusText,
-    Styled,
-    StyleJob,
-    StylizeQueue)
+from mlabs_desktop.gui.stylize.jobs import (ImageLoaded, JobEnded, JobFailed, JobStarted, LoadFailed, StatusText,
+                                            Styled, StyleJob)
+from mlabs_desktop.gui.stylize.worker import StylizeQueue
 
 if TYPE_CHECKING:
     from mlabs_desktop.core.library.store import Library

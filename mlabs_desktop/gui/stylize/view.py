@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction, QImage, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QMenu, QProgressBar, QSplitter, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
-from mlabs_desktop.core.transfer.downloads import is_url
+from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.stylize.blend_renderer import BlendRenderer

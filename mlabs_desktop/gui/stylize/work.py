@@ -73,7 +73,8 @@ class StylizerCache:
 
 
 def _load(job: StyleJob, report: Callable[[Any], None], cancelled: Callable[[], bool]) -> LoadedImage | None:
-    from mlabs_desktop.core.transfer.downloads import DownloadProgress, fetch_to_path, is_url
+    from mlabs_desktop.core.transfer.downloads import fetch_to_path
+    from mlabs_desktop.core.transfer.http import DownloadProgress, is_url
 
     source = job.source
     try:

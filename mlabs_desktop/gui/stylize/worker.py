@@ -18,7 +18,6 @@ from PySide6.QtCore import QDeadlineTimer, QObject, Signal, Slot
 
 from mlabs_desktop.gui.kit.common import Worker
 from mlabs_desktop.gui.stylize.jobs import Job, JobEnded, JobFailed, JobStarted, StyleJob
-from mlabs_desktop.gui.stylize.jobs import ImageLoaded, LoadFailed, StatusText, Styled  # noqa: F401 - photo_queue imports them here
 from mlabs_desktop.gui.stylize.work import StylizerCache, run_all_styles_job, run_style_job
 
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ from PySide6.QtGui import QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QGridLayout, QGroupBox, QLabel, QListView, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QProgressBar, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
-from mlabs_desktop.core.events import format_duration  # noqa: F401 - re-exported for the views
 from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.gui.kit.common import pixmap_from_file
 from mlabs_desktop.gui.kit.loss_chart import LossChart

@@ -28,7 +28,8 @@ from mlabs_desktop.gui.kit.common import pixmap_from_array
 from mlabs_desktop.gui.services import Services
 from mlabs_desktop.gui.train.form import TrainForm
 from mlabs_desktop.gui.train.inputs import _ALIVE, NOTE_STYLE, wait_for
-from mlabs_desktop.gui.train.live import LivePanel, format_duration
+from mlabs_desktop.core.events import format_duration
+from mlabs_desktop.gui.train.live import LivePanel
 from mlabs_desktop.gui.train.worker import TrainWorker
 
 REFRESH_MS = 100          # progress, stats and status: at most 10 redraws a second
