@@ -19,7 +19,7 @@ sys.path.insert(0, str(_Path(__file__).resolve().parent))
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     # pytest-qt makes its QApplication without the app's start-up: guard the test process too.
-    from mlabs_desktop.gui.pyside_guard import keep_singletons_alive
+    from mlabs_desktop.gui.kit.pyside_guard import keep_singletons_alive
 
     keep_singletons_alive()
 

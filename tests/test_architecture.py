@@ -1,4 +1,7 @@
-"""The core never imports Qt; model and loss code use only keras.layers / keras.ops."""
+"""The rules the folder tree stands for: one direction of imports, Qt only in the app, rooms of a size to read.
+
+The module graph comes from `docs/import_graph.py`, which also draws the rooms for docs/architecture.md.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ROOT / "mlabs_desktop" / "core"
+PACKAGE = ROOT / "mlabs_desktop"
+CORE = PACKAGE / "core"
 QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "PySide2", "qtpy", "shiboken6")
+MAX_MODULES_PER_FOLDER = 15
+
+sys.path.insert(0, str(ROOT / "docs"))
+import import_graph  # noqa: E402
 
 
 def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    """Every module ``path`` imports, at any depth of its code."""
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -23,10 +31,85 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_no_core_module_imports_qt():
-    offenders = {p.name: m for p in CORE.rglob("*.py") for m in imported_modules(p)
-                 if m.split(".")[0] in QT_MODULES}
+def layer(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles: Tarjan's components of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_only_the_app_imports_qt():
+    offenders = {str(p.relative_to(ROOT)): m for p in PACKAGE.rglob("*.py") if "gui" not in p.relative_to(PACKAGE).parts
+                 for m in imported_modules(p) if m.split(".")[0] in QT_MODULES}
     assert offenders == {}
+
+
+def test_the_core_imports_neither_the_command_line_nor_the_app():
+    graph = import_graph.module_imports(import_graph.module_files())
+    offenders = sorted((m, t) for m, targets in graph.items() if layer(m) == "core"
+                       for t in targets if layer(t) in ("cli", "gui"))
+    assert offenders == []
+
+
+def test_the_app_does_not_import_the_command_line():
+    graph = import_graph.module_imports(import_graph.module_files())
+    assert sorted((m, t) for m, targets in graph.items() if layer(m) == "gui" for t in targets
+                  if layer(t) == "cli") == []
+
+
+def test_no_import_circles_between_modules():
+    assert strongly_connected(import_graph.module_imports(import_graph.module_files())) == []
+
+
+def test_no_import_circles_between_rooms():
+    assert strongly_connected(import_graph.room_graph()) == []
+
+
+def test_cross_cutting_core_modules_import_no_room():
+    """``core/*.py`` (config, errors, atomic writes...) sit below every room of the core."""
+    rooms = import_graph.room_graph()
+    assert rooms["core"] <= {"resources"}
+
+
+def test_no_folder_holds_more_than_fifteen_modules():
+    for folder in [PACKAGE, *(p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+        modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert len(modules) <= MAX_MODULES_PER_FOLDER, folder
+
+
+def test_the_drawn_import_graph_is_current():
+    """docs/architecture.md shows the graph as it is (regenerate: python docs/import_graph.py --write)."""
+    assert import_graph.main.__module__ and subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "import_graph.py"), "--check"], cwd=ROOT, timeout=60).returncode == 0
 
 
 def test_importing_the_whole_core_loads_no_qt():

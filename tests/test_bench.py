@@ -11,9 +11,8 @@ from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
 def test_convolutions_alone_count_every_convolution_once():
     import_keras_quietly()
-    from mlabs_desktop.core.networks.transform import (build_transform_network,
-        conv_multiply_adds,
-        multiply_adds_per_pixel)
+    from mlabs_desktop.core.networks.transform import (build_transform_network, conv_multiply_adds,
+                                                       multiply_adds_per_pixel)
 
     net = build_transform_network("lite", input_shape=(64, 64))
     total = sum(conv_multiply_adds(layer) for layer in net.layers)

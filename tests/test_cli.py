@@ -67,7 +67,7 @@ def test_train_json_progress_then_stylize_list_show(vgg_h5, photos_dir, style_im
     cli("stylize", "--checkpoint=cli style", f"--in-path={photo}", f"--out-path={tmp_path / 'styled.jpg'}",
         check=True)
     assert Image.open(tmp_path / "styled.jpg").size == (101, 67)
-    # The seed's second lab: --checkpoint=<outputs folder>, --out-path=<folder>.
+    # The 2017 MachineLabs lab's second lab: --checkpoint=<outputs folder>, --out-path=<folder>.
     (tmp_path / "lab-out").mkdir()
     cli("stylize", "--allow-different-dimensions", f"--checkpoint={outputs}", f"--in-path={photo}",
         f"--out-path={tmp_path / 'lab-out'}", check=True)

@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from crash_helpers import (KillRound, assert_every_model_loads, assert_no_temporaries_in_library,
-                           kill_inside_window, measure_window, run_cli_here, spread, temporaries)
+from crash_helpers import (KillRound, assert_every_model_loads, assert_no_temporaries_in_library, kill_inside_window,
+                           measure_window, run_cli_here, spread, temporaries)
 
 from mlabs_desktop.core.formats.bundle_writer import export_bundle
 

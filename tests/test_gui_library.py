@@ -14,7 +14,7 @@ from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.events import format_duration
 from mlabs_desktop.gui.library.cards import ThumbnailCache
 from mlabs_desktop.gui.library.view import CARD_ROLE, LibraryView
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 
 # Autouse fixtures: fail on a leaked QThread, never block on a message box.
 from gui_helpers import copy_model, message_boxes, no_thread_leaks  # noqa: F401

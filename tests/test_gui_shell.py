@@ -25,7 +25,7 @@ from mlabs_desktop.core.hardware.devices import DeviceInfo
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import load_settings
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 
 from gui_helpers import copy_model, dispose, drop, message_boxes, no_thread_leaks  # noqa: F401 - fixtures
 
@@ -122,7 +122,7 @@ def test_window_does_not_import_tensorflow(tmp_path: Path):
         app.setOrganizationName("MachineLabs-tests")
         from mlabs_desktop.gui.app import process_events_for
         from mlabs_desktop.gui.main_window import MainWindow
-        from mlabs_desktop.gui.services import Services
+        from mlabs_desktop.gui.kit.services import Services
         window = MainWindow(Services(), persist_state=False)
         window.show()
         process_events_for(300)
@@ -435,7 +435,7 @@ def test_self_test_passes(capsys, isolated_home: Path):
 def test_logging_to_a_rotating_file(monkeypatch):
     from logging.handlers import RotatingFileHandler
 
-    from mlabs_desktop.gui.logs import setup_logging
+    from mlabs_desktop.gui.kit.logs import setup_logging
 
     path = setup_logging()
     setup_logging()

@@ -19,7 +19,7 @@ from conftest import write_photos
 from mlabs_desktop.core.stylize import stylizer as stylize
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.gui.stylize.all_styles import compose_grid
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.stylize.view import StylizeView
 
 WAIT_MS = 60_000
@@ -317,7 +317,7 @@ def test_tensorflow_is_not_imported_when_the_view_is_built(tiny_model, isolated_
         import sys
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
-        from mlabs_desktop.gui.services import Services
+        from mlabs_desktop.gui.kit.services import Services
         from mlabs_desktop.gui.stylize.view import StylizeView
         view = StylizeView(Services())
         view.show()
@@ -337,7 +337,7 @@ def test_paste_adds_copied_files_and_web_addresses(qtbot, tmp_path, monkeypatch)
     from PySide6.QtCore import QMimeData, QUrl
     from PySide6.QtGui import QGuiApplication
 
-    from mlabs_desktop.gui.services import Services
+    from mlabs_desktop.gui.kit.services import Services
     from mlabs_desktop.gui.stylize.view import StylizeView
 
     view = StylizeView(Services())

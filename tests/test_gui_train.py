@@ -17,11 +17,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from mlabs_desktop.core.config import PARAMS
 from mlabs_desktop.core.events import StepEvent
 from mlabs_desktop.core.library.store import Library
-from mlabs_desktop.gui.services import Services
-from mlabs_desktop.gui.train.params import (brush_to_scale,
-    scale_to_brush,
-    strength_to_weight,
-    weight_to_strength)
+from mlabs_desktop.gui.kit.services import Services
+from mlabs_desktop.gui.train.params import brush_to_scale, scale_to_brush, strength_to_weight, weight_to_strength
 from mlabs_desktop.gui.train.view import TrainView
 from mlabs_desktop.gui.train.worker import OOM_ADVICE, friendly_error
 
@@ -116,7 +113,7 @@ def test_view_builds_every_parameter_with_help(view):
 def test_importing_and_building_the_view_leaves_tensorflow_out():
     code = ("import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
             "from PySide6.QtWidgets import QApplication; app = QApplication([])\n"
-            "from mlabs_desktop.gui.services import Services\n"
+            "from mlabs_desktop.gui.kit.services import Services\n"
             "from mlabs_desktop.gui.train.view import TrainView\n"
             "view = TrainView(Services()); app.processEvents()\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")

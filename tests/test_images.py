@@ -14,19 +14,10 @@ from PIL import Image, features
 
 from mlabs_desktop.core.images import decode as image_decode
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.images.decode import (LoadedImage,
-    image_info,
-    is_image_path,
-    load_image,
-    read_rgb,
-    training_crop)
-from mlabs_desktop.core.images.ops import (blend,
-    crop_to,
-    pad_to_multiple,
-    preserve_colors,
-    resize_max,
-    resize_to,
-    to_uint8)
+from mlabs_desktop.core.images.decode import (LoadedImage, image_info, is_image_path, load_image, read_rgb,
+                                              training_crop)
+from mlabs_desktop.core.images.ops import (blend, crop_to, pad_to_multiple, preserve_colors, resize_max, resize_to,
+                                           to_uint8)
 from mlabs_desktop.core.images.encode import save_image, save_thumbnail, thumbnail_bytes
 
 

@@ -1,4 +1,4 @@
-"""MachineLabs lab files run locally: the seed's two labs verbatim, inputs, mounts, errors.
+"""MachineLabs lab files run locally: the 2017 MachineLabs lab's two labs verbatim, inputs, mounts, errors.
 
 No internet: inputs come from ``--input NAME=FILE`` (the verbatim fixtures) or from
 a local HTTP server on 127.0.0.1 (copies of the fixtures with their URLs rewritten).
@@ -47,13 +47,13 @@ def vgg_mat(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vgg_fixtures import write_matconvnet_mat
 
     path = tmp_path_factory.mktemp("vgg") / "random-vgg19.mat"
-    write_matconvnet_mat(path, weights_first=True)  # the beta16 layout the seed's URL serves
+    write_matconvnet_mat(path, weights_first=True)  # the beta16 layout the 2017 MachineLabs lab's URL serves
     return path
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, vgg_mat: Path) -> dict:
-    """The seed's training lab, verbatim, run once in a home of its own."""
+    """The 2017 MachineLabs lab's training lab, verbatim, run once in a home of its own."""
     home = tmp_path_factory.mktemp("lab-home")
     photos = write_photos(tmp_path_factory.mktemp("training_images"), count=8, size=(32, 32))
     workdir = tmp_path_factory.mktemp("train-lab")
@@ -76,7 +76,7 @@ def _copy_model(trained: dict, name: str = "train-lab") -> None:
     shutil.copytree(source.folder, Library().root / source.folder.name)
 
 
-# --- (a) the seed's training lab, verbatim ----------------------------------------------
+# --- (a) the 2017 MachineLabs lab's training lab, verbatim ----------------------------------------------
 
 
 def test_training_lab_runs_verbatim(trained: dict) -> None:
@@ -105,7 +105,7 @@ def test_training_lab_runs_verbatim(trained: dict) -> None:
             assert (outputs / name).is_file(), f"{name} missing from outputs/"
 
 
-# --- (b) the seed's application lab, verbatim, on (a)'s outputs ---------------------------
+# --- (b) the 2017 MachineLabs lab's application lab, verbatim, on (a)'s outputs ---------------------------
 
 
 def test_apply_lab_runs_verbatim_on_training_outputs(trained: dict, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library.store import Library, Manifest, read_manifest, slugify
+from mlabs_desktop.core.library.store import Library, Manifest, read_manifest
+from mlabs_desktop.core.filenames import slugify
 
 
 def test_library_lives_under_mlabs_desktop_home(isolated_home):

@@ -248,7 +248,7 @@ def test_long_training_in_the_core_keeps_memory_flat(vgg_h5, photos_dir, style_i
 def test_long_training_in_the_app_keeps_memory_flat_and_the_window_responsive(qtbot, vgg_h5, photos_dir,
                                                                              style_image, steps):
     from mlabs_desktop.core.events import StepEvent
-    from mlabs_desktop.gui.services import Services
+    from mlabs_desktop.gui.kit.services import Services
     from mlabs_desktop.gui.train.view import TrainView
 
     services = Services()
@@ -324,7 +324,7 @@ def test_the_app_survives_qt_calls_that_drop_references(isolated_home):
 
 
 def test_the_guard_knows_the_broken_build():
-    from mlabs_desktop.gui.pyside_guard import affected
+    from mlabs_desktop.gui.kit.pyside_guard import affected
 
     assert affected("6.12.0", (3, 11))
     assert not affected("6.11.3", (3, 11)) and not affected("6.12.0", (3, 12))

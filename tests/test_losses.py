@@ -10,13 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from mlabs_desktop.core.training.losses import (LossWeights,
-    content_loss,
-    gram,
-    gram_numpy,
-    perceptual_losses,
-    style_loss,
-    tv_loss)
+from mlabs_desktop.core.training.losses import (LossWeights, content_loss, gram, gram_numpy, perceptual_losses,
+                                                style_loss, tv_loss)
 
 RTOL = 2e-5  # float32 sums of a few thousand terms
 

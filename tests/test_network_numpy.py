@@ -2,7 +2,7 @@
 convolutions and the whole classic forward pass, layer by layer.
 
 The NumPy versions are written from design.md's "Reference network" section,
-not read back from ``networks.py``; every check uses tiny inputs.
+not read back from ``transform.py``; every check uses tiny inputs.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from mlabs_desktop.core.networks import transform as networks
-from mlabs_desktop.core.networks.transform import (INSTANCE_NORM_EPSILON,
-    InstanceNormalization,
-    build_transform_network)
+from mlabs_desktop.core.networks.transform import (INSTANCE_NORM_EPSILON, InstanceNormalization,
+                                                   build_transform_network)
 from test_networks import producers, randomise_norms
 
 EPS = 1e-3

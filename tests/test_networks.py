@@ -2,7 +2,7 @@
 
 Every check uses tiny inputs; the reference for the numbers is design.md's
 "Reference network" section, recomputed here by hand or in NumPy rather than
-read back from ``networks.py``. Instance norm and the NumPy forward pass are in
+read back from ``transform.py``. Instance norm and the NumPy forward pass are in
 test_network_numpy.py.
 """
 
@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 
 from mlabs_desktop.core.networks import transform as networks
-from mlabs_desktop.core.networks.transform import (ARCHITECTURES,
-    LAYER_ORDER,
-    InstanceNormalization,
-    build_transform_network,
-    multiply_adds_per_pixel,
-    weight_shapes)
+from mlabs_desktop.core.networks.transform import (ARCHITECTURES, LAYER_ORDER, InstanceNormalization,
+                                                   build_transform_network, multiply_adds_per_pixel, weight_shapes)
 from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D
 
 OUT_LOW, OUT_HIGH = 127.5 - 150.0, 127.5 + 150.0  # tanh(x) * 150 + 127.5

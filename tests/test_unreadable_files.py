@@ -72,7 +72,7 @@ def test_dropped_on_the_stylize_view_it_fails_with_a_reason(locked):
         from pathlib import Path
         from mlabs_desktop.gui.app import application
         app = application([])
-        from mlabs_desktop.gui.services import Services
+        from mlabs_desktop.gui.kit.services import Services
         from mlabs_desktop.gui.stylize.view import StylizeView
         errors = []
         services = Services()

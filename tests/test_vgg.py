@@ -15,12 +15,7 @@ import scipy.io
 from mlabs_desktop.core import paths
 from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.errors import UserError
-from tests.vgg_fixtures import (
-    random_vgg_weights,
-    write_keras_notop_h5,
-    write_matconvnet_mat,
-    write_same_weights_both,
-)
+from tests.vgg_fixtures import random_vgg_weights, write_keras_notop_h5, write_matconvnet_mat, write_same_weights_both
 
 ALL_OUTPUTS = ("conv1_1", "relu1_1", "pool1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "pool4", "relu5_1")
 

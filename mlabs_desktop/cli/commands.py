@@ -13,15 +13,8 @@ from typing import Iterator
 
 from mlabs_desktop.cli.parser import parse
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.events import (CheckpointEvent,
-    DoneEvent,
-    Event,
-    LogEvent,
-    PreviewEvent,
-    StepEvent,
-    event_to_json,
-    format_duration,
-    format_steps)
+from mlabs_desktop.core.events import (CheckpointEvent, DoneEvent, Event, LogEvent, PreviewEvent, StepEvent,
+                                       event_to_json, format_duration, format_steps)
 
 
 def _out(line: str = "") -> None:
@@ -323,7 +316,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def run_lab_plan(path, **options) -> int:
-    """Prepare a lab (`core.labs.runner.prepare_lab`: plan, inputs) and run its ``train`` or ``stylize`` here."""
+    """Prepare a lab (`core.labs.runner.prepare_lab`: plan, inputs) and run its ``train`` or ``stylizer`` here."""
     from mlabs_desktop.core.labs.runner import prepare_lab
 
     return execute(parse(prepare_lab(path, **options).argv))

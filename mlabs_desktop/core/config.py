@@ -42,7 +42,7 @@ class ParamSpec:
         return f"{self.name} {value:g} is far outside the range that trains well ({low:g} to {high:g})"
 
 
-# The parameters a preset may set (the seed's flag names). Paths are not among
+# The parameters a preset may set (the 2017 MachineLabs lab's flag names). Paths are not among
 # them: a preset describes how to train, not on what.
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("content-weight", float, "How strongly the result keeps the photo's content (VGG relu4_2 features).", 0.0, 1e9,

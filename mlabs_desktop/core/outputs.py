@@ -38,7 +38,7 @@ def describe(paths: Sequence[Path]) -> str:
 
 def styled_name(stem: str, style: str, ext: str) -> str:
     """``<stem>-<style><ext>``: the name a styled copy gets beside (or instead of) its original."""
-    from mlabs_desktop.core.library.store import slugify
+    from mlabs_desktop.core.filenames import slugify
 
     return f"{stem}-{slugify(style)}{ext}"
 

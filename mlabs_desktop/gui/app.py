@@ -22,8 +22,8 @@ from PySide6.QtWidgets import QApplication
 
 from mlabs_desktop.core.images.decode import load_image
 from mlabs_desktop.core import paths
-from mlabs_desktop.gui.logs import setup_logging
-from mlabs_desktop.gui.pyside_guard import keep_singletons_alive
+from mlabs_desktop.gui.kit.logs import setup_logging
+from mlabs_desktop.gui.kit.pyside_guard import keep_singletons_alive
 
 log = logging.getLogger("mlabs_desktop.gui")
 
@@ -82,7 +82,7 @@ def run_app(view: str | None = None, screenshot: str | None = None, self_test: b
         return run_self_test()
 
     from mlabs_desktop.gui.main_window import MainWindow
-    from mlabs_desktop.gui.services import Services
+    from mlabs_desktop.gui.kit.services import Services
 
     window = MainWindow(Services(), persist_state=not screenshot)
     if screenshot:
@@ -154,7 +154,7 @@ def _self_test_steps(home: Path) -> None:
     from mlabs_desktop.core.library.store import WEIGHTS, Library, Manifest
     from mlabs_desktop.resources import sample_image
     from mlabs_desktop.gui.main_window import MainWindow
-    from mlabs_desktop.gui.services import Services
+    from mlabs_desktop.gui.kit.services import Services
 
     window = MainWindow(Services(), persist_state=False)
     window.show()

@@ -1,7 +1,7 @@
 """The main window: a sidebar over the Train / Library / Stylize views, menus, drops, a careful close.
 
 The sidebar is drawn in `sidebar`; the File menu's model import and export live in
-`model_transfer_actions`.
+`transfer_actions`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mlabs_desktop.gui.kit.common import Worker, WorkerSet, accepts_drop, droppe
 from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import is_importable
 from mlabs_desktop.gui.library.transfer_actions import ModelTransferActions
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.sidebar import make_sidebar, sidebar_icon
 
 log = logging.getLogger("mlabs_desktop.gui")

@@ -2,7 +2,7 @@
 
 Timings on shared machines drift from run to run, so every figure is reported
 next to the float32 matmul rate measured minutes apart in the same process.
-FLOPs are counted from the layer shapes (`networks.multiply_adds_per_pixel`),
+FLOPs are counted from the layer shapes (`transform.multiply_adds_per_pixel`),
 two per multiply-add: those of the network as defined, and beside them those
 its layers execute (folded upsampling does fewer, blocked convolutions more).
 """
@@ -21,12 +21,8 @@ from typing import Callable
 import numpy as np
 
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
-from mlabs_desktop.core.hardware.devices import (DeviceInfo,
-    choose_device,
-    configure_tensorflow,
-    device_scope,
-    keras_backend,
-    training_precision)
+from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, configure_tensorflow, device_scope,
+                                                 keras_backend, training_precision)
 
 REFERENCE = {  # the reference implementation on this project's machine class (design.md)
     "stylize_mp_per_s_1024x680": 0.50,
@@ -297,7 +293,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["MLABS_DESKTOP_HOME"] = sys.argv[1]
 from mlabs_desktop.gui.app import application
 from mlabs_desktop.gui.main_window import MainWindow
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 app = application(headless=True)
 window = MainWindow(Services(), persist_state=False)
 window.show()

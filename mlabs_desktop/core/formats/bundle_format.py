@@ -30,13 +30,7 @@ from typing import Any, Callable
 import yaml
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library.store import (LOSSES,
-    MANIFEST,
-    PREVIEW,
-    PREVIEWS,
-    STYLE_THUMB,
-    WEIGHTS,
-    Manifest)
+from mlabs_desktop.core.library.store import LOSSES, MANIFEST, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Manifest
 
 SUFFIX = ".mlstyle"
 

@@ -25,35 +25,14 @@ from typing import Callable, Iterable
 
 from mlabs_desktop.core.images.decode import image_info, load_image
 from mlabs_desktop.core import atomic
-from mlabs_desktop.core.formats.bundle_format import (IMAGES,
-    MAX_LOSSES_BYTES,
-    MAX_TOTAL_BYTES,
-    MAX_WEIGHTS_BYTES,
-    PREVIEW_ENTRY,
-    SUFFIX,
-    WarnFn,
-    clean_name,
-    expected_shapes,
-    parse_manifest,
-    reject,
-    short)
-from mlabs_desktop.core.formats.bundle_reader import (Entry,
-    check_npz_headers,
-    extract,
-    load_npz,
-    open_archive,
-    plan_entries,
-    read_bytes)
+from mlabs_desktop.core.formats.bundle_format import (IMAGES, MAX_LOSSES_BYTES, MAX_TOTAL_BYTES, MAX_WEIGHTS_BYTES,
+                                                      PREVIEW_ENTRY, SUFFIX, WarnFn, clean_name, expected_shapes,
+                                                      parse_manifest, reject, short)
+from mlabs_desktop.core.formats.bundle_reader import (Entry, check_npz_headers, extract, load_npz, open_archive,
+                                                      plan_entries, read_bytes)
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library.store import (LOSSES,
-    MANIFEST,
-    PREVIEWS,
-    WEIGHTS,
-    Library,
-    Manifest,
-    Model,
-    now_iso,
-    slugify)
+from mlabs_desktop.core.library.store import LOSSES, MANIFEST, PREVIEWS, WEIGHTS, Library, Manifest, Model, now_iso
+from mlabs_desktop.core.filenames import slugify
 from mlabs_desktop.core.locks import library_lock
 
 log = logging.getLogger(__name__)

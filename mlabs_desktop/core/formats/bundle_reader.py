@@ -32,16 +32,9 @@ from typing import Mapping
 
 import numpy as np
 
-from mlabs_desktop.core.formats.bundle_format import (ALLOWED_TEXT,
-    LIMITS,
-    MAX_ENTRIES,
-    MAX_IMAGE_BYTES,
-    MAX_TOTAL_BYTES,
-    PREVIEW_ENTRY,
-    PREVIEWS_DIR,
-    SUFFIX,
-    reject,
-    short)
+from mlabs_desktop.core.formats.bundle_format import (ALLOWED_TEXT, LIMITS, MAX_ENTRIES, MAX_IMAGE_BYTES,
+                                                      MAX_TOTAL_BYTES, PREVIEW_ENTRY, PREVIEWS_DIR, SUFFIX, reject,
+                                                      short)
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import MANIFEST, WEIGHTS
 

@@ -21,17 +21,12 @@ from typing import Mapping
 import numpy as np
 
 from mlabs_desktop.core import atomic
-from mlabs_desktop.core.formats.bundle_format import (IMAGES,
-    MAX_ENTRIES,
-    MAX_IMAGE_BYTES,
-    MAX_LOSSES_BYTES,
-    MAX_MANIFEST_BYTES,
-    MAX_TOTAL_BYTES,
-    PREVIEW_ENTRY,
-    SUFFIX,
-    expected_shapes)
+from mlabs_desktop.core.formats.bundle_format import (IMAGES, MAX_ENTRIES, MAX_IMAGE_BYTES, MAX_LOSSES_BYTES,
+                                                      MAX_MANIFEST_BYTES, MAX_TOTAL_BYTES, PREVIEW_ENTRY, SUFFIX,
+                                                      expected_shapes)
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library.store import LOSSES, MANIFEST, PREVIEWS, WEIGHTS, Manifest, Model, slugify
+from mlabs_desktop.core.library.store import LOSSES, MANIFEST, PREVIEWS, WEIGHTS, Manifest, Model
+from mlabs_desktop.core.filenames import slugify
 
 # Provenance values that are paths on the author's machine: only file names travel.
 LOCAL_PATH_KEYS = ("style", "train_path", "vgg_path", "test", "init_from")

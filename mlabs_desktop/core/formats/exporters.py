@@ -24,7 +24,7 @@ Formats (`FORMATS`):
     `FALLBACK_SIZE` and says so through ``on_warning``.
 ``reference-checkpoint``
     ``classic`` models only: the TF1 checkpoint layout Engstrom's evaluate.py
-    and the seed's second lab read (written by `reference_checkpoint`).
+    and the 2017 MachineLabs application lab read (written by `reference_checkpoint`).
 
 Every export appears atomically: files through a temporary file beside the
 target, folders (SavedModel, a new reference checkpoint) built under a hidden
@@ -46,7 +46,8 @@ from typing import Callable, Iterator
 
 from mlabs_desktop.core import atomic, outputs
 from mlabs_desktop.core.errors import UserError, disk_full_as_user_error
-from mlabs_desktop.core.library.store import Model, slugify
+from mlabs_desktop.core.library.store import Model
+from mlabs_desktop.core.filenames import slugify
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ def export_reference_checkpoint(model: Model, out_dir: str | os.PathLike) -> Pat
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; a reference checkpoint is written into a folder")
     if out.is_dir() and not _holds_only_reference_files(out):
-        # A folder with other files too (the seed's outputs/): the writer replaces its
+        # A folder with other files too (the 2017 MachineLabs lab's outputs/): the writer replaces its
         # three files one by one, the `checkpoint` index last.
         with disk_full_as_user_error(out):
             write_reference_checkpoint(model, out)

@@ -1,6 +1,6 @@
 """Reference checkpoints: the TF1 files Engstrom's fast-style-transfer writes and reads.
 
-A reference checkpoint is what the seed's first lab leaves in ``outputs/`` and
+A reference checkpoint is what the 2017 MachineLabs training lab leaves in ``outputs/`` and
 its second lab downloads. `reference_format` says what it holds (files and
 variables), `reference_reader` finds and reads one, `reference_writer` writes a
 classic model as one. This module brings them into the library: imported as a
@@ -32,10 +32,8 @@ from mlabs_desktop.core import atomic, paths
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import PREVIEW, WEIGHTS, Library, Manifest, Model, read_manifest
 from mlabs_desktop.core.formats.reference_format import STATE_FILE
-from mlabs_desktop.core.formats.reference_reader import (glob_escape,
-    is_reference_checkpoint,
-    locate_reference_checkpoint,
-    read_reference_checkpoint)
+from mlabs_desktop.core.formats.reference_reader import (glob_escape, is_reference_checkpoint,
+                                                         locate_reference_checkpoint, read_reference_checkpoint)
 from mlabs_desktop.core.networks.weights import load_weight_arrays, save_weight_arrays
 
 CACHE_FOLDER = "checkpoints"

@@ -8,7 +8,7 @@ The files (layout in design.md)::
     fns.ckpt.meta                     the graph (optional; never needed here)
 
 Its 48 variables are unnamed (``Variable``, ``Variable_1``, ... ``Variable_47``),
-three per layer of `networks.LAYER_ORDER`: conv kernel, instance-norm shift,
+three per layer of `transform.LAYER_ORDER`: conv kernel, instance-norm shift,
 instance-norm scale. Conv kernels are ``[h, w, in, out]``; conv-transpose
 kernels ``[h, w, out, in]``, which is also Keras 3's ``Conv2DTranspose`` layout,
 so every array maps to our ``classic`` network unchanged. Adam slots

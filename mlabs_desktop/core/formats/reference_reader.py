@@ -14,16 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.formats.reference_format import (DATA_SUFFIX,
-    IGNORED_VARIABLES,
-    PREFIX_NAME,
-    STATE_FILE,
-    UNNAMED_VARIABLE,
-    VARIABLE_COUNT,
-    load_tensorflow,
-    reference_names,
-    reference_shapes,
-    short_error)
+from mlabs_desktop.core.formats.reference_format import (DATA_SUFFIX, IGNORED_VARIABLES, PREFIX_NAME, STATE_FILE,
+                                                         UNNAMED_VARIABLE, VARIABLE_COUNT, load_tensorflow,
+                                                         reference_names, reference_shapes, short_error)
 from mlabs_desktop.core.networks.weights import check_shapes
 
 

@@ -21,13 +21,8 @@ import numpy as np
 
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Model
-from mlabs_desktop.core.formats.reference_format import (DATA_SUFFIX,
-    PREFIX_NAME,
-    STATE_FILE,
-    load_tensorflow,
-    reference_names,
-    reference_shapes,
-    short_error)
+from mlabs_desktop.core.formats.reference_format import (DATA_SUFFIX, PREFIX_NAME, STATE_FILE, load_tensorflow,
+                                                         reference_names, reference_shapes, short_error)
 from mlabs_desktop.core.networks.weights import check_shapes
 
 

@@ -1,7 +1,7 @@
 """Out of memory: recognising it whichever backend raised it, and saying what to do about it in training.
 
-Stylizing answers it by tiling (`tiling`); training answers it with a smaller
-batch, continued from the last checkpoint (`training.Trainer.with_smaller_batch`).
+Stylizing answers it by tiling (`policy`); training answers it with a smaller
+batch, continued from the last checkpoint (`trainer.Trainer.with_smaller_batch`).
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ datasets mounted at ``/machinelabs/mounts/NAME`` (``mounts``). Here:
   refused) and checks its structure; every problem names the file, the line and
   the key. Platform-only keys (``dockerImageId``, ``cli``) and unknown ones land
   in `Lab.ignored`: reported, never errors.
-* `lab_plan.plan_lab` turns the lab into the argument list of ``mlabs-desktop
-  train`` or ``stylize`` (chosen from the flags), with mounts mapped to local
+* `plan.plan_lab` turns the lab into the argument list of ``mlabs-desktop
+  train`` or ``stylizer`` (chosen from the flags), with mounts mapped to local
   folders, relative paths anchored at the lab's working folder and
   ``hardwareType`` mapped to ``--device``. It reads the disk (do the folders
   exist?) but writes nothing.
-* `lab_inputs.fetch_inputs` fills ``WORKDIR/inputs/`` (from ``--input
+* `inputs.fetch_inputs` fills ``WORKDIR/inputs/`` (from ``--input
   NAME=FILE`` or through the download cache, concurrently) and creates
   ``WORKDIR/outputs/``.
 * `prepare_lab` does all of it and returns the plan, whose ``argv`` the command line runs.

@@ -17,9 +17,7 @@ half-written model listed.
 
 from __future__ import annotations
 
-import re
 import shutil
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +29,7 @@ import yaml
 from mlabs_desktop.core import atomic, paths
 from mlabs_desktop.core.config import ARCHITECTURES
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.filenames import slugify
 from mlabs_desktop.core.smallfiles import read_small_text
 from mlabs_desktop.core.locks import library_lock, training_lock
 from mlabs_desktop.core.networks.weights import load_weight_arrays, require_finite
@@ -97,14 +96,6 @@ def read_manifest(folder: Path) -> Manifest:
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: broken manifest ({exc})".replace("\n", " ")) from None
     return Manifest.from_mapping(data, str(path))
-
-
-def slugify(name: str) -> str:
-    """A folder name for a model name: portable on every OS, never empty."""
-    text = unicodedata.normalize("NFKC", name).strip()
-    text = re.sub(r"[\\/:*?\"<>|\x00-\x1f]+", "-", text)
-    text = re.sub(r"\s+", " ", text).strip(" .-")
-    return text[:80] or "model"
 
 
 @dataclass

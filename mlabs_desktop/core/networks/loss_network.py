@@ -5,7 +5,7 @@ Two files are supported, recognised by their content rather than their name:
 * Keras's ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (HDF5; Caffe weights whose
   first convolution expects BGR input minus the BGR mean), and
 * MatConvNet's ``imagenet-vgg-verydeep-19.mat`` (MATLAB 5; RGB input minus the RGB mean),
-  the file the seed's ``--vgg-path`` pointed at.
+  the file the 2017 MachineLabs lab's ``--vgg-path`` pointed at.
 
 Both become one canonical form at load time: kernels ``[h, w, in, out]`` float32 for a
 network that takes **RGB** minus ``MEAN_RGB``. For the Keras file the first kernel's input

@@ -43,7 +43,7 @@ class StylizeProgress:
 
 def run_any_size(forward: Callable[[np.ndarray], np.ndarray], tiled: Callable[[], object],
                  rgb: np.ndarray, device: DeviceInfo) -> np.ndarray:
-    """Whole when it fits, else tile by tile (`tiling`); ``tiled`` makes the tiled runner on demand."""
+    """Whole when it fits, else tile by tile (`policy`); ``tiled`` makes the tiled runner on demand."""
     from mlabs_desktop.core.tiling import policy as tiling
 
     if not tiling.should_tile(rgb.shape[0], rgb.shape[1], device.kind, device.memory_bytes):
@@ -106,7 +106,7 @@ class Stylizer:
         return "bfloat16"
 
     def tiled(self):
-        """The `tiling.TiledNetwork` for this network (built on first use)."""
+        """The `policy.TiledNetwork` for this network (built on first use)."""
         from mlabs_desktop.core.tiling.policy import TiledNetwork
 
         if self._tiled is None:
@@ -129,7 +129,7 @@ class Stylizer:
         """The network's float result (H, W, 3), unclipped, exactly the input's size.
 
         Big images, and any that run out of memory whole, go tile by tile in
-        bounded memory (`tiling`), with the whole image's result.
+        bounded memory (`policy`), with the whole image's result.
         """
         with device_scope(self.device):
             return run_any_size(self._forward, self.tiled, rgb, self.device)

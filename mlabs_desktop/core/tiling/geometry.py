@@ -1,7 +1,7 @@
 """Where the tiles go: aligned boxes, the tile plan for a memory budget, sample windows.
 
 Tiles start on multiples of `ALIGN` (the network's total stride), so the
-stride-2 grids of a tile coincide with the whole image's; see `tiling` for why
+stride-2 grids of a tile coincide with the whole image's; see `policy` for why
 the cores partition the image and the windows add context around them.
 """
 

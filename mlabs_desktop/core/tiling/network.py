@@ -1,9 +1,9 @@
 """The tiled runner: a transform network run tile by tile on any size of image, in bounded memory.
 
-`TiledNetwork` turns a functional model into steps (`tile_program`), sizes its
+`TiledNetwork` turns a functional model into steps (`program`), sizes its
 tiles from a memory model of one forward pass, gets every norm layer's
-statistics (`norm_statistics`) and writes each tile's core into the result.
-See `tiling` for why the result matches the whole image's.
+statistics (`statistics`) and writes each tile's core into the result.
+See `policy` for why the result matches the whole image's.
 """
 
 from __future__ import annotations
@@ -13,19 +13,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from mlabs_desktop.core.tiling.statistics import (PassMoments,
-    core_mask,
-    exact_pass_statistics,
-    frozen_norm,
-    layerwise_statistics,
-    statistics_difference)
-from mlabs_desktop.core.tiling.geometry import (SAMPLE_CORE,
-    Box,
-    Tile,
-    align_up,
-    core_array,
-    plan_tiles,
-    sample_tiles)
+from mlabs_desktop.core.tiling.statistics import (PassMoments, core_mask, exact_pass_statistics, frozen_norm,
+                                                  layerwise_statistics, statistics_difference)
+from mlabs_desktop.core.tiling.geometry import SAMPLE_CORE, Box, Tile, align_up, core_array, plan_tiles, sample_tiles
 from mlabs_desktop.core.tiling.program import Step, program, receptive_radius
 from mlabs_desktop.core.tiling.source import SourceImage
 

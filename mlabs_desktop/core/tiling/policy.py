@@ -5,7 +5,7 @@ reasons, and both are removed here rather than blended over:
 
 * **Context.** An output pixel depends on the input within the network's
   receptive field (9x9 convolutions, two stride-2 levels, ten 3x3 convolutions at
-  quarter resolution: 57 pixels for ``default``). `tile_program.receptive_radius` computes it
+  quarter resolution: 57 pixels for ``default``). `program.receptive_radius` computes it
   from the layer list; every tile reads its *core* plus a margin at least that
   wide and keeps only the core. Tiles start on multiples of 4, so the stride-2
   grids coincide with the whole image's, and a tile touching the image's edge
@@ -16,7 +16,7 @@ reasons, and both are removed here rather than blended over:
 * **Instance-norm statistics.** Every `InstanceNormalization` layer normalises
   by per-channel mean and variance over the whole image. Tiles run through the
   same layers with each norm layer's statistics given as an input (see
-  `norm_statistics.frozen_norm`), and the statistics come from a layer-by-layer pass over
+  `statistics.frozen_norm`), and the statistics come from a layer-by-layer pass over
   windows of the image: the windows are run up to a norm layer's input, the
   float64 moments of their cores are summed, and every window is normalised with
   the result before going on, so each layer's statistics see the earlier layers
@@ -33,17 +33,17 @@ windows spread evenly over the image (``"sample"``) or from a downscaled copy
 (``"downscale"``): also seamless, since every tile shares them, but these
 networks amplify small statistics errors (sampling 65% of a photo, about 2%
 median error per layer, moved a random-weight network's output by 6 levels on
-average), so they are opt-in (`tiled_network.HUGE_STATS`, ``huge_stats``): 3.6x faster on a
+average), so they are opt-in (`network.HUGE_STATS`, ``huge_stats``): 3.6x faster on a
 50-megapixel photo.
 
 Memory stays bounded: the photo stays uint8 (as decoded), each tile is made
 float32 on its own, and the result goes into a caller's array (uint8 for
 `stylize_file`) tile by tile.
 
-The pieces: `tile_geometry` (boxes and tile plans), `tile_source` (the photo,
-padded virtually), `tile_program` (the layer list and its reach),
-`norm_statistics` (measuring the statistics) and `tiled_network` (the runner).
-This module is the entry point `stylize` uses: when to tile, and retrying with
+The pieces: `geometry` (boxes and tile plans), `source` (the photo,
+padded virtually), `program` (the layer list and its reach),
+`statistics` (measuring the statistics) and `network` (the runner).
+This module is the entry point `stylizer` uses: when to tile, and retrying with
 smaller budgets when memory runs out.
 """
 

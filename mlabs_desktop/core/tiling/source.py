@@ -18,7 +18,7 @@ def _padded_index(n: int) -> np.ndarray:
     """For each row (or column) of the padded image, the source row it copies.
 
     Mirrors `inference.run_network`: edge-extend to MIN_SIDE, then reflect to a
-    multiple of 4 (edge where reflection lacks pixels, as `image_ops.pad_to_multiple`).
+    multiple of 4 (edge where reflection lacks pixels, as `ops.pad_to_multiple`).
     """
     n1 = max(n, MIN_SIDE)
     index = np.minimum(np.arange(n1), n - 1)

@@ -25,16 +25,8 @@ from mlabs_desktop.core.config import TrainingConfig, apply_params
 from mlabs_desktop.core.errors import UserError, disk_full_as_user_error
 from mlabs_desktop.core.events import CheckpointEvent, EventCallback, PreviewEvent
 from mlabs_desktop.core.networks.inference import run_network
-from mlabs_desktop.core.library.store import (CHECKPOINT,
-    LOSSES,
-    PREVIEW,
-    PREVIEWS,
-    STYLE_THUMB,
-    WEIGHTS,
-    Library,
-    Manifest,
-    Model,
-    slugify)
+from mlabs_desktop.core.library.store import CHECKPOINT, LOSSES, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Library, Manifest, Model
+from mlabs_desktop.core.filenames import slugify
 from mlabs_desktop.core.networks.weights import assign, model_arrays, save_weight_arrays
 
 if TYPE_CHECKING:
@@ -213,7 +205,7 @@ class ModelWriter:
             with disk_full_as_user_error(target):  # TensorFlow's own write errors name no errno
                 copy_model_to(model, target)
                 if model.manifest.architecture == "classic":
-                    # The seed's second lab reads these files (checkpoint, fns.ckpt.*).
+                    # The 2017 MachineLabs lab's second lab reads these files (checkpoint, fns.ckpt.*).
                     from mlabs_desktop.core.formats.reference_writer import write_reference_checkpoint
 
                     write_reference_checkpoint(model, target)
@@ -230,7 +222,7 @@ def checkpoint_dir_targets(target: Path) -> list[Path]:
 
 
 def copy_model_to(model: Model, target: Path) -> None:
-    """Copy a model's files into ``target`` (the seed's ``--checkpoint-dir``), each atomically."""
+    """Copy a model's files into ``target`` (the 2017 MachineLabs lab's ``--checkpoint-dir``), each atomically."""
     target.mkdir(parents=True, exist_ok=True)
     for source in sorted(model.folder.rglob("*")):
         relative = source.relative_to(model.folder)

@@ -1,4 +1,4 @@
-"""Compiled training steps, one per Keras backend (inference lives in `networks.inference`).
+"""Compiled training steps, one per Keras backend (inference lives in `transform.inference`).
 
 Model and loss code are backend-neutral; only taking gradients and compiling
 differ between TensorFlow, PyTorch and JAX, and that difference lives here.

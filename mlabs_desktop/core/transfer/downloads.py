@@ -5,8 +5,8 @@ fetch remote files through `fetch_to_path`, so a URL is fetched once and reused.
 Nothing here prints: the progress callback is the only output, and every failure a
 user can act on is a one-line `UserError`.
 
-The cache's layout is in `download_cache`; the transfer itself (resume, retries,
-redirects, verification) in `http_transfer`.
+The cache's layout is in `cache`; the transfer itself (resume, retries,
+redirects, verification) in `http`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Slow work (reading a 500 MB weights file, downloading 80 MB) runs in `Worker`
 threads; the dialog waits for or cancels its workers before it closes, so none
-outlives its window. The GPU status dialog is in `gpu_status_dialog`.
+outlives its window. The GPU status dialog is in `gpu_status`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.training.presets import list_presets
 from mlabs_desktop.gui.kit.common import Throttle, Worker, WorkerSet
 from mlabs_desktop.gui.dialogs.forms import BAD, GOOD, form_field, form_layout, form_row, note_label, set_note
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 
 # (url, md5, size): module-level so tests can point the download at a local server.
 VGG_DOWNLOAD = (vgg.KERAS_VGG19_URL, vgg.KERAS_VGG19_MD5, vgg.KERAS_VGG19_SIZE)

@@ -1,4 +1,4 @@
-"""The main window's File-menu model import and export: file and address dialogs over `model_transfer`."""
+"""The main window's File-menu model import and export: file and address dialogs over `transfer`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mlabs_desktop.core.outputs import WouldReplace
 from mlabs_desktop.gui.kit.common import MODEL_BUNDLE_SUFFIX, confirm_replace, wait_cursor
 from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import EXPORT_FORMATS, import_model
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 
 
 class ModelTransferActions:

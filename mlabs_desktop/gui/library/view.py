@@ -8,19 +8,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
-                               QListView, QMenu, QMessageBox, QPushButton, QSplitter, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListView,
+                               QMenu, QMessageBox, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.gui.library.cards import (CARD_ROLE,
-    CARD_SIZE,
-    CardDelegate,
-    CardModel,
-    ModelCard,
-    ThumbnailCache)
+from mlabs_desktop.gui.library.cards import CARD_ROLE, CARD_SIZE, CardDelegate, CardModel, ModelCard, ThumbnailCache
 from mlabs_desktop.gui.library.details import DetailsPane, set_font
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 
 class LibraryView(QWidget):
     view_requested = Signal(str)       # "train": the empty library's call to action

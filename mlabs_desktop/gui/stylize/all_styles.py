@@ -1,4 +1,4 @@
-"""All styles: one photo in every library style, as one grid picture (the seed's multi-styled image).
+"""All styles: one photo in every library style, as one grid picture (the 2017 MachineLabs post's multi-styled image).
 
 The tiles are computed by the serial stylize worker (so this never runs a second
 network beside the queue), the grid is composed in NumPy, and what the dialog

@@ -17,12 +17,8 @@ from PySide6.QtGui import (QColor, QCursor, QImage, QKeyEvent, QMouseEvent, QPai
                            QWheelEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from mlabs_desktop.gui.kit.canvas import (Pyramid,
-    paint_checkerboard,
-    paint_divider,
-    paint_label,
-    paint_message,
-    paint_note)
+from mlabs_desktop.gui.kit.canvas import (Pyramid, paint_checkerboard, paint_divider, paint_label, paint_message,
+                                          paint_note)
 
 MODES = ("split", "side-by-side")
 BACKGROUND = QColor(32, 33, 36)

@@ -1,6 +1,6 @@
-"""Smaller parts of the Stylize view: toolbar helpers, the empty state, drops, failure messages (saving is `photo_export`).
+"""Smaller parts of the Stylize view: toolbar helpers, the empty state, drops, failure messages (saving is `export`).
 
-Kept apart from `stylize_view` so that module reads as the flow of a photo
+Kept apart from `view` so that module reads as the flow of a photo
 through the queue; nothing here touches the network worker.
 """
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from mlabs_desktop.core.errors import Cancelled
 from mlabs_desktop.core.images.encode import SAVE_FORMATS, save_image
 from mlabs_desktop.core.images.decode import LoadedImage, load_image
-from mlabs_desktop.core.library.store import slugify
+from mlabs_desktop.core.filenames import slugify
 from mlabs_desktop.core.outputs import InputSet, occupied, styled_name
 from mlabs_desktop.core.stylize.stylizer import BlendOptions, finish
 from mlabs_desktop.gui.kit.common import Worker, confirm_replace

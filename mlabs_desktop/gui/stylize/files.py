@@ -12,7 +12,7 @@ from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.kit.common import local_path
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.stylize.style_picker import StylePanel
 from mlabs_desktop.gui.stylize.export import Exporter
 

@@ -1,4 +1,4 @@
-"""The photo queue of the Stylize view: what each photo holds, and the queue running it (the list is `photo_queue_list`).
+"""The photo queue of the Stylize view: what each photo holds, and the queue running it (the list is `queue_list`).
 
 An item keeps its original (float RGB + alpha) and the network's raw float result
 per style, so strength and colour changes re-blend from memory instead of running

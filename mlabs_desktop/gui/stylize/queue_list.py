@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import (QItemSelectionModel, QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt)
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QListWidget, QListWidgetItem, QStyle, QStyledItemDelegate,
                                QStyleOptionViewItem, QWidget)

@@ -3,7 +3,7 @@
 Data flow: dropped paths -> queue items -> one serial worker runs the network ->
 the raw float result is cached per item and style -> strength and colour options
 re-blend that cache in NumPy (never re-running the network) -> the comparison
-(`stylize_display`). Open, paste, save and copy are in `stylize_files`.
+(`display`). Open, paste, save and copy are in `files`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,10 @@ from mlabs_desktop.gui.kit.common import expand_images
 from mlabs_desktop.gui.stylize.export import Exporter
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
 from mlabs_desktop.gui.stylize.queue_list import PhotoQueueList
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.stylize.style_picker import StylePanel
-from mlabs_desktop.gui.stylize.chrome import (DropOverlay,
-    EmptyState,
-    FailureReport,
-    PhotoDropTarget,
-    panel_title,
-    text_button,
-    view_action)
+from mlabs_desktop.gui.stylize.chrome import (DropOverlay, EmptyState, FailureReport, PhotoDropTarget, panel_title,
+                                              text_button, view_action)
 from mlabs_desktop.gui.stylize.display import ComparisonDisplay
 from mlabs_desktop.gui.stylize.files import PhotoFileActions, Source
 

@@ -23,13 +23,7 @@ from mlabs_desktop.core.hardware.memory import out_of_memory
 from mlabs_desktop.core.stylize.stylizer import finish
 from mlabs_desktop.gui.stylize.blend_renderer import display_image
 from mlabs_desktop.gui.kit.common import Throttle
-from mlabs_desktop.gui.stylize.jobs import (AllStylesJob,
-    ImageLoaded,
-    LoadFailed,
-    StatusText,
-    Styled,
-    StyleJob,
-    Tile)
+from mlabs_desktop.gui.stylize.jobs import AllStylesJob, ImageLoaded, LoadFailed, StatusText, Styled, StyleJob, Tile
 
 if TYPE_CHECKING:
     from mlabs_desktop.core.library.store import Library

@@ -5,8 +5,8 @@ a queued photo or an "All styles" grid, goes through one `StylizeQueue`. Each jo
 runs in a `common.Worker` thread; the `Stylizer` (which imports TensorFlow) is
 made there on first use and cached per model, never at import or construction.
 
-What a job is and what it reports are in `stylize_jobs`; the work itself, in the
-worker thread, in `stylize_work`.
+What a job is and what it reports are in `jobs`; the work itself, in the
+worker thread, in `work`.
 """
 
 from __future__ import annotations

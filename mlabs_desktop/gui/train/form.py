@@ -21,15 +21,9 @@ from mlabs_desktop.core.config import PARAMS_BY_NAME, TrainingConfig, apply_para
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.core.training.model_writer import resume_config
-from mlabs_desktop.gui.services import Services
-from mlabs_desktop.gui.train.inputs import (ERROR_STYLE,
-    WARNING_STYLE,
-    form_group,
-    note_label,
-    set_note_style,
-    start_job,
-    wait_for,
-    with_error)
+from mlabs_desktop.gui.kit.services import Services
+from mlabs_desktop.gui.train.inputs import (ERROR_STYLE, WARNING_STYLE, form_group, note_label, set_note_style,
+                                            start_job, wait_for, with_error)
 from mlabs_desktop.gui.train.params import ParamsPanel
 from mlabs_desktop.gui.train.sources import SourcesGroup
 

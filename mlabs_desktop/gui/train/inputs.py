@@ -14,8 +14,8 @@ import numpy as np
 import shiboken6
 from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
-from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout, QSizePolicy, QVBoxLayout,
+                               QWidget)
 
 from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, is_image_path, load_image
 from mlabs_desktop.core.images.ops import to_uint8

@@ -23,7 +23,7 @@ from mlabs_desktop.core.training import presets
 from mlabs_desktop.core.config import PARAMS, TrainingConfig, coerce_param
 from mlabs_desktop.core.hardware.devices import no_gpu_hint
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.inputs import form_group, note_label, with_error
 
 STRENGTH_STEPS = 100            # slider positions per decade of style weight

@@ -20,15 +20,8 @@ from mlabs_desktop.core.images.decode import image_info
 from mlabs_desktop.core.training.dataset import FolderScan, scan_folder
 from mlabs_desktop.resources import sample_image
 from mlabs_desktop.gui.kit.common import Worker
-from mlabs_desktop.gui.train.inputs import (IMAGE_FILTER,
-    DropBox,
-    Thumb,
-    ThumbRow,
-    note_label,
-    read_thumbnails,
-    start_job,
-    styled_form,
-    with_error)
+from mlabs_desktop.gui.train.inputs import (IMAGE_FILTER, DropBox, Thumb, ThumbRow, note_label, read_thumbnails,
+                                            start_job, styled_form, with_error)
 
 
 def _scan_job(folder: str, count: int, side: int) -> tuple[FolderScan, list[np.ndarray | None], list[str]]:

@@ -17,15 +17,10 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPushBu
                                QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.events import (CheckpointEvent,
-    DoneEvent,
-    LogEvent,
-    OutOfMemoryEvent,
-    PreviewEvent,
-    StepEvent)
+from mlabs_desktop.core.events import CheckpointEvent, DoneEvent, LogEvent, OutOfMemoryEvent, PreviewEvent, StepEvent
 from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.gui.kit.common import pixmap_from_array
-from mlabs_desktop.gui.services import Services
+from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.form import TrainForm
 from mlabs_desktop.gui.train.inputs import _ALIVE, NOTE_STYLE, wait_for
 from mlabs_desktop.core.events import format_duration
