@@ -13,7 +13,12 @@ from pathlib import Path as _Path
 
 import pytest
 
-sys.path.insert(0, str(_Path(__file__).resolve().parent))
+_TESTS = _Path(__file__).resolve().parent
+# Tests mirror the package in folders; they import shared helpers (tests/*.py) and, in a few places,
+# each other's fixtures by module name, so every test folder is importable.
+for _folder in sorted({path.parent for path in _TESTS.rglob("test_*.py")} - {_TESTS}, reverse=True):
+    sys.path.insert(0, str(_folder))
+sys.path.insert(0, str(_TESTS))
 
 
 def pytest_configure(config: pytest.Config) -> None:

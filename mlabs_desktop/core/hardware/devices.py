@@ -157,7 +157,7 @@ def training_precision(device: DeviceInfo) -> str:
 
     bfloat16 from Ampere on (float32's range: no loss scaling, so no skipped
     steps), float16 with loss scaling on Volta and Turing. PyTorch is left in
-    float32: it runs eagerly, and on an H200 its steps were 10-25% slower mixed.
+    float32: it runs eagerly, and measured slower mixed (docs/decisions/precision-gate.md).
     """
     if not device.mixed_precision_helps or keras_backend() == "torch":
         return "float32"

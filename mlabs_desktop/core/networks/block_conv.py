@@ -2,11 +2,9 @@
 
 The transform network ends in a 9x9 convolution from 32 channels to 3. CPU
 convolution kernels vectorise over output channels, so 3 of a vector's 8 or 16
-lanes do work: on 2 cores it ran at 40 GFLOP/s, a fifth of the machine's
-matmul rate, and took a fifth of the whole network's time. Regrouping the
-image into 2x2 blocks (space to depth) turns it into the same sum as a 5x5
-convolution from 4x32 channels to 4x3 = 12: 1.23x the arithmetic, but 2.9x
-faster (266 ms -> 92 ms at 1024x680). Blocks of 3 or 4 pixels were slower.
+lanes do work. Regrouping the image into 2x2 blocks (space to depth) turns it
+into the same sum as a 5x5 convolution from 4x32 channels to 4x3 = 12: a
+little more arithmetic, much faster (docs/decisions/blocked-convolutions.md).
 
 The layer keeps `Conv2D`'s own kernel (9, 9, C, F): weights files, checkpoints
 and exports are unchanged; the 5x5 block kernel is gathered from it at each

@@ -3,8 +3,7 @@
 The `default` and `lite` networks grow the image with a "resize convolution":
 upsample by repeating each pixel 2x2, reflection-pad by 1, convolve 3x3. Done
 that way, the convolution runs on four times the pixels, three quarters of
-them copies, and the upsampled and padded tensors are written and read again
-(at 1024x680 the two upsampling stages took 0.49 s of the network's 1.45 s).
+them copies, and the upsampled and padded tensors are written and read again.
 
 Each output pixel's 3x3 window covers only a 2x2 patch of the original pixels,
 so each of the four output phases (even or odd row, even or odd column) is a
@@ -13,8 +12,7 @@ as one 2x2 convolution with 4x the output channels (vector units stay full),
 on the input edge-padded by 1 (the upsampled image's reflection padding reads
 exactly the border pixels again); each phase is then read at its own offset
 and the phases are interleaved. It does 16/36 of the multiply-adds and gives
-the same numbers up to float rounding: 0.28 s -> 0.08 s for up1 and
-0.22 s -> 0.13 s for up2 at 1024x680 on this project's 2-core machines.
+the same numbers up to float rounding (docs/decisions/blocked-convolutions.md).
 
 The layer keeps `Conv2D`'s own (3, 3, C, F) kernel: weights files,
 checkpoints and exports are unchanged. Only `keras.ops`, so it runs on every backend.

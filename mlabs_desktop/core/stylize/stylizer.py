@@ -172,9 +172,8 @@ class Stylizer:
 
         A pipeline: while the network works on one photo, a thread decodes the
         next and another finishes and encodes the previous, which hides them
-        where cores are spare. On 2 cores the network already uses both: eight
-        1024x680 JPEGs took 1.03-1.14x the network's own time, one at a time
-        0.97-1.10x (noise either way). Progress comes in order, once a file is saved.
+        where cores are spare (docs/performance.md). Progress comes in order, once a
+        file is saved.
         """
         from concurrent.futures import Future, ThreadPoolExecutor
 

@@ -31,10 +31,8 @@ up to that layer (about 6 forward passes' work), then a final pass through a
 compiled network with the statistics fixed. Cheaper estimates exist, from
 windows spread evenly over the image (``"sample"``) or from a downscaled copy
 (``"downscale"``): also seamless, since every tile shares them, but these
-networks amplify small statistics errors (sampling 65% of a photo, about 2%
-median error per layer, moved a random-weight network's output by 6 levels on
-average), so they are opt-in (`network.HUGE_STATS`, ``huge_stats``): 3.6x faster on a
-50-megapixel photo.
+networks amplify small statistics errors, so they are opt-in
+(`network.HUGE_STATS`, ``huge_stats``; docs/decisions/whole-or-tiled.md).
 
 Memory stays bounded: the photo stays uint8 (as decoded), each tile is made
 float32 on its own, and the result goes into a caller's array (uint8 for
@@ -78,11 +76,10 @@ CPU_WHOLE_SHARE = 0.5
 def whole_image_limit(device_kind: str = "cpu", memory_bytes: int | None = None) -> int:
     """The most pixels a photo may have and still run whole, not tile by tile.
 
-    Tiles cost time: each norm layer's statistics come from a first pass, so a 12 MP
-    photo took 62 s tiled and 33 s whole (classic, 2 cores). So a photo runs whole
-    when it fits: on a GPU whose memory is known, in half of it (tiles cost a GPU far
-    more: a 12 MP photo took 22 s tiled on an H200, well under a second whole); on
-    the CPU, in `CPU_WHOLE_SHARE` of the memory available now. Photos up to
+    Tiles cost time (each norm layer's statistics come from a first pass), so a photo
+    runs whole when it fits: on a GPU whose memory is known, in half of it; on the
+    CPU, in `CPU_WHOLE_SHARE` of the memory available now (figures in
+    docs/decisions/whole-or-tiled.md). Photos up to
     `TILE_ABOVE_PIXELS` always run whole; running out of memory falls back to tiles.
     """
     if device_kind == "gpu" and memory_bytes:
@@ -102,11 +99,9 @@ def should_tile(height: int, width: int, device_kind: str = "cpu", memory_bytes:
 def stats_memory_for(device_kind: str = "cpu", memory_bytes: int | None = None) -> int:
     """How much the one-pass statistics run may hold: a quarter of what is free, between 1 and 2.5 GB.
 
-    Holding every tile's activations measures the statistics in one pass (about
-    1.7x the network's own cost on a CPU); past this budget they take a pass per
-    norm layer (about 9x). A 12-megapixel photo needs 1.8-2 GB (classic,
-    default), so with memory to spare it goes in one pass: 42 s instead of 222 s
-    (classic, 2 cores). A GPU's share follows its own memory.
+    Holding every tile's activations measures the statistics in one pass; past this
+    budget they take a pass per norm layer, several times slower. A GPU's share
+    follows its own memory.
     """
     if device_kind == "gpu":
         free = memory_bytes

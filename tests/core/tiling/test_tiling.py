@@ -27,7 +27,7 @@ from mlabs_desktop.core.networks import inference
 from mlabs_desktop.core.networks.inference import run_network
 from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer
 
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "resources" / "samples"
 TOLERANCE = 2 / 255  # mean absolute difference allowed, in 0..255 levels (the issue allows 2 levels)
 
 

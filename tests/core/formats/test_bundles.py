@@ -23,7 +23,7 @@ import pytest
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Library, Manifest
 
-SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "chelsea.jpg"
+SAMPLE = Path(__file__).resolve().parents[3] / "resources" / "samples" / "chelsea.jpg"
 
 
 # ------------------------------------------------------------------ helpers

@@ -21,7 +21,7 @@ from PIL import Image
 
 from mlabs_desktop.cli import main as cli_module
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, check: bool = False, process: bool = False) -> subprocess.CompletedProcess:

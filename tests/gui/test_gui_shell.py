@@ -29,7 +29,7 @@ from mlabs_desktop.gui.kit.services import Services
 
 from gui_helpers import copy_model, dispose, drop, message_boxes, no_thread_leaks  # noqa: F401 - fixtures
 
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
 
 # ------------------------------------------------------------------ fixtures
@@ -131,7 +131,7 @@ def test_window_does_not_import_tensorflow(tmp_path: Path):
     """)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MLABS_DESKTOP_HOME=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                            timeout=120, cwd=Path(__file__).resolve().parents[1])
+                            timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert "TF False False" in result.stdout, result.stdout + result.stderr
 

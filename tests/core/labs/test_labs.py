@@ -27,7 +27,7 @@ from mlabs_desktop.core.labs.runner import parse_assignments
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import load_settings
 
-LABS = Path(__file__).resolve().parent / "labs"
+LABS = Path(__file__).resolve().parent  # the labs of the 2017 blog post, verbatim
 TRAIN_LAB = LABS / "train-lab.yaml"
 APPLY_LAB = LABS / "apply-lab.yaml"
 TEMPLATE_LAB = LABS / "template-lab.yaml"

@@ -178,7 +178,7 @@ def test_resume_needs_a_checkpoint(view, tiny_model):
 
 def test_thumbnail_cache_follows_mtime(tmp_path, qapp):
     image = tmp_path / "a.jpg"
-    shutil.copy(Path(__file__).resolve().parents[1] / "resources" / "samples" / "chelsea.jpg", image)
+    shutil.copy(Path(__file__).resolve().parents[3] / "resources" / "samples" / "chelsea.jpg", image)
     cache = ThumbnailCache()
     first = cache.get(image, 64)
     assert first is not None and (first.width(), first.height()) == (64, 64)

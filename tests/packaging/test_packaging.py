@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
 PACKAGE = ROOT / "mlabs_desktop"
 SPEC = PACKAGING / "mlabs-desktop.spec"
