@@ -43,11 +43,12 @@ def guarded(run: Callable[[], int]) -> int:
         _stderr("interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - turn known resource failures into advice
+        from mlabs_desktop.core import messages
         from mlabs_desktop.core.errors import disk_full_error
         from mlabs_desktop.core.hardware.memory import out_of_memory
 
         if out_of_memory(exc):
-            _stderr("error: out of memory; try a smaller --batch-size or --image-size (or --max-size)")
+            _stderr(f"error: {messages.out_of_memory(messages.CLI)}")
             return 2
         full = disk_full_error(exc, getattr(exc, "filename", None) or "a file")
         if full is not None:

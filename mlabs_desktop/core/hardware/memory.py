@@ -1,4 +1,4 @@
-"""Out of memory: recognising it whichever backend raised it, and saying what to do about it in training.
+"""Out of memory: recognising it whichever backend raised it (the one place that does), and the training error.
 
 Stylizing answers it by tiling (`policy`); training answers it with a smaller
 batch, continued from the last checkpoint (`trainer.Trainer.with_smaller_batch`).
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import OutOfMemoryEvent
+from mlabs_desktop.core.messages import CLI, training_out_of_memory
 
 # TensorFlow raises ResourceExhaustedError, PyTorch (torch.cuda.)OutOfMemoryError.
 _OOM_CLASSES = ("ResourceExhaustedError", "OutOfMemoryError")
@@ -26,28 +27,12 @@ def out_of_memory(exc: BaseException) -> bool:
             or (name in _XLA_CLASSES and "RESOURCE_EXHAUSTED" in str(exc)))
 
 
-def training_oom_message(event: OutOfMemoryEvent) -> str:
-    """One line: what ran out, what is kept, and the command that goes on from there."""
-    text = f"out of memory at batch size {event.batch_size} (step {event.step}); "
-    if event.model_name:
-        text += f"model '{event.model_name}' keeps its last checkpoint (step {event.checkpoint_step})"
-    else:
-        text += "nothing was saved yet"
-    smaller = event.smaller_batch
-    if smaller is None:
-        return text + (". Even one image per step does not fit: close other programs, or train a new model "
-                       "with a smaller --image-size or --architecture=lite")
-    retry = (f"Continue it with `mlabs-desktop resume \"{event.model_name}\" --batch-size={smaller}`"
-             if event.model_name else f"Try --batch-size={smaller}")
-    return text + f". {retry}, or add --auto-batch to retry with smaller batches automatically"
-
-
 class TrainingOutOfMemory(UserError):
     """A training step ran out of memory; the steps before it are checkpointed."""
 
     def __init__(self, event: OutOfMemoryEvent):
         self.event = event
-        super().__init__(training_oom_message(event))
+        super().__init__(training_out_of_memory(event, CLI))
 
 
 def host_memory() -> tuple[int, int] | None:

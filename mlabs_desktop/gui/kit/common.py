@@ -14,6 +14,7 @@ from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QUrl, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from mlabs_desktop.core import messages
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS
 from mlabs_desktop.core.hardware.memory import out_of_memory
@@ -157,7 +158,7 @@ class Worker(QThread):
         except UserError as exc:
             self.failed.emit(str(exc))
         except MemoryError:
-            self.failed.emit("Out of memory. Close other programs, or use a smaller batch or image size.")
+            self.failed.emit(messages.out_of_memory(messages.APP))
         except Exception as exc:  # noqa: BLE001 - every failure must reach the window
             self.failed.emit(describe_exception(exc))
         else:
@@ -168,8 +169,7 @@ def describe_exception(exc: BaseException) -> str:
     """A readable message for an unexpected failure, with what to do next."""
     name = type(exc).__name__
     if out_of_memory(exc):
-        return ("The GPU ran out of memory. Try a smaller batch size or image size, "
-                "or choose the CPU in the device picker.")
+        return messages.out_of_memory(messages.APP)
     import logging
 
     logging.getLogger("mlabs_desktop").error("unexpected error\n%s", "".join(

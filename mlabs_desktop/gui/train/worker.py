@@ -19,23 +19,20 @@ from PySide6.QtCore import QObject
 from mlabs_desktop.core.config import TrainingConfig
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import Event, PreviewEvent, StepEvent
-from mlabs_desktop.core.hardware.memory import out_of_memory
+from mlabs_desktop.core import messages
+from mlabs_desktop.core.hardware.memory import TrainingOutOfMemory, out_of_memory
 from mlabs_desktop.gui.kit.common import Worker
 
-OOM_ADVICE = ("The GPU ran out of memory. Lower the batch size or the image size (or use the lite "
-              "architecture) and start again, or choose the CPU in the device picker. A resumable "
-              "model keeps its last checkpoint.")
 PREVIEW_MAX_SIDE = 512
 
 
 def friendly_error(exc: BaseException) -> BaseException:
-    """Turn the failures people meet into a `UserError` saying what to do next."""
-    text = str(exc)
-    if isinstance(exc, MemoryError):
-        return UserError("The computer ran out of memory. Close other programs, or lower the batch "
-                         "size or image size.")
-    if out_of_memory(exc) or "OOM when allocating" in text or "out of memory" in text.lower():
-        return UserError(OOM_ADVICE)
+    """Turn the failures people meet into a `UserError` in the app's words, saying what to do next."""
+    if isinstance(exc, TrainingOutOfMemory):
+        text = messages.training_out_of_memory(exc.event, messages.APP)
+        return UserError(text[:1].upper() + text[1:] + ".")
+    if out_of_memory(exc):
+        return UserError(messages.out_of_memory(messages.APP, "training"))
     return exc
 
 
@@ -112,8 +109,10 @@ class TrainWorker(Worker):
             with self._lock:
                 self._trainer = trainer
             return trainer.run().name
-        except UserError:
-            raise
+        except UserError as exc:
+            if not isinstance(exc, TrainingOutOfMemory):
+                raise
+            raise friendly_error(exc) from exc
         except Exception as exc:  # noqa: BLE001 - every failure must reach the window
             friendly = friendly_error(exc)
             if friendly is exc:

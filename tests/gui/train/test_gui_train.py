@@ -20,7 +20,8 @@ from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.params import brush_to_scale, scale_to_brush, strength_to_weight, weight_to_strength
 from mlabs_desktop.gui.train.view import TrainView
-from mlabs_desktop.gui.train.worker import OOM_ADVICE, friendly_error
+from mlabs_desktop.core import messages
+from mlabs_desktop.gui.train.worker import friendly_error
 
 # photos_dir holds 6 photos: 3 steps per epoch at batch 2; checkpoints at steps 2 and 3 (the end).
 TINY = {"image-size": 32, "batch-size": 2, "epochs": 1, "max-steps": 0, "checkpoint-iterations": 2,
@@ -229,8 +230,10 @@ def test_friendly_error_for_gpu_out_of_memory():
     class ResourceExhaustedError(Exception):
         pass
 
-    assert str(friendly_error(ResourceExhaustedError("OOM when allocating tensor"))) == OOM_ADVICE
-    assert "batch size" in OOM_ADVICE
+    advice = str(friendly_error(ResourceExhaustedError("OOM when allocating tensor")))
+    assert advice == messages.out_of_memory(messages.APP, "training")
+    assert "Batch size" in advice and "--" not in advice  # the app's words, not flags
+    assert str(friendly_error(MemoryError())) == advice
     other = ValueError("x")
     assert friendly_error(other) is other
 

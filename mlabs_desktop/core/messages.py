@@ -1,0 +1,64 @@
+"""Advice to the user, worded once: the facts come in, and a `Voice` names the controls.
+
+The command line names its flags (``--batch-size``), the app its fields and buttons
+("Batch size"); the sentence around them is the same, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlabs_desktop.core.events import OutOfMemoryEvent
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How advice names each control the user can change."""
+
+    batch_size: str
+    image_size: str
+    smaller_photo: str     # how to stylize a smaller copy of a photo
+    lite: str
+    cpu: str
+    batch_of: str          # with {size}: a batch size set to a value
+    resume: str            # with {name} and {batch} (a `batch_of`): how to continue a model
+    auto_batch: str        # how to have smaller batches tried automatically ("" where the app asks anyway)
+
+
+CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo="with a smaller --max-size",
+            lite="--architecture=lite", cpu="--device=cpu", batch_of="--batch-size={size}",
+            resume='`mlabs-desktop resume "{name}" {batch}`',
+            auto_batch=", or add --auto-batch to retry with smaller batches automatically")
+APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
+            lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
+            resume="Resume on “{name}” in the Library with {batch}", auto_batch="")
+
+
+def out_of_memory(voice: Voice, task: str | None = None) -> str:
+    """Memory ran out (``task``: "training", "stylizing", or None when it is not known)."""
+    if task == "stylizing":
+        fix = f"close other programs, or stylize {voice.smaller_photo}, or use {voice.cpu}"
+    elif task == "training":
+        fix = (f"use a smaller {voice.batch_size} or {voice.image_size} (or {voice.lite}), close other programs, "
+               f"or train on {voice.cpu}")
+    else:
+        fix = (f"close other programs; to train, use a smaller {voice.batch_size} or {voice.image_size}; "
+               f"to stylize, stylize {voice.smaller_photo}")
+    return f"Out of memory: {fix}."
+
+
+def training_out_of_memory(event: OutOfMemoryEvent, voice: Voice) -> str:
+    """What ran out, what is kept, and how to go on from there."""
+    text = f"out of memory at batch size {event.batch_size} (step {event.step}); "
+    if event.model_name:
+        text += f"model '{event.model_name}' keeps its last checkpoint (step {event.checkpoint_step})"
+    else:
+        text += "nothing was saved yet"
+    smaller = event.smaller_batch
+    if smaller is None:
+        return text + (f". Even one image per step does not fit: close other programs, or train a new model "
+                       f"with a smaller {voice.image_size} or {voice.lite}")
+    batch = voice.batch_of.format(size=smaller)
+    retry = (f"Continue it with {voice.resume.format(name=event.model_name, batch=batch)}" if event.model_name
+             else f"Try {batch}")
+    return text + f". {retry}{voice.auto_batch}"

@@ -1,0 +1,38 @@
+"""Advice is worded once: the command line names flags, the app names fields, the sentence is the same."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mlabs_desktop.core import messages
+from mlabs_desktop.core.events import OutOfMemoryEvent
+
+EVENTS = [OutOfMemoryEvent(4, 2, 1, "oom", 0), OutOfMemoryEvent(1, 2, 1, "oom", 0), OutOfMemoryEvent(4, 1, 0, None, 3)]
+
+
+def skeleton(text: str, voice: messages.Voice) -> str:
+    """The sentence with the voice's control names taken out."""
+    for name in sorted((v for v in vars(voice).values() if "{" not in v and v), key=len, reverse=True):
+        text = text.replace(name, "<control>")
+    return re.sub(r"<control>.*?(?=[,.;]|$)", "<control>", text)
+
+
+@pytest.mark.parametrize("task", [None, "training", "stylizing"])
+def test_out_of_memory_is_one_sentence_in_two_voices(task):
+    cli, app = messages.out_of_memory(messages.CLI, task), messages.out_of_memory(messages.APP, task)
+    assert "--" in cli and "--" not in app
+    assert skeleton(cli, messages.CLI) == skeleton(app, messages.APP)
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_training_out_of_memory_names_flags_or_fields(event):
+    cli = messages.training_out_of_memory(event, messages.CLI)
+    app = messages.training_out_of_memory(event, messages.APP)
+    assert cli.startswith(f"out of memory at batch size {event.batch_size} (step {event.step})")
+    assert app.split(". ")[0] == cli.split(". ")[0]  # the facts are the same
+    assert "mlabs-desktop" not in app and "--" not in app
+    if event.smaller_batch and event.model_name:
+        assert f'`mlabs-desktop resume "oom" --batch-size={event.smaller_batch}`' in cli
+        assert f"Resume on “oom” in the Library with Batch size {event.smaller_batch}" in app
