@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QUrl, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
@@ -177,6 +178,11 @@ def describe_exception(exc: BaseException) -> str:
     return f"Something went wrong ({name}: {exc}). Details are in the log file (Help > Open log folder)."
 
 
+def _untrack(worker: Worker, track: set[Worker]) -> None:
+    worker.wait()  # `finished` comes a moment before the thread has really ended
+    track.discard(worker)
+
+
 class WorkerSet:
     """Keeps parentless workers referenced until their thread has really ended.
 
@@ -195,10 +201,34 @@ class WorkerSet:
         worker.start()
         return worker
 
+    def run(self, job: Callable[[], Any], on_done: Callable[[Any], None],
+            on_failed: Callable[[str], None] | None = None, name: str = "job",
+            receiver: QObject | None = None, track: set[Worker] | None = None) -> Worker:
+        """Run ``job()`` in a new `Worker`; its result or error message arrives on the GUI thread.
+
+        With ``receiver``, the callbacks are dropped once that widget is gone (a view
+        closed while its scan still ran). ``track`` holds the worker while it runs.
+        """
+        def guarded(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+            return lambda value: callback(value) if receiver is None or shiboken6.isValid(receiver) else None
+
+        worker = Worker(lambda report, cancelled: job(), None, name=name)
+        worker.succeeded.connect(guarded(on_done))
+        if on_failed is not None:
+            worker.failed.connect(guarded(on_failed))
+        if track is not None:
+            track.add(worker)
+            worker.finished.connect(lambda: _untrack(worker, track))
+        return self.start(worker)
+
     def _forget(self, worker: Worker) -> None:
         worker.wait()
         if worker in self._workers:
             self._workers.remove(worker)
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Wait, without cancelling, for every worker; False when one outlived the timeout."""
+        return all(worker.wait(timeout_ms) for worker in list(self._workers) if worker.isRunning())
 
     def stop(self, timeout_ms: int = 30_000) -> bool:
         """Cancel every worker and wait for it; False when one outlived the timeout."""

@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal
 
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import Settings, load_settings, save_settings
+from mlabs_desktop.gui.kit.common import WorkerSet
 
 
 class Hub(QObject):
@@ -25,6 +26,7 @@ class Hub(QObject):
 class Services:
     settings: Settings = field(default_factory=load_settings)
     hub: Hub = field(default_factory=Hub)
+    workers: WorkerSet = field(default_factory=WorkerSet)  # background jobs, kept until their thread ends
 
     def library(self) -> Library:
         # A new Library each time: the folder on disk is the truth, and the

@@ -23,7 +23,7 @@ from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.core.training.model_writer import resume_config
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.inputs import (ERROR_STYLE, WARNING_STYLE, form_group, note_label, set_note_style,
-                                            start_job, wait_for, with_error)
+                                            with_error)
 from mlabs_desktop.gui.train.params import ParamsPanel
 from mlabs_desktop.gui.train.sources import SourcesGroup
 
@@ -102,7 +102,7 @@ class TrainForm(QWidget):
                                        " #f3c98b; border-radius: 6px; padding: 8px 10px; }")
         self.vgg_warning.hide()
         self._layout.addWidget(self.vgg_warning)
-        self.sources = SourcesGroup()
+        self.sources = SourcesGroup(self.services.workers)
         self.sources.changed.connect(self.validate)
         self.sources.style_chosen.connect(self._suggest_name)
         self.error_labels.update(self.sources.error_labels)
@@ -172,8 +172,8 @@ class TrainForm(QWidget):
         """List GPUs in a worker (this imports TensorFlow, so it waits until the view is shown)."""
         if self._device_worker is not None:
             return
-        self._device_worker = start_job(_detect_and_warm_up, self._devices_found, self._devices_failed,
-                                        "devices", receiver=self)
+        self._device_worker = self.services.workers.run(_detect_and_warm_up, self._devices_found,
+                                                        self._devices_failed, "devices", receiver=self)
 
     def devices_requested(self) -> bool:
         return self._device_worker is not None
@@ -285,4 +285,4 @@ class TrainForm(QWidget):
         return [w for w in (*self.sources.workers, self._device_worker) if w is not None]
 
     def wait_for_workers(self, timeout_ms: int) -> bool:
-        return wait_for(self.workers(), timeout_ms)
+        return all(w.wait(timeout_ms) for w in self.workers() if w.isRunning())

@@ -8,11 +8,10 @@ arrays it gets back into pixmaps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 import numpy as np
-import shiboken6
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout, QSizePolicy, QVBoxLayout,
                                QWidget)
@@ -20,55 +19,13 @@ from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLab
 from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, is_image_path, load_image
 from mlabs_desktop.core.images.ops import to_uint8
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.gui.kit.common import Worker, accepts_drop, dropped_paths, pixmap_from_array
-
-# Workers are kept alive here until they finish: a QThread garbage-collected while
-# it runs aborts the process, and a view may be closed while a scan is still going.
-_ALIVE: set[Worker] = set()
+from mlabs_desktop.gui.kit.common import accepts_drop, dropped_paths, pixmap_from_array
 
 NOTE_STYLE = "color: #6b7280;"
 ERROR_STYLE = "color: #c62828;"
 WARNING_STYLE = "color: #a15c00;"
 OK_STYLE = "color: #2e7d32;"
 IMAGE_FILTER = "Images (" + " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)) + ")"
-
-
-def start_job(job: Callable[[], Any], on_done: Callable[[Any], None],
-              on_failed: Callable[[str], None] | None = None, name: str = "job",
-              receiver: QObject | None = None, track: set[Worker] | None = None) -> Worker:
-    """Run ``job()`` in a `Worker`; its result or error message arrives on the GUI thread.
-
-    With ``receiver``, the callbacks are dropped once that widget is gone (a view
-    closed while its scan was still running). ``track`` holds the worker while it runs.
-    """
-    def guarded(callback: Callable[[Any], None]) -> Callable[[Any], None]:
-        return lambda value: callback(value) if receiver is None or shiboken6.isValid(receiver) else None
-
-    worker = Worker(lambda report, cancelled: job(), None, name=name)
-    worker.succeeded.connect(guarded(on_done))
-    if on_failed is not None:
-        worker.failed.connect(guarded(on_failed))
-    _ALIVE.add(worker)
-    if track is not None:
-        track.add(worker)
-    # Connected before start(): a quick job may finish before the next line runs.
-    worker.finished.connect(lambda: _forget(worker, track))
-    worker.start()
-    return worker
-
-
-def _forget(worker: Worker, track: set[Worker] | None) -> None:
-    # `finished` is emitted just before the thread ends: wait the moment out before the
-    # last reference goes, or a still-running QThread would be destroyed.
-    worker.wait()
-    _ALIVE.discard(worker)
-    if track is not None:
-        track.discard(worker)
-
-
-def wait_for(workers: Iterable[Worker], timeout_ms: int) -> bool:
-    """Wait for every still-running worker; False when one outlived the timeout."""
-    return all(w.wait(timeout_ms) for w in list(workers) if w.isRunning())
 
 
 def read_thumbnails(paths: Iterable[Path | str], side: int) -> list[np.ndarray | None]:

@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
 from mlabs_desktop.core.images.decode import image_info
 from mlabs_desktop.core.training.dataset import FolderScan, scan_folder
 from mlabs_desktop.resources import sample_image
-from mlabs_desktop.gui.kit.common import Worker
+from mlabs_desktop.gui.kit.common import Worker, WorkerSet
 from mlabs_desktop.gui.train.inputs import (IMAGE_FILTER, DropBox, Thumb, ThumbRow, note_label, read_thumbnails,
-                                            start_job, styled_form, with_error)
+                                            styled_form, with_error)
 
 
 def _scan_job(folder: str, count: int, side: int) -> tuple[FolderScan, list[np.ndarray | None], list[str]]:
@@ -37,8 +37,10 @@ class SourcesGroup(QGroupBox):
     changed = Signal()
     style_chosen = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, jobs: WorkerSet, parent: QWidget | None = None):
+        """``jobs`` runs the scans and thumbnails (the app's, so they outlive a closed view)."""
         super().__init__("Images", parent)
+        self._jobs = jobs
         self.style_path = ""
         self._style_size: tuple[int, int] | None = None
         self.scan: FolderScan | None = None
@@ -141,8 +143,9 @@ class SourcesGroup(QGroupBox):
         self.style_info.setText(f"{self._style_size[0]} × {self._style_size[1]} px" if self._style_size else "")
         self.style_thumb.clear_image("…")
         if self._style_size:
-            start_job(lambda: read_thumbnails([path], 176)[0], lambda rgb: self.style_thumb.set_array(rgb, str(path)),
-                      name="style-thumb", receiver=self, track=self.workers)
+            self._jobs.run(lambda: read_thumbnails([path], 176)[0],
+                           lambda rgb: self.style_thumb.set_array(rgb, str(path)),
+                           name="style-thumb", receiver=self, track=self.workers)
             self.style_chosen.emit(str(path))
         else:
             self.style_thumb.clear_image("?")
@@ -161,8 +164,8 @@ class SourcesGroup(QGroupBox):
         self.folder_summary.setText("Scanning the folder…" if text else "")
         if text:
             gen = self._scan_gen
-            start_job(lambda: _scan_job(text, 6, 100), partial(self._scanned, gen), partial(self._scan_failed, gen),
-                      name="folder-scan", receiver=self, track=self.workers)
+            self._jobs.run(lambda: _scan_job(text, 6, 100), partial(self._scanned, gen),
+                           partial(self._scan_failed, gen), name="folder-scan", receiver=self, track=self.workers)
         self.changed.emit()
 
     def set_test(self, path: str | None) -> None:

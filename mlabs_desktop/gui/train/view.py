@@ -22,7 +22,7 @@ from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.gui.kit.common import pixmap_from_array
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.form import TrainForm
-from mlabs_desktop.gui.train.inputs import _ALIVE, NOTE_STYLE, wait_for
+from mlabs_desktop.gui.train.inputs import NOTE_STYLE
 from mlabs_desktop.core.events import format_duration
 from mlabs_desktop.gui.train.live import LivePanel
 from mlabs_desktop.gui.train.worker import TrainWorker
@@ -103,7 +103,7 @@ class TrainView(QWidget):
     def shutdown(self, timeout_ms: int) -> bool:
         """Wait for background jobs (folder scans, device detection) before the app exits."""
         self._detect_timer.stop()
-        return wait_for(_ALIVE, timeout_ms)
+        return self.services.workers.wait(timeout_ms)
 
     def is_training(self) -> bool:
         return self._worker is not None and self._worker.isRunning()
