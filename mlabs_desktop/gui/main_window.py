@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidgetIte
 
 from mlabs_desktop import __version__
 from mlabs_desktop.core import paths
-from mlabs_desktop.gui.kit.common import Worker, WorkerSet, accepts_drop, dropped_paths, dropped_urls
+from mlabs_desktop.gui.kit.common import WorkerSet, accepts_drop, dropped_paths, dropped_urls
 from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import is_importable
 from mlabs_desktop.gui.library.transfer_actions import ModelTransferActions
@@ -60,9 +60,7 @@ class MainWindow(ModelTransferActions, QMainWindow):
         super().__init__(parent)
         self.services = services
         self.persist_state = persist_state
-        self.devices: list | None = None          # DeviceInfo list once detected
         self.workers = WorkerSet()   # closeEvent waits for them
-        self._detector: Worker | None = None
         self.setWindowTitle("MachineLabs Desktop")
         self.setMinimumSize(QSize(960, 620))
         self.setAcceptDrops(True)
@@ -196,22 +194,16 @@ class MainWindow(ModelTransferActions, QMainWindow):
 
     # ------------------------------------------------------------- devices
     def start_device_detection(self) -> None:
-        """Detect compute devices off the GUI thread: it imports TensorFlow, which takes seconds."""
-        if self._detector is not None:
+        """Ask the app's device service for the list (it imports TensorFlow in the background)."""
+        service = self.services.devices
+        if service.requested:
             return
-
-        def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> list:
-            from mlabs_desktop.core.hardware import devices  # looked up at call time, so tests can replace it
-            return devices.detect_devices()
-
         self.device_label.setText("Detecting device…")
-        self._detector = Worker(job, name="device-detection")
-        self._detector.succeeded.connect(self._on_devices)
-        self._detector.failed.connect(self._on_devices_failed)
-        self.workers.start(self._detector)
+        service.found.connect(self._on_devices)
+        service.failed.connect(self._on_devices_failed)
+        service.request()
 
     def _on_devices(self, devices: list) -> None:
-        self.devices = devices
         gpus = [d for d in devices if d.kind == "gpu"]
         label = f"GPU: {gpus[0].name}" if gpus else "CPU"
         self.device_label.setText(label)
@@ -233,7 +225,7 @@ class MainWindow(ModelTransferActions, QMainWindow):
 
     def open_gpu_status(self) -> None:
         from mlabs_desktop.gui.dialogs.gpu_status import GpuStatusDialog
-        dialog = GpuStatusDialog(self.devices, self)
+        dialog = GpuStatusDialog(self.services.devices, self)
         dialog.exec()
         dialog.deleteLater()
 

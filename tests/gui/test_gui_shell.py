@@ -395,7 +395,7 @@ def test_gpu_status_dialog(qtbot, fake_devices, gpu: bool):
 
     if gpu:
         fake_devices.insert(0, DeviceInfo("gpu", "Fake RTX", 0, (8, 9)))
-    dialog = GpuStatusDialog(None)
+    dialog = GpuStatusDialog(Services().devices)
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: "found" in dialog.summary.text().lower(), timeout=5000)
     assert ("Fake RTX" in dialog.device_list.text()) == gpu

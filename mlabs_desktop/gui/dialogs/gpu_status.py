@@ -1,18 +1,17 @@
 """The GPU status dialog: which devices the Keras backend sees, and how to get a GPU when it sees none.
 
-Listing devices imports TensorFlow, so it runs in a `Worker`; the dialog stops
-it before it closes.
+The list comes from the app's one `DeviceService` (detection imports TensorFlow, in
+the background); the dialog shows it as soon as it is known.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
-from mlabs_desktop.gui.kit.common import Worker, WorkerSet
+from mlabs_desktop.gui.kit.device_service import DeviceService
 from mlabs_desktop.gui.dialogs.forms import BAD, note_label, set_note
 from mlabs_desktop.gui.library.details import set_font
 
@@ -20,9 +19,8 @@ from mlabs_desktop.gui.library.details import set_font
 class GpuStatusDialog(QDialog):
     """Which devices the Keras backend sees, and how to get a GPU when it sees none."""
 
-    def __init__(self, devices: list | None = None, parent: QWidget | None = None):
+    def __init__(self, devices: DeviceService, parent: QWidget | None = None):
         super().__init__(parent)
-        self.workers = WorkerSet()
         self.setWindowTitle("GPU status")
         self.setMinimumWidth(560)
         self.summary = QLabel("Looking for devices (loading TensorFlow)…")
@@ -44,18 +42,22 @@ class GpuStatusDialog(QDialog):
         layout.addStretch(1)
         layout.addWidget(buttons)
 
-        def job(report: Callable[[Any], None], cancelled: Callable[[], bool]) -> tuple[list, str]:
-            from mlabs_desktop.core.hardware import devices as core_devices
-            found = devices if devices is not None else core_devices.detect_devices()
-            return found, _versions(core_devices.keras_backend())
+        if devices.devices is not None:
+            self.show_devices(devices.devices)
+        elif devices.error is not None:
+            self._failed(devices.error)
+        else:
+            devices.found.connect(self.show_devices)
+            devices.failed.connect(self._failed)
+            devices.request()
 
-        worker = Worker(job, name="gpu-status")
-        worker.succeeded.connect(lambda result: self.show_devices(*result))
-        worker.failed.connect(lambda msg: set_note(self.hint, f"Device detection failed: {msg}", BAD))
-        self.workers.start(worker)
+    def _failed(self, message: str) -> None:
+        set_note(self.hint, f"Device detection failed: {message}", BAD)
 
-    def show_devices(self, devices: list, versions: str) -> None:
-        from mlabs_desktop.core.hardware.devices import no_gpu_hint
+    def show_devices(self, devices: list) -> None:
+        from mlabs_desktop.core.hardware.devices import keras_backend, no_gpu_hint
+
+        versions = _versions(keras_backend())
         gpus = [d for d in devices if d.kind == "gpu"]
         self.summary.setText(f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''} found" if gpus
                              else "No GPU found: training and stylizing run on the CPU")
@@ -72,10 +74,6 @@ class GpuStatusDialog(QDialog):
         self.versions.setText(versions)
         # A top-level window does not grow by itself for wrapped text set after it was shown.
         self.adjustSize()
-
-    def done(self, result: int) -> None:
-        super().done(result)   # hide first: waiting for a worker below may take a moment
-        self.workers.stop()
 
 
 def _versions(backend: str) -> str:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.settings import Settings, load_settings, save_settings
 from mlabs_desktop.gui.kit.common import WorkerSet
+from mlabs_desktop.gui.kit.device_service import DeviceService
 
 
 class Hub(QObject):
@@ -27,6 +28,10 @@ class Services:
     settings: Settings = field(default_factory=load_settings)
     hub: Hub = field(default_factory=Hub)
     workers: WorkerSet = field(default_factory=WorkerSet)  # background jobs, kept until their thread ends
+    devices: DeviceService = field(init=False)              # the compute devices, detected once
+
+    def __post_init__(self) -> None:
+        self.devices = DeviceService(self.workers)
 
     def library(self) -> Library:
         # A new Library each time: the folder on disk is the truth, and the

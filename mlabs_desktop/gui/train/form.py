@@ -28,21 +28,6 @@ from mlabs_desktop.gui.train.params import ParamsPanel
 from mlabs_desktop.gui.train.sources import SourcesGroup
 
 
-def _detect_and_warm_up() -> list:
-    """Worker thread: list the devices, then import the trainer's modules.
-
-    An import holds the GIL while it loads and compiles, stalling the window for
-    up to a few hundred milliseconds; done here, right after the view opens, the
-    first press of Start does not pay for it.
-    """
-    from mlabs_desktop.core.hardware.devices import detect_devices
-
-    devices = detect_devices()
-    from mlabs_desktop.core.training import trainer as training  # noqa: F401 - warm-up import
-
-    return devices
-
-
 class TrainForm(QWidget):
     """The left column of the Train view; `config()` is what Start trains."""
 
@@ -56,7 +41,6 @@ class TrainForm(QWidget):
         self.init_from: str | None = None
         self.errors: dict[str, str] = {}
         self.error_labels: dict[str, QLabel] = {}
-        self._device_worker = None
         self._vgg_path: Path | None = None
         self._vgg_error: str | None = None
         self._name_touched = False
@@ -64,6 +48,8 @@ class TrainForm(QWidget):
         self._busy = False
         self._build()
         self.refresh_vgg()
+        services.devices.found.connect(self._devices_found)
+        services.devices.failed.connect(self._devices_failed)
 
     # The parameter editors live in `ParamsPanel`; these make them reachable from here.
     @property
@@ -169,14 +155,16 @@ class TrainForm(QWidget):
         self.validate()
 
     def start_device_detection(self) -> None:
-        """List GPUs in a worker (this imports TensorFlow, so it waits until the view is shown)."""
-        if self._device_worker is not None:
-            return
-        self._device_worker = self.services.workers.run(_detect_and_warm_up, self._devices_found,
-                                                        self._devices_failed, "devices", receiver=self)
+        """Ask for the device list (detecting imports TensorFlow, so it waits until the view is shown)."""
+        service = self.services.devices
+        if service.devices is not None:
+            self._devices_found(service.devices)
+        elif service.error is not None:
+            self._devices_failed(service.error)
+        service.request()
 
     def devices_requested(self) -> bool:
-        return self._device_worker is not None
+        return self.services.devices.requested
 
     def _devices_found(self, devices: list) -> None:
         self.params_panel.set_devices([d for d in devices if d.kind == "gpu"])
@@ -282,7 +270,7 @@ class TrainForm(QWidget):
         self.validate()
 
     def workers(self) -> list:
-        return [w for w in (*self.sources.workers, self._device_worker) if w is not None]
+        return list(self.sources.workers)
 
     def wait_for_workers(self, timeout_ms: int) -> bool:
         return all(w.wait(timeout_ms) for w in self.workers() if w.isRunning())
