@@ -6,9 +6,10 @@ The sidebar is drawn in `sidebar`; the File menu's model import and export live 
 
 from __future__ import annotations
 
+
 import html
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
@@ -23,6 +24,10 @@ from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import is_importable
 from mlabs_desktop.gui.library.transfer_actions import ModelTransferActions
 from mlabs_desktop.gui.kit.services import Services
+
+if TYPE_CHECKING:  # imported lazily at run time: a broken view becomes a placeholder, not a dead app
+    from mlabs_desktop.gui.stylize.view import StylizeView
+    from mlabs_desktop.gui.train.view import TrainView
 from mlabs_desktop.gui.sidebar import make_sidebar, sidebar_icon
 
 log = logging.getLogger("mlabs_desktop.gui")
@@ -38,19 +43,16 @@ WORKER_EXIT_TIMEOUT_MS = 30_000      # device detection may be in the middle of 
 
 # ------------------------------------------------------------------ helpers
 
+PLACEHOLDER = "placeholder-"  # object-name prefix of a view that could not be built
+
+
 def placeholder_view(title: str, reason: str) -> QLabel:
     label = QLabel(f"<h2>{title}</h2><p>This view is not available in this build.</p>"
                    f"<p style='color:gray'>{html.escape(reason)}</p>")
     label.setAlignment(Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
-    label.setObjectName(f"placeholder-{title.lower()}")
+    label.setObjectName(f"{PLACEHOLDER}{title.lower()}")
     return label
-
-
-def call_view(view: QWidget, method: str, *args: Any, default: Any = None) -> Any:
-    """Call a contract method of a view that may be a placeholder."""
-    fn = getattr(view, method, None)
-    return fn(*args) if callable(fn) else default
 
 
 # ------------------------------------------------------------------ window
@@ -75,6 +77,9 @@ class MainWindow(ModelTransferActions, QMainWindow):
             self.stack.addWidget(view)
             QListWidgetItem(sidebar_icon(name, icon_color), VIEW_TITLES[name], self.sidebar)
         self.library_view: LibraryView = self.views["library"]  # type: ignore[assignment]
+        # The Train and Stylize views, or None where a broken one was replaced by a placeholder.
+        self.train_view: TrainView | None = self._real(self.views["train"])  # type: ignore[assignment]
+        self.stylize_view: StylizeView | None = self._real(self.views["stylize"])  # type: ignore[assignment]
         self.sidebar.currentRowChanged.connect(self._on_row_changed)
 
         central = QWidget()
@@ -118,6 +123,11 @@ class MainWindow(ModelTransferActions, QMainWindow):
         except ImportError as exc:
             log.warning("%s view unavailable: %s", name, exc)
             return placeholder_view(VIEW_TITLES[name], str(exc))
+
+    @staticmethod
+    def _real(view: QWidget) -> QWidget | None:
+        """The view itself, or None for the placeholder of a view that could not be built."""
+        return None if view.objectName().startswith(PLACEHOLDER) else view
 
     def show_view(self, name: str) -> None:
         if name not in VIEW_NAMES:
@@ -185,12 +195,13 @@ class MainWindow(ModelTransferActions, QMainWindow):
 
     def _stylize_with(self, name: str) -> None:
         self.show_view("stylize")
-        call_view(self.views["stylize"], "select_style", name)
+        if self.stylize_view is not None:
+            self.stylize_view.select_style(name)
 
     def _train_from(self, name: str, mode: str) -> None:
         self.show_view("train")
-        method = "resume_model" if mode == "resume" else "fine_tune_from"
-        call_view(self.views["train"], method, name)
+        if self.train_view is not None:
+            (self.train_view.resume_model if mode == "resume" else self.train_view.fine_tune_from)(name)
 
     # ------------------------------------------------------------- devices
     def start_device_detection(self) -> None:
@@ -260,11 +271,10 @@ class MainWindow(ModelTransferActions, QMainWindow):
             self.import_models(models)
         if others or urls:
             self.show_view("stylize")
-            view = self.views["stylize"]
-            if others:
-                call_view(view, "open_paths", others)
-            if urls:
-                call_view(view, "open_urls", urls)
+            if self.stylize_view is not None and others:
+                self.stylize_view.open_paths(others)
+            if self.stylize_view is not None and urls:
+                self.stylize_view.open_urls(urls)
 
     # --------------------------------------------------------------- state
     def _settings(self) -> QSettings:
@@ -308,14 +318,15 @@ class MainWindow(ModelTransferActions, QMainWindow):
         self.save_state()
         self.hide()   # waiting below can take seconds (TensorFlow import); don't look frozen
         self.workers.stop(WORKER_EXIT_TIMEOUT_MS)
-        call_view(self.views["train"], "shutdown", WORKER_EXIT_TIMEOUT_MS)
+        if self.train_view is not None:
+            self.train_view.shutdown(WORKER_EXIT_TIMEOUT_MS)
         event.accept()
 
     def _finish_running_work(self) -> bool:
         """Ask, then stop training (a checkpoint is saved) and stylizing; False keeps the window open."""
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
-        train, stylize = self.views["train"], self.views["stylize"]
-        if call_view(train, "is_training", default=False):
+        train, stylize = self.train_view, self.stylize_view
+        if train is not None and train.is_training():
             if QMessageBox.question(self, "Quit", "Training is running. Stop it (a checkpoint is saved) "
                                     "and quit?", yes | no, no) != yes:
                 return False
@@ -325,7 +336,7 @@ class MainWindow(ModelTransferActions, QMainWindow):
                 QMessageBox.warning(self, "Quit", "Training is still saving its checkpoint. "
                                     "Try again in a moment.")
                 return False
-        if call_view(stylize, "is_busy", default=False):
+        if stylize is not None and stylize.is_busy():
             if QMessageBox.question(self, "Quit", "Stylizing is running. Cancel it and quit?",
                                     yes | no, no) != yes:
                 return False

@@ -448,3 +448,18 @@ def test_logging_to_a_rotating_file(monkeypatch):
     monkeypatch.setattr(sys, "stderr", None)     # a windowed build: no console handler at all
     setup_logging()
     assert all(type(h) is not logging.StreamHandler for h in logger.handlers)
+
+
+def test_a_view_that_cannot_be_built_leaves_a_placeholder_and_a_working_window(qtbot, monkeypatch):
+    import sys
+
+    from mlabs_desktop.gui.main_window import MainWindow
+
+    monkeypatch.setitem(sys.modules, "mlabs_desktop.gui.train.view", None)  # its import fails
+    win = MainWindow(Services(), persist_state=False)
+    qtbot.addWidget(win)
+    assert win.train_view is None and win.stylize_view is not None
+    assert win.views["train"].objectName() == "placeholder-train"
+    win.services.hub.train_from.emit("anything", "resume")  # reaches no view, raises nothing
+    assert win.current_view() == "train"
+    win.close()

@@ -7,18 +7,20 @@ from PySide6.QtCore import QObject, Signal
 from mlabs_desktop.gui.kit.common import WorkerSet
 
 
-def _detect_and_warm_up() -> list:
-    """Worker thread: list the devices (this imports TensorFlow), then import the trainer's modules.
+def _detect() -> list:
+    """Worker thread: list the devices (this imports TensorFlow)."""
+    from mlabs_desktop.core.hardware import devices  # looked up at call time, so tests can replace it
+
+    return devices.detect_devices()
+
+
+def _warm_up() -> None:
+    """Worker thread: import the trainer's modules once the devices are known.
 
     An import holds the GIL while it loads and compiles, stalling the window for up to
     a few hundred milliseconds; done here, in the background, Start does not pay for it.
     """
-    from mlabs_desktop.core.hardware import devices  # looked up at call time, so tests can replace it
-
-    found = devices.detect_devices()
     from mlabs_desktop.core.training import trainer  # noqa: F401 - warm-up import
-
-    return found
 
 
 class DeviceService(QObject):
@@ -41,11 +43,12 @@ class DeviceService(QObject):
         if self.requested:
             return
         self.requested = True
-        self._workers.run(_detect_and_warm_up, self._found, self._failed, "device-detection", receiver=self)
+        self._workers.run(_detect, self._found, self._failed, "device-detection", receiver=self)
 
     def _found(self, devices: list) -> None:
         self.devices = devices
         self.found.emit(devices)
+        self._workers.run(_warm_up, lambda _: None, name="warm-up")
 
     def _failed(self, message: str) -> None:
         self.error = message
