@@ -23,15 +23,19 @@ class Voice:
     batch_of: str          # with {size}: a batch size set to a value
     resume: str            # with {name} and {batch} (a `batch_of`): how to continue a model
     auto_batch: str        # how to have smaller batches tried automatically ("" where the app asks anyway)
+    get_vgg: str           # with {url}: how to download the VGG19 weights
+    pick_vgg: str          # how to point at a VGG19 file the user already has
 
 
 CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo="with a smaller --max-size",
             lite="--architecture=lite", cpu="--device=cpu", batch_of="--batch-size={size}",
             resume='`mlabs-desktop resume "{name}" {batch}`',
-            auto_batch=", or add --auto-batch to retry with smaller batches automatically")
+            auto_batch=", or add --auto-batch to retry with smaller batches automatically",
+            get_vgg="run `mlabs-desktop download vgg19` (or download {url})", pick_vgg="pass --vgg-path with a file you already have")
 APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
             lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
-            resume="Resume on “{name}” in the Library with {batch}", auto_batch="")
+            resume="Resume on “{name}” in the Library with {batch}", auto_batch="",
+            get_vgg="open Settings > Download", pick_vgg="choose a file you already have in Settings")
 
 
 def out_of_memory(voice: Voice, task: str | None = None) -> str:
@@ -62,3 +66,10 @@ def training_out_of_memory(event: OutOfMemoryEvent, voice: Voice) -> str:
     retry = (f"Continue it with {voice.resume.format(name=event.model_name, batch=batch)}" if event.model_name
              else f"Try {batch}")
     return text + f". {retry}{voice.auto_batch}"
+
+
+def vgg_missing(voice: Voice, url: str, where: str = "") -> str:
+    """The VGG19 weights that measure the losses are not there (``where``: where they were looked for)."""
+    return (f"The VGG19 weights that measure the losses are missing{' ' + where if where else ''}: "
+            f"{voice.get_vgg.format(url=url)} to fetch them (80 MB), or {voice.pick_vgg} (Keras's notop .h5 "
+            "or the MatConvNet .mat)")

@@ -36,3 +36,11 @@ def test_training_out_of_memory_names_flags_or_fields(event):
     if event.smaller_batch and event.model_name:
         assert f'`mlabs-desktop resume "oom" --batch-size={event.smaller_batch}`' in cli
         assert f"Resume on “oom” in the Library with Batch size {event.smaller_batch}" in app
+
+
+def test_missing_vgg_weights_say_how_in_each_voice():
+    cli = messages.vgg_missing(messages.CLI, "https://x/vgg.h5", "at /x.h5")
+    app = messages.vgg_missing(messages.APP, "https://x/vgg.h5")
+    assert "https://x/vgg.h5" in cli and "https://" not in app
+    assert "mlabs-desktop download vgg19" in cli and "--vgg-path" in cli and "at /x.h5" in cli
+    assert "Settings > Download" in app and "--" not in app and "mlabs-desktop" not in app

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
+from mlabs_desktop.core import messages
 from mlabs_desktop.core import paths
 from mlabs_desktop.core.errors import UserError
 
@@ -92,11 +93,16 @@ class VGGWeights:
         return MEAN_RGB
 
 
+class VggWeightsMissing(UserError):
+    """No VGG19 file where it was looked for; the command line and the app word the advice each their way."""
+
+    def __init__(self, where: str):
+        self.where = where
+        super().__init__(messages.vgg_missing(messages.CLI, KERAS_VGG19_URL, where))
+
+
 def _not_found(where: str) -> UserError:
-    return UserError(
-        f"VGG19 weights not found {where}. Download {KERAS_VGG19_FILENAME} (80 MB) from "
-        f"{KERAS_VGG19_URL} or run `mlabs-desktop download vgg19`, then pass --vgg-path"
-    )
+    return VggWeightsMissing(where)
 
 
 def find_vgg_weights(explicit: str | Path | None = None) -> Path:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButto
 
 from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.config import PARAMS_BY_NAME, TrainingConfig, apply_params
+from mlabs_desktop.core import messages
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.core.training.model_writer import resume_config
@@ -149,8 +150,7 @@ class TrainForm(QWidget):
             self.vgg_note.setToolTip(str(self._vgg_path))
         except UserError:
             self._vgg_path = None
-            self._vgg_error = ("The VGG19 weights that measure the losses are missing. Open Settings > "
-                               "Download to fetch them (80 MB), or point Settings at a file you already have.")
+            self._vgg_error = messages.vgg_missing(messages.APP, vgg.KERAS_VGG19_URL) + "."
             self.vgg_note.setText("Missing: see the note at the top.")
         self.validate()
 

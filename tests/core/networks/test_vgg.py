@@ -316,11 +316,11 @@ def test_find_explicit(tmp_path: Path, no_keras_cache: Path) -> None:
     path.write_bytes(b"x")
     assert vgg.find_vgg_weights(path) == path
     assert vgg.find_vgg_weights(str(path)) == path
-    with pytest.raises(UserError, match="not found at"):
+    with pytest.raises(UserError, match="missing at"):
         vgg.find_vgg_weights(tmp_path / "missing.h5")
     folder = tmp_path / "downloads"
     folder.mkdir()
-    with pytest.raises(UserError, match="not found in the folder"):
+    with pytest.raises(UserError, match="missing in the folder"):
         vgg.find_vgg_weights(folder)
     (folder / vgg.MATCONVNET_VGG19_FILENAME).write_bytes(b"x")
     assert vgg.find_vgg_weights(folder) == folder / vgg.MATCONVNET_VGG19_FILENAME

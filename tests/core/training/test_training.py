@@ -143,7 +143,7 @@ def test_fewer_images_than_the_batch(tmp_path, vgg_h5, style_image):
 @pytest.mark.parametrize("change, message", [
     (dict(style="/nonexistent/style.jpg"), "does not exist"),
     (dict(train_path="/nonexistent/folder"), "not found"),
-    (dict(vgg_path="/nonexistent/vgg.h5"), "VGG19 weights not found"),
+    (dict(vgg_path="/nonexistent/vgg.h5"), "VGG19 weights that measure the losses are missing at /nonexistent"),
     (dict(batch_size=0), "batch-size must be at least 1"),
     (dict(architecture="huge"), "architecture must be one of"),
     (dict(name="tiny"), "already exists"),
