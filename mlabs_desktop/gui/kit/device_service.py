@@ -14,15 +14,6 @@ def _detect() -> list:
     return devices.detect_devices()
 
 
-def _warm_up() -> None:
-    """Worker thread: import the trainer's modules once the devices are known.
-
-    An import holds the GIL while it loads and compiles, stalling the window for up to
-    a few hundred milliseconds; done here, in the background, Start does not pay for it.
-    """
-    from mlabs_desktop.core.training import trainer  # noqa: F401 - warm-up import
-
-
 class DeviceService(QObject):
     """``request()`` starts the one detection; ``found(list)`` or ``failed(str)`` says how it ended.
 
@@ -48,7 +39,6 @@ class DeviceService(QObject):
     def _found(self, devices: list) -> None:
         self.devices = devices
         self.found.emit(devices)
-        self._workers.run(_warm_up, lambda _: None, name="warm-up")
 
     def _failed(self, message: str) -> None:
         self.error = message

@@ -29,6 +29,15 @@ from mlabs_desktop.gui.train.params import ParamsPanel
 from mlabs_desktop.gui.train.sources import SourcesGroup
 
 
+def _warm_up() -> None:
+    """Worker thread: import the trainer's modules once the devices are known.
+
+    An import holds the GIL while it loads and compiles, stalling the window for up to
+    a few hundred milliseconds; done here, in the background, Start does not pay for it.
+    """
+    from mlabs_desktop.core.training import trainer  # noqa: F401 - warm-up import
+
+
 class TrainForm(QWidget):
     """The left column of the Train view; `config()` is what Start trains."""
 
@@ -47,6 +56,7 @@ class TrainForm(QWidget):
         self._name_touched = False
         self._model_names: set[str] | None = None
         self._busy = False
+        self._warming = False
         self._build()
         self.refresh_vgg()
         services.devices.found.connect(self._devices_found)
@@ -169,6 +179,9 @@ class TrainForm(QWidget):
     def _devices_found(self, devices: list) -> None:
         self.params_panel.set_devices([d for d in devices if d.kind == "gpu"])
         self.validate()
+        if not self._warming:
+            self._warming = True
+            self.services.workers.run(_warm_up, lambda _: None, name="warm-up")
 
     def _devices_failed(self, message: str) -> None:
         self.params_panel.device_note.setText(f"Could not list the devices: {message}")
