@@ -222,8 +222,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     engine()
     from mlabs_desktop.core.bench.measure import run_benchmark
     from mlabs_desktop.core.bench.report import format_report
+    from mlabs_desktop.gui.startup_probe import measure_startup
 
-    report = run_benchmark(quick=args.quick, architectures=args.architecture)
+    report = run_benchmark(quick=args.quick, architectures=args.architecture, startup=measure_startup)
     _out(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

@@ -287,49 +287,6 @@ def _time_train_step(architecture: str, batch: int, size: int, repeats: int, pip
     return result
 
 
-_STARTUP_SCRIPT = """
-import os, sys, time
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ["MLABS_DESKTOP_HOME"] = sys.argv[1]
-from mlabs_desktop.gui.app import application
-from mlabs_desktop.gui.main_window import MainWindow
-from mlabs_desktop.gui.kit.services import Services
-app = application(headless=True)
-window = MainWindow(Services(), persist_state=False)
-window.show()
-app.processEvents()
-print("SHOWN", "tensorflow" in sys.modules, flush=True)
-"""
-
-
-def measure_startup(runs: int = 3) -> dict:
-    """Seconds from launching a fresh interpreter until the main window is shown (best of ``runs``)."""
-    import subprocess
-    import tempfile
-
-    import importlib.util
-
-    # A bundle has no interpreter to launch the probe with; a headless GPU box may have no Qt.
-    if getattr(sys, "frozen", False) or importlib.util.find_spec("PySide6") is None:
-        return {"window_shown_seconds": None, "tensorflow_imported_before_window": None}
-
-    best = float("inf")
-    imported_tf = None
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as home:
-            started = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-c", _STARTUP_SCRIPT, home], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True)
-            for line in proc.stdout:
-                if line.startswith("SHOWN"):
-                    best = min(best, time.perf_counter() - started)
-                    imported_tf = line.split()[1] == "True"
-                    break
-            proc.kill()
-            proc.wait()
-    return {"window_shown_seconds": round(best, 3), "tensorflow_imported_before_window": imported_tf}
-
-
 def bench_plain_layers(architecture: str, stylize: dict, label: str, repeats: int, device: DeviceInfo,
                        limit: float) -> dict:
     """The same network and weights layout built as defined (`Conv2D`, `Conv2DTranspose`,
@@ -344,7 +301,9 @@ def _add_fractions(entry: dict, limit: float) -> None:
     entry["executed_fraction_of_matmul"] = round(entry["executed_gflops"] / limit, 3)
 
 
-def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -> dict:
+def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
+                  startup: Callable[[int], dict] | None = None) -> dict:
+    """Every measurement; ``startup(runs)`` times the app's window (the command line passes the app's probe)."""
     architectures = architectures or ["classic", "default", "lite"]
     device = choose_device("auto")
     report: dict = {
@@ -386,5 +345,6 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None) -
             report["architectures"][arch] = data
         report["matmul_gflops_after"] = round(matmul_gflops(matmul_side), 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    report["startup"] = measure_startup(1 if quick else 3)
+    if startup is not None:
+        report["startup"] = startup(1 if quick else 3)
     return report

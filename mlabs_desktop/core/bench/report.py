@@ -54,8 +54,8 @@ def format_report(report: dict) -> str:
                  f"{ref['stylize_mp_per_s_1024x680']} MP/s "
                  f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
     lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
-    start = report["startup"]
-    if start["window_shown_seconds"] is not None:
+    start = report.get("startup") or {}
+    if start.get("window_shown_seconds") is not None:
         lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
                      f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
     return "\n".join(lines)
