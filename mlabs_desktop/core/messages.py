@@ -31,7 +31,7 @@ CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo=
             lite="--architecture=lite", cpu="--device=cpu", batch_of="--batch-size={size}",
             resume='`mlabs-desktop resume "{name}" {batch}`',
             auto_batch=", or add --auto-batch to retry with smaller batches automatically",
-            get_vgg="run `mlabs-desktop download vgg19` (or download {url})", pick_vgg="pass --vgg-path with a file you already have")
+            get_vgg="run `mlabs-desktop download vgg19` (or download {url})", pick_vgg="pass --vgg-path with a file you already have (Keras's notop .h5 or the MatConvNet .mat)")
 APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
             lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
             resume="Resume on “{name}” in the Library with {batch}", auto_batch="",
@@ -71,5 +71,4 @@ def training_out_of_memory(event: OutOfMemoryEvent, voice: Voice) -> str:
 def vgg_missing(voice: Voice, url: str, where: str = "") -> str:
     """The VGG19 weights that measure the losses are not there (``where``: where they were looked for)."""
     return (f"The VGG19 weights that measure the losses are missing{' ' + where if where else ''}: "
-            f"{voice.get_vgg.format(url=url)} to fetch them (80 MB), or {voice.pick_vgg} (Keras's notop .h5 "
-            "or the MatConvNet .mat)")
+            f"{voice.get_vgg.format(url=url)} to fetch them (80 MB), or {voice.pick_vgg}")

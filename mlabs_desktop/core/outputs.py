@@ -57,14 +57,6 @@ def occupied(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """``a`` and ``b`` are one file: the same path once resolved, or a link (hard or symbolic) to it."""
-    ida = file_identity(a)
-    if ida is not None and ida == file_identity(b):
-        return True
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-
-
 class InputSet:
     """The files a run reads, recognised however a target names them."""
 

@@ -106,7 +106,7 @@ class Stylizer:
         return "bfloat16"
 
     def tiled(self):
-        """The `policy.TiledNetwork` for this network (built on first use)."""
+        """The `tiling.network.TiledNetwork` for this network (built on first use)."""
         from mlabs_desktop.core.tiling.policy import TiledNetwork
 
         if self._tiled is None:

@@ -1,4 +1,4 @@
-"""Compiled training steps, one per Keras backend (inference lives in `transform.inference`).
+"""Compiled training steps, one per Keras backend (inference lives in `networks.inference`).
 
 Model and loss code are backend-neutral; only taking gradients and compiling
 differ between TensorFlow, PyTorch and JAX, and that difference lives here.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -22,11 +23,18 @@ GRADIENT_LIMIT = 1e18
 APPLIED = "applied"  # the key of the step's result saying whether the weights moved (1.0) or not (0.0)
 
 
-def healthy(total_loss, grads):
-    """Whether a step's loss and gradients may touch the weights (a boolean tensor)."""
+def healthy(total_loss, grads, optimizer):
+    """Whether a step's loss and gradients may touch the weights (a boolean tensor).
+
+    Under float16 loss scaling, overflowing gradients are routine: the `LossScaleOptimizer`
+    skips those steps and lowers its scale itself, so only the loss is judged here.
+    """
+    finite_loss = ops.isfinite(ops.cast(total_loss, "float32"))
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return finite_loss
     largest = ops.max(ops.stack([ops.max(ops.abs(ops.cast(g, "float32"))) for g in grads]))
     # A NaN compares false either way, so `largest <= limit` is false for NaN gradients too.
-    return ops.logical_and(ops.isfinite(ops.cast(total_loss, "float32")), largest <= GRADIENT_LIMIT)
+    return ops.logical_and(finite_loss, largest <= GRADIENT_LIMIT)
 
 
 def _loss_fn(net, loss_net, style_targets, weights: LossWeights):
@@ -39,8 +47,6 @@ def _loss_fn(net, loss_net, style_targets, weights: LossWeights):
 
 def make_optimizer(learning_rate: float, net):
     """Adam for ``net``, with loss scaling when the dtype policy computes in float16."""
-    import keras
-
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     if keras.config.dtype_policy().name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -79,7 +85,7 @@ def make_train_step(net, loss_net, style_targets: Mapping[str, np.ndarray], weig
             losses = compute(batch, content)
             optimizer.scale_loss(losses["total"]).backward()
             grads = [v.value.grad for v in variables]
-            ok = bool(healthy(losses["total"], grads))
+            ok = bool(healthy(losses["total"], grads, optimizer))
             if ok:
                 with torch.no_grad():
                     optimizer.apply(grads, variables)
@@ -106,7 +112,7 @@ def _make_tf_step(loss_net, compute, optimizer, variables, jit: bool, strategy):
             losses = compute(batch, content)
             scaled = optimizer.scale_loss(losses["total"] / replicas)
         grads = tape.gradient(scaled, variables)
-        return losses, grads, tf.cast(tf.logical_not(healthy(losses["total"], grads)), tf.float32)
+        return losses, grads, tf.cast(tf.logical_not(healthy(losses["total"], grads, optimizer)), tf.float32)
 
     if strategy is None:
         def one_step(batch):
@@ -170,7 +176,7 @@ def _make_jax_step(net, loss_net, compute, optimizer):
             content = loss_net(batch)[CONTENT_LAYER]
         (_, losses), grads = jax.value_and_grad(loss_of, has_aux=True)(
             train_values, frozen_values, loss_values, opt_values, batch, content)
-        ok = healthy(losses["total"], grads)
+        ok = healthy(losses["total"], grads, optimizer)
         new_train, new_opt = jax.lax.cond(
             ok, lambda: optimizer.stateless_apply(opt_values, grads, train_values),
             lambda: (list(train_values), list(opt_values)))

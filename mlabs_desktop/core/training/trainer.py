@@ -185,8 +185,8 @@ class Trainer:
                 step = step_index + 1
                 if not losses.pop(APPLIED):
                     refused.append((step, sources))
-                    self._log(f"step {step} skipped: its loss or gradients were not finite, so the weights were "
-                              f"not changed (photos in the batch: {', '.join(p.name for p in sources)})", "warning")
+                    self._log(f"step {step} skipped: its loss or gradients were not finite (or too large for Adam), so "
+                              f"the weights were not changed (photos in the batch: {', '.join(p.name for p in sources)})", "warning")
                     if len(refused) >= MAX_REFUSED_IN_ROW:
                         break
                     continue

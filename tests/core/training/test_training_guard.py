@@ -342,3 +342,20 @@ def test_non_finite_weights_are_never_written_nor_exported(tiny_model, tmp_path)
         with pytest.raises(UserError, match="not finite"):
             export_model(tiny_model, fmt, tmp_path / fmt)
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_under_loss_scaling_overflowing_gradients_are_left_to_the_loss_scale_optimizer():
+    """float16 steps overflow routinely at first: the LossScaleOptimizer skips them and lowers its scale, so the
+    guard must not count them as refused steps (5 in a row would end the run)."""
+    import keras
+
+    from mlabs_desktop.core.training.steps import healthy
+
+    adam = keras.optimizers.Adam()
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
+    overflow = [np.array([1.0, np.inf], np.float32)]
+    assert not bool(healthy(np.float32(3.0), overflow, adam))
+    assert bool(healthy(np.float32(3.0), overflow, scaled))
+    assert not bool(healthy(np.float32(np.nan), overflow, scaled))
+    assert bool(healthy(np.float32(3.0), [np.array([1e17], np.float32)], adam))
+    assert not bool(healthy(np.float32(3.0), [np.array([1e19], np.float32)], adam))
