@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QMimeData, QPoint, QPointF, Qt, QThread, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mlabs_desktop.core.library.store import read_manifest
 
@@ -99,8 +99,8 @@ def drop(widget, paths: list[Path]) -> bool:  # noqa: ANN001 - any QWidget
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     enter, event = drop_events(mime)
-    widget.dragEnterEvent(enter)
+    QApplication.sendEvent(widget, enter)  # through any event filter, as a real drop arrives
     if not enter.isAccepted():
         return False
-    widget.dropEvent(event)
+    QApplication.sendEvent(widget, event)
     return event.isAccepted()

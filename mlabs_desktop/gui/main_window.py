@@ -1,7 +1,7 @@
 """The main window: a sidebar over the Train / Library / Stylize views, menus, drops, a careful close.
 
-The sidebar is drawn in `sidebar`; the File menu's model import and export live in
-`transfer_actions`.
+The sidebar is drawn in `sidebar`; the File menu's model import and export are a
+`transfer_actions.ModelTransfer` the window owns.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mlabs_desktop.core import paths
 from mlabs_desktop.gui.kit.common import WorkerSet, accepts_drop, dropped_paths, dropped_urls
 from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import is_importable
-from mlabs_desktop.gui.library.transfer_actions import ModelTransferActions
+from mlabs_desktop.gui.library.transfer_actions import ModelTransfer
 from mlabs_desktop.gui.kit.services import Services
 
 if TYPE_CHECKING:  # imported lazily at run time: a broken view becomes a placeholder, not a dead app
@@ -57,7 +57,7 @@ def placeholder_view(title: str, reason: str) -> QLabel:
 
 # ------------------------------------------------------------------ window
 
-class MainWindow(ModelTransferActions, QMainWindow):
+class MainWindow(QMainWindow):
     def __init__(self, services: Services, persist_state: bool = True, parent: QWidget | None = None):
         super().__init__(parent)
         self.services = services
@@ -97,11 +97,15 @@ class MainWindow(ModelTransferActions, QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().setContentsMargins(8, 0, 8, 0)
 
+        self.transfer = ModelTransfer(self, services)
+        self.transfer.imported.connect(self._show_imported)
+        self.transfer.noModelSelected.connect(lambda: self.show_view("library"))
+        self.transfer.status.connect(self.status_text.setText)
         self._build_menus()
         self._connect_hub()
         self.library_view.view_requested.connect(self.show_view)
-        self.library_view.export_requested.connect(self.export_model_dialog)
-        self.library_view.import_requested.connect(self.import_model_dialog)
+        self.library_view.export_requested.connect(self.transfer.export_model_dialog)
+        self.library_view.import_requested.connect(self.transfer.import_model_dialog)
         self._restore_state()
         for warning in services.settings.warnings:
             log.warning("settings: %s", warning)
@@ -147,9 +151,10 @@ class MainWindow(ModelTransferActions, QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self._add_action(file_menu, "&Import model…", self.import_model_dialog, "Ctrl+I")
-        self._add_action(file_menu, "Import from &web address…", self.import_url_dialog)
-        self._add_action(file_menu, "&Export model…", lambda: self.export_model_dialog(None), "Ctrl+E")
+        self._add_action(file_menu, "&Import model…", self.transfer.import_model_dialog, "Ctrl+I")
+        self._add_action(file_menu, "Import from &web address…", self.transfer.import_url_dialog)
+        self._add_action(file_menu, "&Export model…",
+                         lambda: self.transfer.export_model_dialog(self.library_view.selected_name()), "Ctrl+E")
         file_menu.addSeparator()
         self._add_action(file_menu, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         file_menu.addSeparator()
@@ -192,6 +197,10 @@ class MainWindow(ModelTransferActions, QMainWindow):
         """The one place every worker error is shown."""
         log.warning("%s: %s", title, message)
         QMessageBox.critical(self, title, message)
+
+    def _show_imported(self, name: str) -> None:
+        self.show_view("library")
+        self.library_view.select_model(name)
 
     def _stylize_with(self, name: str) -> None:
         self.show_view("stylize")
@@ -268,13 +277,11 @@ class MainWindow(ModelTransferActions, QMainWindow):
             return
         event.acceptProposedAction()
         if models:
-            self.import_models(models)
+            self.transfer.import_models(models)
         if others or urls:
             self.show_view("stylize")
-            if self.stylize_view is not None and others:
-                self.stylize_view.open_paths(others)
-            if self.stylize_view is not None and urls:
-                self.stylize_view.open_urls(urls)
+            if self.stylize_view is not None:
+                self.stylize_view.open_paths([*others, *urls])
 
     # --------------------------------------------------------------- state
     def _settings(self) -> QSettings:

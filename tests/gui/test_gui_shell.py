@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QMimeData, QSettings, Qt, QUrl
 
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from mlabs_desktop.core.hardware import devices
 from mlabs_desktop.core import paths
@@ -23,7 +23,7 @@ from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.gui.kit.services import Services
 
-from gui_helpers import copy_model, dispose, drop, message_boxes, no_thread_leaks  # noqa: F401 - fixtures
+from gui_helpers import copy_model, dispose, drop, drop_events, message_boxes, no_thread_leaks  # noqa: F401 - fixtures
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
@@ -81,6 +81,12 @@ def test_menus(window):
     assert texts["Help"] == ["GPU status…", "Open log folder", "About MachineLabs Desktop"]
     quit_action = next(a for a in menus["File"].actions() if "Quit" in a.text())
     assert quit_action.shortcut().toString() == "Ctrl+Q"
+
+
+def menu_action(window, menu: str, text: str):
+    """The menu bar's action ``text`` in ``menu``, as a user would choose it."""
+    bar = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
+    return next(a for a in bar[menu].actions() if a.text().replace("&", "") == text)
 
 
 def test_keyboard_shortcuts_switch_views(window, qtbot):
@@ -249,6 +255,26 @@ def test_drop_images_opens_them_in_stylize(window, tmp_path: Path):
     assert opened == [[Path(photo)]]
 
 
+def test_drop_of_a_web_address_on_another_view_queues_it_in_stylize(window):
+    opened = []
+    window.views["stylize"].open_paths = lambda sources: opened.append(sources)
+    window.show_view("train")
+    mime = QMimeData()
+    mime.setUrls([QUrl("https://example.org/cat.jpg")])
+    enter, dropped = drop_events(mime)
+    QApplication.sendEvent(window, enter)
+    QApplication.sendEvent(window, dropped)
+    assert window.current_view() == "stylize"
+    assert opened == [["https://example.org/cat.jpg"]]
+
+
+def test_export_without_a_selected_model_points_to_the_library(window, message_boxes):
+    window.show_view("train")
+    menu_action(window, "File", "Export model…").trigger()
+    assert window.current_view() == "library"
+    assert message_boxes.calls[-1][1:] == ("Export model", "Select a model in the Library first.")
+
+
 def test_drop_of_other_files_is_rejected(window, tmp_path: Path):
     text = tmp_path / "notes.txt"
     text.write_text("hi")
@@ -281,7 +307,7 @@ def test_export_dialog_copies_selected_model(window, tiny_model, tmp_path: Path,
     monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("Model folder", True)))
     window.library_view.refresh()
     window.library_view.select_model("tiny")
-    window.export_model_dialog()
+    menu_action(window, "File", "Export model…").trigger()
     assert (tmp_path / tiny_model.folder.name / "weights.npz").is_file()
     assert "Exported 'tiny'" in window.status_text.text()
 
@@ -297,11 +323,11 @@ def test_export_dialog_asks_before_replacing(window, tiny_model, tmp_path: Path,
     window.library_view.refresh()
     window.library_view.select_model("tiny")
     message_boxes.answer = QMessageBox.StandardButton.No
-    window.export_model_dialog()
+    menu_action(window, "File", "Export model…").trigger()
     assert message_boxes.calls[-1][:2] == ("question", "Replace files?") and str(target) in message_boxes.calls[-1][2]
     assert target.read_bytes() == b"someone's bundle"
     message_boxes.answer = QMessageBox.StandardButton.Yes
-    window.export_model_dialog()
+    menu_action(window, "File", "Export model…").trigger()
     assert target.read_bytes()[:2] == b"PK" and "Exported 'tiny'" in window.status_text.text()
 
 

@@ -6,11 +6,10 @@ through the queue; nothing here touches the network worker.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Slot
-from PySide6.QtGui import (QAction, QColor, QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent, QFont,
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import (QAction, QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QFont,
                            QKeySequence, QPainter, QPainterPath, QPaintEvent, QPen)
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
@@ -165,15 +164,20 @@ class DropOverlay(QWidget):
         p.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
 
 
-class PhotoDropTarget:
-    """Drag-and-drop for a widget with ``open_paths`` and an ``overlay`` (a `DropOverlay`).
+class PhotoDrops(QObject):
+    """Drag-and-drop of photos onto a widget, as an event filter that emits ``dropped``.
 
     Takes image files, folders and http(s) URLs; normalises them to paths and
-    URLs and hands them to the same ``open_paths`` the Open… action uses.
+    URLs, which the view hands to the same ``open_paths`` the Open… action uses.
     """
 
-    overlay: DropOverlay
-    open_paths: Callable[[list[Path | str]], int]
+    dropped = Signal(list)
+
+    def __init__(self, target: QWidget, overlay: DropOverlay):
+        super().__init__(target)
+        self._overlay = overlay
+        target.setAcceptDrops(True)
+        target.installEventFilter(self)
 
     @staticmethod
     def _wanted(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
@@ -183,30 +187,25 @@ class PhotoDropTarget:
         # accepts_drop also takes .mlstyle bundles: those are models for the Library, not photos.
         return bool(dropped_urls(mime)) or any(p.is_dir() or is_image_path(p) for p in dropped_paths(mime))
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if self._wanted(event):
-            event.acceptProposedAction()
-            self.overlay.show_over(self.overlay.parentWidget())
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
-        if self._wanted(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:  # noqa: N802
-        self.overlay.hide()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        self.overlay.hide()
-        if not self._wanted(event):
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        mime = event.mimeData()
-        self.open_paths([*dropped_paths(mime), *dropped_urls(mime)])
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        kind = event.type()
+        if kind == QEvent.Type.DragLeave:
+            self._overlay.hide()
+        elif kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            wanted = self._wanted(event)  # type: ignore[arg-type]
+            if wanted:
+                event.acceptProposedAction()  # type: ignore[attr-defined]
+            else:
+                event.ignore()
+            if kind == QEvent.Type.DragEnter and wanted:
+                self._overlay.show_over(self._overlay.parentWidget())
+            elif kind == QEvent.Type.Drop:
+                self._overlay.hide()
+                if wanted:
+                    mime = event.mimeData()  # type: ignore[attr-defined]
+                    self.dropped.emit([*dropped_paths(mime), *dropped_urls(mime)])
+            return True
+        return False
 
 
 class FailureReport(QObject):

@@ -3,35 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Union
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from mlabs_desktop.core.transfer.http import is_url
-from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.kit.common import local_path
-from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
-from mlabs_desktop.gui.kit.services import Services
-from mlabs_desktop.gui.stylize.style_picker import StylePanel
+from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.stylize.export import Exporter
+from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
+from mlabs_desktop.gui.stylize.style_picker import StylePanel
 
 Source = Union[Path, str]
 
 
-class PhotoFileActions:
-    """Opening, pasting, saving and copying photos, mixed into `StylizeView` (which has these attributes)."""
+class PhotoFiles(QObject):
+    """Opening, pasting, saving and copying photos for the Stylize view.
 
-    photos: PhotoQueue
-    compare: BeforeAfterView
-    style_panel: StylePanel
-    _services: Services
-    _exporter: Exporter
-    _current: Callable[[], QueueItem | None]
-    _say: Callable[[str], None]
-    open_paths: Callable[[Sequence[Source]], int]
+    Chosen photos leave through ``sourcesChosen`` (the view queues them);
+    ``status`` carries one line for the status bar.
+    """
 
-    def paste_from_clipboard(self) -> int:
+    sourcesChosen = Signal(list)
+    status = Signal(str)
+
+    def __init__(self, parent: QWidget, photos: PhotoQueue, exporter: Exporter, compare: BeforeAfterView,
+                 style_panel: StylePanel, current: Callable[[], QueueItem | None]):
+        super().__init__(parent)
+        self._dialog_parent = parent
+        self._photos, self._exporter, self._compare, self._style_panel = photos, exporter, compare, style_panel
+        self._current = current
+
+    def paste_from_clipboard(self) -> None:
         """Ctrl+V: image files, folders or an http(s) address copied elsewhere join the queue."""
         mime = QGuiApplication.clipboard().mimeData()
         sources: list = [local_path(u) if u.isLocalFile() else u.toString() for u in mime.urls()]
@@ -39,16 +44,16 @@ class PhotoFileActions:
         if not sources and text:
             sources = [line.strip() for line in text.splitlines() if line.strip()]
             sources = [s if is_url(s) else Path(s) for s in sources]
-        if not sources:
-            self._services.hub.status.emit("The clipboard holds no photo, folder or web address to add")
-            return 0
-        return self.open_paths(sources)
+        if sources:
+            self.sourcesChosen.emit(sources)
+        else:
+            self.status.emit("The clipboard holds no photo, folder or web address to add")
 
     def open_dialog(self) -> None:
         filters = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
-        files, _ = QFileDialog.getOpenFileNames(self, "Open photos", str(self._start_dir()), filters)
+        files, _ = QFileDialog.getOpenFileNames(self._dialog_parent, "Open photos", str(self._start_dir()), filters)
         if files:
-            self.open_paths([Path(f) for f in files])
+            self.sourcesChosen.emit([Path(f) for f in files])
 
     def _start_dir(self) -> Path:
         item = self._current()
@@ -56,16 +61,16 @@ class PhotoFileActions:
 
     def save_current(self) -> None:
         item = self._current()
-        if item is not None and self.photos.style in item.done:
-            self._exporter.save_one(item, self.photos.style or "", self.style_panel.options(), self._start_dir())
+        if item is not None and self._photos.style in item.done:
+            self._exporter.save_one(item, self._photos.style or "", self._style_panel.options(), self._start_dir())
 
     def save_all(self) -> None:
-        done = [it for it in self.photos.items.values() if self.photos.style in it.done]
+        done = [it for it in self._photos.items.values() if self._photos.style in it.done]
         if done:
-            self._exporter.save_all(done, self.photos.style or "", self.style_panel.options(), self._start_dir())
+            self._exporter.save_all(done, self._photos.style or "", self._style_panel.options(), self._start_dir())
 
     def copy_current(self) -> None:
-        image = self.compare.styled_image()
+        image = self._compare.styled_image()
         if image is not None:
             QGuiApplication.clipboard().setImage(image)
-            self._say("Copied the styled photo")
+            self.status.emit("Copied the styled photo")

@@ -3,7 +3,8 @@
 Data flow: dropped paths -> queue items -> one serial worker runs the network ->
 the raw float result is cached per item and style -> strength and colour options
 re-blend that cache in NumPy (never re-running the network) -> the comparison
-(`display`). Open, paste, save and copy are in `files`.
+(`display.ComparisonDisplay`). Open, paste, save and copy are `files.PhotoFiles`;
+drops arrive through `chrome.PhotoDrops`. Each part talks to the view by signals.
 """
 
 from __future__ import annotations
@@ -11,28 +12,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from PySide6.QtCore import QDeadlineTimer, QPoint, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QImage, QKeySequence, QShowEvent
+from PySide6.QtCore import QDeadlineTimer, QPoint, Qt, Slot
+from PySide6.QtGui import QAction, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QMenu, QProgressBar, QSplitter, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
-from mlabs_desktop.gui.stylize.blend_renderer import BlendRenderer
 from mlabs_desktop.gui.kit.common import expand_images
 from mlabs_desktop.gui.stylize.export import Exporter
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
 from mlabs_desktop.gui.stylize.queue_list import PhotoQueueList
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.stylize.style_picker import StylePanel
-from mlabs_desktop.gui.stylize.chrome import (DropOverlay, EmptyState, FailureReport, PhotoDropTarget, panel_title,
+from mlabs_desktop.gui.stylize.chrome import (DropOverlay, EmptyState, FailureReport, PhotoDrops, panel_title,
                                               text_button, view_action)
 from mlabs_desktop.gui.stylize.display import ComparisonDisplay
-from mlabs_desktop.gui.stylize.files import PhotoFileActions, Source
+from mlabs_desktop.gui.stylize.files import PhotoFiles, Source
 
 
-class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget):
+class StylizeView(QWidget):
     """Queue on the left, the before/after comparison in the middle, style and blend on the right.
 
     The owner calls ``cancel_and_wait`` before closing: worker threads must end
@@ -42,7 +42,6 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
     def __init__(self, services: Services, parent: QWidget | None = None):
         super().__init__(parent)
         self._services = services
-        self._shown_id: int | None = None
         self.all_styles_dialog: QWidget | None = None
         self.photos = PhotoQueue(services.library, lambda: services.settings.default_device, self)
         self.photos.changed.connect(self._on_item_changed)
@@ -54,27 +53,35 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
                                   lambda item, style: self.photos.result(item, style, keep=False),
                                   self.photos.originals)
         self._exporter.busy_changed.connect(self._update_actions)
-        self._blender = BlendRenderer(self)
-        self._blender.ready.connect(self._on_blended)
-        self._blend_token = 0
-        self._blend_timer = QTimer(self, singleShot=True, interval=50)
-        self._blend_timer.timeout.connect(self._reblend)
-        self.setAcceptDrops(True)
+        self.compare = BeforeAfterView()
+        self.style_panel = StylePanel()
+        self.zoom_label = QLabel(minimumWidth=84, toolTip="Zoom; the mouse wheel zooms around the pointer")
+        self.display = ComparisonDisplay(self.photos, self.compare, self.style_panel, self.zoom_label, self._current,
+                                         self)
+        self.display.shown.connect(self._update_actions)
+        self.files = PhotoFiles(self, self.photos, self._exporter, self.compare, self.style_panel, self._current)
+        self.files.sourcesChosen.connect(self.open_paths)
+        self.files.status.connect(self._say)
         self._build()
+        self.drops = PhotoDrops(self, self.overlay)
+        self.drops.dropped.connect(self.open_paths)
         services.hub.library_changed.connect(self.refresh_styles)
         self.refresh_styles()
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
         key = QKeySequence.StandardKey
-        self.open_action = view_action(self, "Open…", "Add photos or a folder to the queue", self.open_dialog, key.Open)
-        self.save_action = view_action(self, "Save…", "Save the styled photo at full size", self.save_current, key.Save)
+        files = self.files
+        self.open_action = view_action(self, "Open…", "Add photos or a folder to the queue", files.open_dialog,
+                                       key.Open)
+        self.save_action = view_action(self, "Save…", "Save the styled photo at full size", files.save_current,
+                                       key.Save)
         self.save_all_action = view_action(self, "Save all…", "Save every finished photo into a folder",
-                                            self.save_all, "Ctrl+Shift+S")
-        self.copy_action = view_action(self, "Copy", "Copy the styled photo to the clipboard", self.copy_current,
+                                            files.save_all, "Ctrl+Shift+S")
+        self.copy_action = view_action(self, "Copy", "Copy the styled photo to the clipboard", files.copy_current,
                                        key.Copy)
         self.paste_action = view_action(self, "Paste", "Add photos, files or a web address from the clipboard",
-                                        self.paste_from_clipboard, key.Paste)
+                                        files.paste_from_clipboard, key.Paste)
         self.all_action = view_action(self, "All styles…", "See the selected photo in every style, as one grid",
                                        self.show_all_styles)
         self.fit_action = view_action(self, "Fit", "Fit the photo in the window (key 0)",
@@ -100,7 +107,6 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         top.addSpacing(12)
         top.addWidget(text_button(self.fit_action))
         top.addWidget(text_button(self.actual_action))
-        self.zoom_label = QLabel(minimumWidth=84, toolTip="Zoom; the mouse wheel zooms around the pointer")
         self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         top.addWidget(self.zoom_label)
         top.addSpacing(12)
@@ -122,8 +128,6 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.queue_panel.setMinimumWidth(200)
 
         # Centre: the invitation to drop, or the comparison.
-        self.compare = BeforeAfterView()
-        self.compare.zoomChanged.connect(self._on_zoom)
         self.compare.modeChanged.connect(
             lambda mode: (self.split_button if mode == "split" else self.side_button).setChecked(True))
         self.empty = EmptyState(self.open_action)
@@ -132,11 +136,9 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.center.addWidget(self.compare)
 
         # Right: style, strength, colours.
-        self.style_panel = StylePanel()
         self.picker, self.strength, self.preserve = (self.style_panel.picker, self.style_panel.strength,
                                                      self.style_panel.preserve)
         self.style_panel.styleChosen.connect(self._set_style)
-        self.style_panel.blendChanged.connect(self._on_blend_changed)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False, handleWidth=12)
         for widget, stretch in ((self.queue_panel, 0), (self.center, 1), (self.style_panel, 0)):
@@ -169,6 +171,7 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self._set_style(name)
         return True
 
+    @Slot(list)
     def open_paths(self, paths: Sequence[Source]) -> int:
         """Queue image files, folders (searched inside) and http(s) URLs; returns how many were added."""
         urls = [str(p) for p in paths if isinstance(p, str) and is_url(p)]
@@ -188,13 +191,13 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         return added
 
     def is_busy(self) -> bool:
-        return self.photos.worker.is_busy() or self._exporter.is_busy() or self._blender.is_busy()
+        return self.photos.worker.is_busy() or self._exporter.is_busy() or self.display.is_busy()
 
     def cancel_and_wait(self, timeout_ms: int) -> bool:
         """Drop waiting work, stop what runs (a file being saved is finished) and wait for the threads."""
         deadline = QDeadlineTimer(max(0, timeout_ms))
         stopped = self.photos.worker.cancel_and_wait(int(deadline.remainingTime()))
-        stopped = self._blender.cancel_and_wait(deadline) and stopped
+        stopped = self.display.cancel_and_wait(deadline) and stopped
         stopped = self._exporter.cancel_and_wait(deadline) and stopped
         if stopped:
             self.photos.close()  # nothing reads the spilled results any more: remove them
@@ -229,7 +232,7 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.photos.set_style(name, first=self.queue_list.current_id())
         for item in self.photos.items.values():
             self.queue_list.refresh(item, name)
-        self._show_current(reset_view=False)
+        self.display.show_current(reset_view=False)
         self._update_status()
 
     # ------------------------------------------------------------------ the queue
@@ -239,7 +242,7 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
 
     def _on_selection(self) -> None:
         self.photos.show(self.queue_list.current_id())  # first in line, and kept in memory while shown
-        self._show_current(reset_view=True)
+        self.display.show_current(reset_view=True)
 
     def remove_selected(self) -> None:
         self._remove(self.queue_list.selected_ids())
@@ -252,7 +255,7 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         for item_id in ids:
             self.queue_list.remove_id(item_id)
         self._update_panels()
-        self._show_current(reset_view=True)
+        self.display.show_current(reset_view=True)
         self._update_status()
 
     def _queue_menu(self, pos: QPoint) -> None:
@@ -274,16 +277,10 @@ class StylizeView(PhotoDropTarget, ComparisonDisplay, PhotoFileActions, QWidget)
         self.queue_list.refresh(item, self.photos.style)
         if item_id == self.queue_list.current_id():
             if new_pixels:  # loaded: a new picture and Fit; styled: the same picture, new right side
-                self._show_current(reset_view=self.photos.style not in item.done)
+                self.display.show_current(reset_view=self.photos.style not in item.done)
             else:
-                self._show_state(item)
+                self.display.show_state(item)
         self._update_status()
-
-    # ------------------------------------------------------------------ display (see stylize_display)
-    @Slot(int, object)
-    def _on_blended(self, token: int, image: object) -> None:
-        if token == self._blend_token and isinstance(image, QImage):
-            self.compare.set_styled(image)
 
     # ------------------------------------------------------------------ panels and status
     def _update_panels(self) -> None:

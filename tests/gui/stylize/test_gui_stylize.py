@@ -238,17 +238,17 @@ def test_save_and_save_all_write_full_size_files(tiny_model, harness, photo, tmp
         return str(target), ""
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_save))
-    harness.view.save_current()
+    harness.view.files.save_current()
     harness.wait_idle()
     assert suggested == ["photo0-tiny.jpg"]
     assert Image.open(target).size == (64, 48)
     folder = tmp_path / "all"
     folder.mkdir()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
-    harness.view.save_all()
+    harness.view.files.save_all()
     harness.wait_idle()
     assert [p.name for p in folder.iterdir()] == ["photo0-tiny.jpg"]
-    harness.view.copy_current()
+    harness.view.files.copy_current()
     assert QApplication.clipboard().image().size() == harness.view.compare.styled_image().size()
 
 
@@ -257,7 +257,7 @@ def test_saving_never_replaces_an_original(tiny_model, harness, photo, tmp_path,
     before = photo.read_bytes()
     # Save…, pointed at the original photo itself (the file dialog would have asked "Replace?").
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(photo), "")))
-    harness.view.save_current()
+    harness.view.files.save_current()
     harness.wait_idle()
     assert photo.read_bytes() == before
     assert harness.errors[-1][0] == "That is an original photo"
@@ -271,7 +271,7 @@ def test_saving_never_replaces_an_original(tiny_model, harness, photo, tmp_path,
     boxes.install(monkeypatch)
     boxes.answer = QMessageBox.StandardButton.Yes  # "replace existing files?": yes, but never an original
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(photo.parent)))
-    harness.view.save_all()
+    harness.view.files.save_all()
     harness.wait_idle()
     assert photo.read_bytes() == before and twin.read_bytes() == before
     written = sorted(p.name for p in photo.parent.iterdir())
@@ -349,8 +349,8 @@ def test_paste_adds_copied_files_and_web_addresses(qtbot, tmp_path, monkeypatch)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(photo))])
     QGuiApplication.clipboard().setMimeData(mime)
-    view.paste_from_clipboard()
+    view.files.paste_from_clipboard()
     QGuiApplication.clipboard().setText("https://example.org/painting.jpg")
-    view.paste_from_clipboard()
+    view.files.paste_from_clipboard()
     assert added == [photo, "https://example.org/painting.jpg"]
     view.cancel_and_wait(5000)

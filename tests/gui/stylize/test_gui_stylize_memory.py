@@ -102,7 +102,7 @@ def test_only_the_shown_photo_stays_in_memory_and_the_others_come_back_from_disk
     folder = tmp_path / "saved"
     folder.mkdir()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
-    view.save_all()
+    view.files.save_all()
     harness.wait_idle()
     assert harness.errors == []
     saved = sorted(folder.iterdir())
@@ -133,7 +133,7 @@ def test_results_that_cannot_be_kept_run_again_when_shown(tiny_model, harness, p
     folder = tmp_path / "saved"
     folder.mkdir()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
-    view.save_all()
+    view.files.save_all()
     harness.wait_idle()
     assert len(list(folder.iterdir())) == 1
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from pytestqt.exceptions import TimeoutError
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QThread, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QThread, QTimer
 
 from mlabs_desktop.core.config import PARAMS
 from mlabs_desktop.core.events import StepEvent
@@ -22,6 +21,8 @@ from mlabs_desktop.gui.train.params import brush_to_scale, scale_to_brush, stren
 from mlabs_desktop.gui.train.view import TrainView
 from mlabs_desktop.core import messages
 from mlabs_desktop.gui.train.worker import friendly_error
+
+from gui_helpers import drop
 
 # photos_dir holds 6 photos: 3 steps per epoch at batch 2; checkpoints at steps 2 and 3 (the end).
 TINY = {"image-size": 32, "batch-size": 2, "epochs": 1, "max-steps": 0, "checkpoint-iterations": 2,
@@ -203,23 +204,11 @@ def test_missing_vgg_weights_say_what_to_do(view, services, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PySide marks QDragEnterEvent's only constructor
 def test_drops_set_style_and_folder(view, qtbot, style_image, photos_dir):
-    def drop(widget, path: Path) -> bool:
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(path))])
-        enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                                Qt.KeyboardModifier.NoModifier)
-        widget.dragEnterEvent(enter)
-        if not enter.isAccepted():
-            return False
-        widget.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                                    Qt.KeyboardModifier.NoModifier))
-        return True
-
     sources = view.form.sources
-    assert not drop(sources.style_box, photos_dir)       # a folder is no style image
-    assert drop(sources.style_box, style_image)
+    assert not drop(sources.style_box, [photos_dir])       # a folder is no style image
+    assert drop(sources.style_box, [style_image])
     assert sources.style_path == str(style_image)
-    assert drop(sources.folder_box, photos_dir)
+    assert drop(sources.folder_box, [photos_dir])
     qtbot.waitUntil(lambda: sources.scan is not None and sources.folder_thumbs.shown_count() >= 4)
     assert "6 images" in sources.folder_summary.text()
     qtbot.waitUntil(lambda: sources.style_thumb.has_image())
