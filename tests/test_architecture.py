@@ -6,6 +6,7 @@ The module graph comes from `docs/import_graph.py`, which also draws the rooms f
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,23 @@ def test_cross_cutting_core_modules_import_no_room():
     """``core/*.py`` (config, errors, atomic writes...) sit below every room of the core."""
     rooms = import_graph.room_graph()
     assert rooms["core"] <= {"resources"}
+
+
+def test_core_errors_name_no_command_line_flag_directly():
+    """A core error that names a control is `UserError.worded`, so the app can name its field instead.
+
+    Lab files are written with the 2017 MachineLabs lab's flags, so their errors name those.
+    """
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    offenders = []
+    for path in (PACKAGE / "core").rglob("*.py"):
+        if "labs" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [c.value for c in ast.walk(node.exc) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for t in texts if flag.search(t)]
+    assert offenders == []
 
 
 def test_no_folder_holds_more_than_fifteen_modules():

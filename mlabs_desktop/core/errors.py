@@ -1,7 +1,9 @@
 """Errors a user can act on.
 
 A `UserError` carries one readable sentence: the command line prints it as
-``error: ...`` and exits 2, the app shows it in a message box.
+``error: ...`` and exits 2, the app shows it in a message box. One whose advice
+names a control is `UserError.worded`: it keeps its template and facts, so the
+command line names the flag and the app the field or button (`messages.Voice`).
 """
 
 from __future__ import annotations
@@ -9,11 +11,32 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import Iterator
+from typing import Iterator, TypeVar
+
+from mlabs_desktop.core.messages import CLI, Voice, word
+
+
+E = TypeVar("E", bound="UserError")
 
 
 class UserError(Exception):
-    """A problem with the user's input or environment, with what to do next."""
+    """A problem with the user's input or environment, with what to do next.
+
+    ``str()`` is the command line's wording; `text` words it for any voice.
+    """
+
+    template: str | None = None
+    facts: dict[str, object] = {}
+
+    @classmethod
+    def worded(cls: type[E], template: str, **facts: object) -> E:
+        """An error whose ``template`` names controls as ``{voice.batch_size}`` and facts as ``{name}``."""
+        error = cls(word(template, CLI, facts))
+        error.template, error.facts = template, facts
+        return error
+
+    def text(self, voice: Voice) -> str:
+        return word(self.template, voice, self.facts) if self.template is not None else str(self)
 
 
 class Cancelled(Exception):

@@ -13,7 +13,11 @@ from mlabs_desktop.core.events import OutOfMemoryEvent
 
 @dataclass(frozen=True)
 class Voice:
-    """How advice names each control the user can change."""
+    """How advice names each control the user can change.
+
+    A field may hold ``{fact}`` placeholders (``{name}``, ``{size}``): they are
+    filled from the facts of the message that uses it.
+    """
 
     batch_size: str
     image_size: str
@@ -25,17 +29,61 @@ class Voice:
     auto_batch: str        # how to have smaller batches tried automatically ("" where the app asks anyway)
     get_vgg: str           # with {url}: how to download the VGG19 weights
     pick_vgg: str          # how to point at a VGG19 file the user already has
+    style: str             # the style image
+    give_style: str        # how to give a style image
+    train_path: str        # the training photos
+    give_photos: str       # how to give the training photos
+    name: str              # a model's name
+    resume_model: str      # with {name}: how to continue an existing model
+    architecture: str
+    precision: str
+    device: str
+    in_path: str           # what is stylized
+    out_path: str          # where results go
+    out: str               # where an export goes
+    size: str              # an export's fixed size
+    overwrite: str         # how to agree to replacing files
+    list_models: str       # where the library's models are listed
 
 
 CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo="with a smaller --max-size",
             lite="--architecture=lite", cpu="--device=cpu", batch_of="--batch-size={size}",
             resume='`mlabs-desktop resume "{name}" {batch}`',
             auto_batch=", or add --auto-batch to retry with smaller batches automatically",
-            get_vgg="run `mlabs-desktop download vgg19` (or download {url})", pick_vgg="pass --vgg-path with a file you already have (Keras's notop .h5 or the MatConvNet .mat)")
+            get_vgg="run `mlabs-desktop download vgg19` (or download {url})",
+            pick_vgg="pass --vgg-path with a file you already have (Keras's notop .h5 or the MatConvNet .mat)",
+            style="--style", give_style="pass --style=FILE", train_path="--train-path",
+            give_photos="pass --train-path=DIR", name="--name", resume_model='`mlabs-desktop resume "{name}"`',
+            architecture="--architecture", precision="--precision", device="--device", in_path="--in-path",
+            out_path="--out-path", out="--out", size="--size", overwrite="add --overwrite to replace",
+            list_models="`mlabs-desktop library list` lists them")
 APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
             lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
             resume="Resume on “{name}” in the Library with {batch}", auto_batch="",
-            get_vgg="open Settings > Download", pick_vgg="choose a file you already have in Settings")
+            get_vgg="open Settings > Download", pick_vgg="choose a file you already have in Settings",
+            style="Style image", give_style="choose a Style image", train_path="Training photos",
+            give_photos="choose a folder of Training photos", name="Model name",
+            resume_model="Resume on “{name}” in the Library", architecture="Architecture",
+            precision="Precision", device="Device (Settings)", in_path="the input", out_path="the output",
+            out="folder", size="the fixed size", overwrite="agree to replace", list_models="the Library shows them")
+
+
+class Worded:
+    """A voice's control names with a message's facts filled in: what ``{voice.x}`` reads in a template."""
+
+    def __init__(self, voice: Voice, facts: dict[str, object]):
+        self._voice, self._facts = voice, facts
+
+    def __getattr__(self, field: str) -> str:
+        return getattr(self._voice, field).format_map(self._facts)
+
+
+def word(template: str, voice: Voice, facts: dict[str, object]) -> str:
+    """``template`` with ``{voice.x}`` as ``voice`` names control x, and ``{fact}`` from ``facts``.
+
+    Facts are substituted once, never re-read as a template, so a path with braces is safe.
+    """
+    return template.format_map({**facts, "voice": Worded(voice, facts)})
 
 
 def out_of_memory(voice: Voice, task: str | None = None) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.messages import CLI
 
 # How many paths an error names before it says "and N more".
 SHOWN = 4
@@ -24,8 +25,9 @@ class WouldReplace(UserError):
 
     def __init__(self, paths: Sequence[Path]):
         self.paths = list(paths)
-        super().__init__(f"would replace {describe(self.paths)}; add --overwrite to replace "
-                         f"{'it' if len(self.paths) == 1 else 'them'}, or choose another output")
+        self.template = "would replace {what}; {voice.overwrite} {them}, or choose another output"
+        self.facts = {"what": describe(self.paths), "them": "it" if len(self.paths) == 1 else "them"}
+        super().__init__(self.text(CLI))
 
 
 def describe(paths: Sequence[Path]) -> str:

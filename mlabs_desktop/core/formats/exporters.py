@@ -86,7 +86,7 @@ def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if size is not None and fmt != "tflite":
-        raise UserError("--size only applies to the tflite format")
+        raise UserError.worded("{voice.size} only applies to the tflite format")
     out = export_target(model, fmt, Path(out_path).expanduser())
     if not (fmt in FOLDER_FORMATS and out.is_file()):  # that one gets its own error below
         outputs.refuse_replacing(replaced_by_export(fmt, out), overwrite)
@@ -233,7 +233,7 @@ def _replace_folder(tmp: Path, out: Path, is_export: Callable[[Path], bool], wha
             old = atomic.temp_dir(out.parent, out.name)
             os.replace(out, old / out.name)
         else:
-            raise UserError(f"{out} already exists and is not {what}; choose another --out")
+            raise UserError.worded("{out} already exists and is not {what}; choose another {voice.out}", out=out, what=what)
     os.rename(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -249,7 +249,7 @@ def export_savedmodel(model: Model, out_dir: str | os.PathLike) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; a SavedModel is a folder")
     if out.is_dir() and any(out.iterdir()) and not _is_savedmodel(out):
-        raise UserError(f"{out} already exists and is not a SavedModel; choose another --out")
+        raise UserError.worded("{out} already exists and is not a SavedModel; choose another {voice.out}", out=out)
     with _build_dir(out) as tmp:
         net = _export_network(model)
         _write_savedmodel(net, tmp / "model", [None, None, None, 3])
@@ -271,7 +271,7 @@ def export_tflite(model: Model, out_path: str | os.PathLike, *, size: tuple[int,
     if not out.suffix:
         out = out.with_name(out.name + ".tflite")
     if size is not None and (len(size) != 2 or min(size) < 1):
-        raise UserError(f"--size must be two positive numbers (height, width), not {size}")
+        raise UserError.worded("{voice.size} must be two positive numbers (height, width), not {size}", size=size)
     with _build_dir(out) as tmp:
         net = _export_network(model)
         shape = [1, None, None, 3] if size is None else [1, int(size[0]), int(size[1]), 3]

@@ -71,11 +71,11 @@ def import_reference_checkpoint(dir_or_prefix: str | os.PathLike, name: str,
 
     name = (name or "").strip()
     if not name:
-        raise UserError("give the imported model a name (--name NAME)")
+        raise UserError.worded("give the imported model a name ({voice.name})")
     library = library or Library()
     prefix = locate_reference_checkpoint(dir_or_prefix)
     if library.find(name):
-        raise UserError(f"a model named '{name}' already exists; choose another --name")
+        raise UserError.worded("a model named '{name}' already exists; choose another name ({voice.name})", name=name)
     arrays = read_reference_checkpoint(prefix)
     preview = render_preview(arrays, 1.0)
     manifest = Manifest(

@@ -167,7 +167,7 @@ def training_precision(device: DeviceInfo) -> str:
 def choose_device(wanted: str) -> DeviceInfo:
     """Resolve ``auto|cpu|gpu`` to a device; asking for a missing GPU is a user error."""
     if wanted not in ("auto", "cpu", "gpu"):
-        raise UserError(f"--device must be auto, cpu or gpu, not {wanted!r}")
+        raise UserError.worded("{voice.device} must be auto, cpu or gpu, not {wanted!r}", wanted=wanted)
     devices = detect_devices()
     gpus = [d for d in devices if d.kind == "gpu"]
     if wanted == "gpu" and not gpus:

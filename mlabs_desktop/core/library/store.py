@@ -189,8 +189,8 @@ class Library:
         if path.is_dir() and (path / MANIFEST).is_file():
             return Model(path, read_manifest(path))
         names = ", ".join(m.name for m in self.models()[:10]) or "the library is empty"
-        raise UserError(f"unknown model '{name_or_path}' (known: {names}); "
-                        "see `mlabs-desktop library list`")
+        raise UserError.worded("unknown model '{model}' (known: {names}); {voice.list_models}",
+                               model=name_or_path, names=names)
 
     @staticmethod
     def _ensure_not_training(model: Model) -> None:

@@ -89,12 +89,13 @@ class Stylizer:
         from mlabs_desktop.core.networks.inference import make_forward
 
         if wanted not in p.PRECISIONS:
-            raise UserError(f"--precision must be one of {', '.join(p.PRECISIONS)}, not {wanted!r}")
+            raise UserError.worded("{voice.precision} must be one of {choices}, not {wanted!r}",
+                                   choices=", ".join(p.PRECISIONS), wanted=wanted)
         if wanted == "float32" or (wanted == "auto" and not p.bfloat16_supported(self.device)):
             return "float32"
         if not p.bfloat16_supported(self.device):
-            raise UserError(f"{self.device.label} has no bfloat16 arithmetic (it needs AVX512-BF16, AMX or "
-                            "an Ampere or newer GPU); use --precision=float32")
+            raise UserError.worded("{device} has no bfloat16 arithmetic (it needs AVX512-BF16, AMX or an Ampere or "
+                                   "newer GPU); set {voice.precision} to float32", device=self.device.label)
         reduced = p.build_reduced_network(self.model.manifest.architecture, self.model.manifest.input_scale)
         reduced.set_weights(self.net.get_weights())
         forward = make_forward(reduced)
@@ -242,7 +243,8 @@ def plan_outputs(in_path: Path, out_path: Path, style: str, overwrite: bool = Fa
     in_path, out_path = require_input(in_path), Path(out_path).expanduser()
     if in_path.is_dir():
         if out_path.exists() and not out_path.is_dir():
-            raise UserError(f"--in-path is a folder, so --out-path must be a folder too, not {out_path}")
+            raise UserError.worded("{voice.in_path} is a folder, so {voice.out_path} must be a folder too, not {out}",
+                                   out=out_path)
         sources = sorted(p for p in in_path.rglob("*") if p.is_file() and is_image_path(p)
                          and not p.name.startswith("."))
         if not sources:

@@ -35,7 +35,7 @@ def scan_folder(root: Path | str) -> FolderScan:
     if not root.exists():
         raise UserError(f"training folder not found: {root}")
     if not root.is_dir():
-        raise UserError(f"--train-path must be a folder of images, but {root} is a file")
+        raise UserError.worded("{voice.train_path} must be a folder of images, but {root} is a file", root=root)
     found: list[Path] = []
     total = 0
     for dirpath, dirnames, filenames in os.walk(root, onerror=None):

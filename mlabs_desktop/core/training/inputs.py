@@ -39,9 +39,9 @@ def validate(config: TrainingConfig) -> TrainingConfig:
         except ValueError as exc:
             raise UserError(str(exc)) from None
     if not config.style:
-        raise UserError("no style image given (--style=FILE)")
+        raise UserError.worded("no style image given: {voice.give_style}")
     if not config.train_path:
-        raise UserError("no training folder given (--train-path=DIR)")
+        raise UserError.worded("no training photos given: {voice.give_photos}")
     return config
 
 

@@ -85,15 +85,15 @@ class ModelWriter:
             if config.init_from:
                 base = library.get(config.init_from)
                 if base.manifest.architecture != config.architecture:
-                    raise UserError(f"--init-from model '{base.name}' is a {base.manifest.architecture} "
-                                    f"network; use --architecture={base.manifest.architecture}")
+                    raise UserError.worded("'{base}' is a {arch} network: to fine-tune it, set {voice.architecture} "
+                                           "to {arch}", base=base.name, arch=base.manifest.architecture)
                 self.input_scale = base.manifest.input_scale
                 self.init_arrays = (base.load_weights(), base.name)
             # A name made up for the user is made unique; one the user chose is never changed.
             self.name = config.name.strip() if config.name else library.unique_name(default_model_name(config))
             if library.find(self.name):
-                raise UserError(f"a model named '{self.name}' already exists; pick another --name "
-                                f"or continue it with `mlabs-desktop resume \"{self.name}\"`")
+                raise UserError.worded("a model named '{name}' already exists; pick another name ({voice.name}) "
+                                       "or continue it with {voice.resume_model}", name=self.name)
 
     @property
     def target_folder(self) -> Path:

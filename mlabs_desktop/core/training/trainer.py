@@ -97,8 +97,9 @@ class Trainer:
         try:
             strategy = make_strategy(device, self.replica_devices)
             if strategy and self.config.batch_size % replica_count(strategy):
-                raise UserError(f"--batch-size={self.config.batch_size} cannot be split evenly across "
-                                f"{replica_count(strategy)} replicas")
+                raise UserError.worded("{voice.batch_size} {batch} cannot be split evenly across {replicas} GPUs; "
+                                       "choose a multiple of {replicas}", batch=self.config.batch_size,
+                                       replicas=replica_count(strategy))
             with strategy.scope() if strategy else device_scope(device):
                 return self._run(device, strategy)
         finally:
@@ -138,7 +139,7 @@ class Trainer:
         small, looked = count_small_images(stream.paths, config.image_size)
         if small:
             self._log(f"{small} of {looked} training images checked are smaller than {config.image_size} px and "
-                      "are upscaled, which blurs them: use bigger photos or a smaller --image-size", "warning")
+                      "are upscaled, which blurs them: use bigger photos or a smaller image size", "warning")
         if is_flat(inputs.style):
             self._log("the style image is almost a single colour, with no texture or brushwork to learn: the "
                       "model can only learn to tint photos that colour; pick a painting for a style", "warning")

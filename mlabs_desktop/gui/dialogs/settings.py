@@ -20,7 +20,7 @@ from mlabs_desktop.core import atomic, paths
 from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.training.presets import list_presets
-from mlabs_desktop.gui.kit.common import Throttle, Worker, WorkerSet
+from mlabs_desktop.gui.kit.common import Throttle, Worker, WorkerSet, user_text
 from mlabs_desktop.gui.dialogs.forms import BAD, GOOD, form_field, form_layout, form_row, note_label, set_note
 from mlabs_desktop.gui.kit.services import Services
 
@@ -103,7 +103,7 @@ class SettingsDialog(QDialog):
             presets = list_presets()
         except UserError as exc:
             presets = []
-            set_note(self.preset_note, str(exc), BAD)
+            set_note(self.preset_note, user_text(exc), BAD)
         for preset in presets:
             self.preset_combo.addItem(preset.name, preset.name)
             self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.description,

@@ -157,13 +157,18 @@ class Worker(QThread):
         except Cancelled:
             self.cancelled_signal.emit()
         except UserError as exc:
-            self.failed.emit(str(exc))
+            self.failed.emit(user_text(exc))
         except MemoryError:
             self.failed.emit(messages.out_of_memory(messages.APP))
         except Exception as exc:  # noqa: BLE001 - every failure must reach the window
             self.failed.emit(describe_exception(exc))
         else:
             self.succeeded.emit(result)
+
+
+def user_text(exc: BaseException) -> str:
+    """An expected failure (a `UserError`, an `OSError`) as the app words it: fields and buttons, not flags."""
+    return exc.text(messages.APP) if isinstance(exc, UserError) else str(exc)
 
 
 def describe_exception(exc: BaseException) -> str:

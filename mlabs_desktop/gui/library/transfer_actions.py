@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.core.outputs import WouldReplace
-from mlabs_desktop.gui.kit.common import MODEL_BUNDLE_SUFFIX, confirm_replace, wait_cursor
+from mlabs_desktop.gui.kit.common import MODEL_BUNDLE_SUFFIX, confirm_replace, user_text, wait_cursor
 from mlabs_desktop.gui.library.transfer import EXPORT_FORMATS, import_model
 from mlabs_desktop.gui.kit.services import Services
 
@@ -56,7 +56,7 @@ class ModelTransfer(QObject):
                 try:
                     imported.append(import_model(source, library))
                 except (UserError, OSError) as exc:
-                    problems.append(str(exc))
+                    problems.append(user_text(exc))
         if imported:
             self._services.hub.library_changed.emit()
             self.imported.emit(imported[-1].name)
@@ -89,6 +89,6 @@ class ModelTransfer(QObject):
                     return
                 overwrite = True
             except (UserError, OSError) as exc:
-                QMessageBox.warning(self._window, "Cannot export", str(exc))
+                QMessageBox.warning(self._window, "Cannot export", user_text(exc))
                 return
         self.status.emit(f"Exported '{name}' to {target}")

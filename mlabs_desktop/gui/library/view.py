@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QInputDia
                                QMenu, QMessageBox, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.gui.kit.common import user_text
 from mlabs_desktop.gui.library.cards import CARD_ROLE, CARD_SIZE, CardDelegate, CardModel, ModelCard, ThumbnailCache
 from mlabs_desktop.gui.library.details import DetailsPane, set_font
 from mlabs_desktop.gui.kit.services import Services
@@ -252,7 +253,7 @@ class LibraryView(QWidget):
         try:
             model = self.services.library().rename(name, new)
         except (UserError, OSError) as exc:
-            QMessageBox.warning(self, "Cannot rename", str(exc))
+            QMessageBox.warning(self, "Cannot rename", user_text(exc))
             return
         self._selected = model.name
         self.services.hub.library_changed.emit()
@@ -271,7 +272,7 @@ class LibraryView(QWidget):
         try:
             self.services.library().delete(name)
         except (UserError, OSError) as exc:
-            QMessageBox.warning(self, "Cannot delete", str(exc))
+            QMessageBox.warning(self, "Cannot delete", user_text(exc))
             return
         self._selected = None
         self.services.hub.library_changed.emit()

@@ -25,7 +25,7 @@ from mlabs_desktop.core.images.ops import resize_max, to_uint8
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.outputs import occupied
 from mlabs_desktop.core.stylize.stylizer import BlendOptions
-from mlabs_desktop.gui.kit.common import confirm_replace, pixmap_from_array
+from mlabs_desktop.gui.kit.common import confirm_replace, pixmap_from_array, user_text
 from mlabs_desktop.gui.stylize.jobs import AllStylesJob, JobEnded, JobFailed, StatusText, Tile
 from mlabs_desktop.gui.stylize.worker import StylizeQueue
 
@@ -239,7 +239,7 @@ class AllStylesDialog(QDialog):
         try:
             saved = self.export_to(Path(path))
         except UserError as exc:
-            self._report_error("Could not export the grid", f"{exc} Choose another folder or name.")
+            self._report_error("Could not export the grid", f"{user_text(exc)} Choose another folder or name.")
             return
         self.status.setText(f"Saved {saved.name}")
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QMenu, QProgre
 from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
-from mlabs_desktop.gui.kit.common import expand_images
+from mlabs_desktop.gui.kit.common import expand_images, user_text
 from mlabs_desktop.gui.stylize.export import Exporter
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
 from mlabs_desktop.gui.stylize.queue_list import PhotoQueueList
@@ -210,7 +210,7 @@ class StylizeView(QWidget):
             models = self._services.library().models()
         except (OSError, UserError) as exc:
             models = []
-            self._say(f"Cannot read the library: {exc}")
+            self._say(f"Cannot read the library: {user_text(exc)}")
         self.picker.set_models(models)
         names = self.picker.names()
         if self.photos.style in names:

@@ -22,7 +22,7 @@ from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.hardware.memory import out_of_memory
 from mlabs_desktop.core.stylize.stylizer import finish
 from mlabs_desktop.gui.stylize.blend_renderer import display_image
-from mlabs_desktop.gui.kit.common import Throttle
+from mlabs_desktop.gui.kit.common import Throttle, user_text
 from mlabs_desktop.gui.stylize.jobs import AllStylesJob, ImageLoaded, LoadFailed, StatusText, Styled, StyleJob, Tile
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def _load(job: StyleJob, report: Callable[[Any], None], cancelled: Callable[[], 
             source = fetch_to_path(source, progress=on_progress, cancelled=cancelled)
         image = load_image(Path(source))
     except UserError as exc:
-        report(LoadFailed(job.item_id, str(exc)))
+        report(LoadFailed(job.item_id, user_text(exc)))
         return None
     except MemoryError:
         report(LoadFailed(job.item_id, f"Not enough memory to open {Path(str(source)).name}. "
@@ -128,7 +128,7 @@ def run_all_styles_job(job: AllStylesJob, cache: StylizerCache, report: Callable
             raw = cache.get(name, job.device).run(rgb)
             tile = Tile(job.token, index, name, to_uint8(finish(rgb, raw, job.options)))
         except UserError as exc:  # one broken model must not spoil the whole grid
-            tile = Tile(job.token, index, name, None, str(exc))
+            tile = Tile(job.token, index, name, None, user_text(exc))
         except Exception as exc:  # noqa: BLE001
             if not out_of_memory(exc):
                 raise

@@ -23,6 +23,7 @@ from mlabs_desktop.core.training import presets
 from mlabs_desktop.core.config import PARAMS, TrainingConfig, coerce_param
 from mlabs_desktop.core.hardware.devices import no_gpu_hint
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.gui.kit.common import user_text
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.inputs import form_group, note_label, with_error
 
@@ -263,7 +264,7 @@ class ParamsPanel(QWidget):
             params = {k: v for k, v in self.params().items() if k not in PRESET_EXCLUDED}
             path = presets.save_user_preset(name, params)
         except (UserError, ValueError) as exc:
-            self.services.hub.error.emit("Could not save the preset", str(exc))
+            self.services.hub.error.emit("Could not save the preset", user_text(exc))
             return None
         self._load_presets(select=name.strip())
         self._field_edited()

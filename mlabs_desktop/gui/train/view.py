@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPushBu
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import CheckpointEvent, DoneEvent, LogEvent, OutOfMemoryEvent, PreviewEvent, StepEvent
 from mlabs_desktop.core.library.store import Model
-from mlabs_desktop.gui.kit.common import pixmap_from_array
+from mlabs_desktop.gui.kit.common import pixmap_from_array, user_text
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.form import TrainForm
 from mlabs_desktop.gui.train.inputs import NOTE_STYLE
@@ -146,7 +146,7 @@ class TrainView(QWidget):
         try:
             return self.services.library().get(name)
         except UserError as exc:
-            self.hub.error.emit("Model not found", str(exc))
+            self.hub.error.emit("Model not found", user_text(exc))
             return None
 
     # ------------------------------------------------------------------ start / stop
@@ -166,7 +166,7 @@ class TrainView(QWidget):
                 worker = TrainWorker(config, library_root=library_root)
                 self.live.reset()
         except (UserError, ValueError) as exc:
-            self.hub.error.emit("Cannot start training", str(exc))
+            self.hub.error.emit("Cannot start training", user_text(exc))
             return
         self._run_name, self._epochs = name, int(self.form.raw("epochs"))
         self._last_step, self._done, self._oom, self._failed = None, None, None, False

@@ -54,7 +54,7 @@ def test_training_on_tiny_photos_warns_that_they_are_upscaled(tmp_path, vgg_h5, 
     Trainer(config, on_event=lambda e: isinstance(e, LogEvent) and logs.append(e), library=Library()).run()
     warnings = [e.message for e in logs if e.level == "warning" and "upscaled" in e.message]
     assert warnings == ["4 of 4 training images checked are smaller than 32 px and are upscaled, which blurs "
-                        "them: use bigger photos or a smaller --image-size"]
+                        "them: use bigger photos or a smaller image size"]
 
 
 def test_photos_added_while_training_are_announced_for_the_next_resume(tmp_path, vgg_h5, style_image):
