@@ -33,6 +33,7 @@ DATA_FOLDERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The window icon (mlabs-desktop.png) and its sizes; .ico/.icns are only
     # the executable's icon, so they stay out of the data.
     ("resources/icons", ("*.png", "*.svg")),
+    ("resources/guide", ("*.md",)),          # Help > Getting started
 )
 
 # ------------------------------------------------------------------ trimming

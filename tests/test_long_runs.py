@@ -216,9 +216,9 @@ def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(ti
 
 # ---------------------------------------------------------------- training
 def long_config(style: Path, photos: Path, vgg: Path, steps: int):
-    """Batch 1 at 32 px over 6 photos: enough epochs for ``steps``; a checkpoint every tenth of the run."""
-    return tiny_config(style, photos, vgg, batch_size=1, epochs=-(-steps // 6), max_steps=steps,
-                       checkpoint_iterations=steps // 10, name=f"long {steps}")
+    """Batch 1 at 32 px over 6 photos, ``steps`` in all; a checkpoint every tenth of the run."""
+    return tiny_config(style, photos, vgg, batch_size=1, steps=steps, checkpoint_iterations=steps // 10,
+                       name=f"long {steps}")
 
 
 @pytest.mark.parametrize("steps", CORE_STEPS)
@@ -259,8 +259,8 @@ def test_long_training_in_the_app_keeps_memory_flat_and_the_window_responsive(qt
     view.show()
     qtbot.waitUntil(lambda: view.form.params_panel.gpus is not None, timeout=60_000)  # TensorFlow is in
     config = long_config(style_image, photos_dir, vgg_h5, steps)
-    fill(view, qtbot, style_image, photos_dir, **{"image-size": 32, "batch-size": 1, "epochs": config.epochs,
-                                                  "max-steps": steps, "architecture": "lite",
+    fill(view, qtbot, style_image, photos_dir, **{"image-size": 32, "batch-size": 1, "steps": steps,
+                                                  "max-steps": 0, "architecture": "lite",
                                                   "checkpoint-iterations": config.checkpoint_iterations})
     view.form.name_edit.setText(config.name)
     warm = steps // 5

@@ -55,9 +55,27 @@ def _check_room_after(fd: int) -> None:
     os.ftruncate(fd, size)
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where the system allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
+def normal_mode(folder: bool = False) -> int:
+    """The mode a plain ``open`` or ``mkdir`` gives here: temporaries start private, results must not stay so."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
 def temp_dir(parent: Path, label: str) -> Path:
     """A new hidden folder in ``parent`` for building ``label`` before it is renamed into place."""
-    return Path(tempfile.mkdtemp(prefix=_prefix(label), suffix=".part", dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=_prefix(label), suffix=".part", dir=parent))
+    os.chmod(path, normal_mode(folder=True))
+    return path
 
 
 def _raise_disk_full(exc: BaseException, target: Path, shown: Callable[[str], str] = str) -> None:
@@ -85,6 +103,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             _check_room_after(handle.fileno())
             os.fsync(handle.fileno())
+        os.chmod(tmp, normal_mode())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException as exc:

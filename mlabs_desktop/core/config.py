@@ -54,7 +54,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("learning-rate", float, "Adam step size. Lower is slower but steadier.", 1e-7, 1.0,
               trains_well=(1e-5, 1e-2)),
     ParamSpec("batch-size", int, "Training images per step. Larger needs more GPU memory.", 1, 1024),
-    ParamSpec("epochs", int, "Passes over the training folder.", 1, 100000),
+    ParamSpec("steps", int, "Train the model this many steps in all, whatever the folder's size (0 = as many as the epochs give).", 0, 10**9),
+    ParamSpec("epochs", int, "Passes over the training folder; only when steps is 0.", 1, 100000),
     ParamSpec("checkpoint-iterations", int, "Save a checkpoint and a preview every this many steps.", 1, 10**9),
     ParamSpec("image-size", int, "Training crops are this many pixels square.", 16, 4096),
     ParamSpec("style-scale", float, "Scale the painting by this factor before learning its style: bigger gives bigger brush strokes.", 0.05, 8.0),
@@ -76,6 +77,7 @@ class TrainingConfig:
     tv_weight: float = 2e2
     learning_rate: float = 1e-3
     batch_size: int = 4
+    steps: int = 0
     epochs: int = 2
     checkpoint_iterations: int = 2000
     image_size: int = 256
@@ -96,6 +98,22 @@ class TrainingConfig:
     def parameters(self) -> dict[str, Any]:
         """The tunable parameters, keyed by flag name (what manifests and presets store)."""
         return {p.name: getattr(self, p.field) for p in PARAMS}
+
+
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """Whole batches in one pass over ``images`` photos (a partial batch is left for the next pass)."""
+    return max(1, images // max(1, batch_size))
+
+
+def model_steps(config: "TrainingConfig", images: int) -> int:
+    """How many steps the model trains in all: its ``steps``, or else its epochs over the folder."""
+    return config.steps or steps_per_epoch(images, config.batch_size) * config.epochs
+
+
+def run_end(config: "TrainingConfig", images: int, start_step: int = 0) -> int:
+    """The step a run from ``start_step`` ends at: the model's steps, or sooner at ``max_steps``."""
+    end = model_steps(config, images)
+    return min(end, start_step + config.max_steps) if config.max_steps else end
 
 
 def unusual_params(config: "TrainingConfig") -> list[str]:

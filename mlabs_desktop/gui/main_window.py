@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
                            QKeySequence)
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QListWidgetItem, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QApplication, QDialog, QHBoxLayout, QLabel, QListWidgetItem, QMainWindow, QMessageBox,
                                QStackedWidget, QWidget)
 
 from mlabs_desktop import __version__
 from mlabs_desktop.core import paths
-from mlabs_desktop.gui.kit.common import WorkerSet, accepts_drop, dropped_paths, dropped_urls
+from mlabs_desktop.core.images.decode import is_image_path
+from mlabs_desktop.gui.kit.common import DROP_ADVICE, WorkerSet, dropped_paths, dropped_urls
+from mlabs_desktop.gui.dialogs.help import guide_dialog, shortcuts_dialog
 from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import is_importable
 from mlabs_desktop.gui.library.transfer_actions import ModelTransfer
@@ -151,6 +153,8 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        self._add_action(file_menu, "&Open photos…", self.open_photos, QKeySequence.StandardKey.Open)
+        file_menu.addSeparator()
         self._add_action(file_menu, "&Import model…", self.transfer.import_model_dialog, "Ctrl+I")
         self._add_action(file_menu, "Import from &web address…", self.transfer.import_url_dialog)
         self._add_action(file_menu, "&Export model…",
@@ -171,6 +175,9 @@ class MainWindow(QMainWindow):
             self._view_actions[name] = action
 
         help_menu = bar.addMenu("&Help")
+        self._add_action(help_menu, "&Getting started", lambda: self._show_document(guide_dialog), "F1")
+        self._add_action(help_menu, "&Keyboard shortcuts", lambda: self._show_document(shortcuts_dialog))
+        help_menu.addSeparator()
         self._add_action(help_menu, "&GPU status…", self.open_gpu_status)
         self._add_action(help_menu, "Open &log folder", self.open_log_folder)
         help_menu.addSeparator()
@@ -237,6 +244,17 @@ class MainWindow(QMainWindow):
         self.services.hub.device_detected.emit("CPU")
 
     # ------------------------------------------------------------- dialogs
+    def open_photos(self) -> None:
+        """File > Open photos… from any view: the photos go to the Stylize view."""
+        self.show_view("stylize")
+        if self.stylize_view is not None:
+            self.stylize_view.files.open_dialog()
+
+    def _show_document(self, make: Callable[[QWidget], QDialog]) -> None:
+        dialog = make(self)
+        dialog.exec()
+        dialog.deleteLater()
+
     def open_settings(self) -> None:
         from mlabs_desktop.gui.dialogs.settings import SettingsDialog
         dialog = SettingsDialog(self.services, self)
@@ -260,28 +278,32 @@ class MainWindow(QMainWindow):
             f"<p>Library: {self.services.library().root}<br>Logs: {paths.log_dir()}</p>"))
 
     # --------------------------------------------------------------- drops
+    # Every drop of files is taken, so that one the window cannot use is answered with why.
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if accepts_drop(event.mimeData()):
+        if dropped_paths(event.mimeData()) or dropped_urls(event.mimeData()):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:  # noqa: ANN001 - QDragMoveEvent
-        if accepts_drop(event.mimeData()):
-            event.acceptProposedAction()
+        self.dragEnterEvent(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths_ = dropped_paths(event.mimeData())
         urls = dropped_urls(event.mimeData())
-        models = [p for p in paths_ if is_importable(p)]
-        others = [p for p in paths_ if p not in models]
-        if not (models or others or urls):
+        if not (paths_ or urls):
             return
         event.acceptProposedAction()
+        models = [p for p in paths_ if is_importable(p)]
+        photos = [p for p in paths_ if p not in models and (p.is_dir() or is_image_path(p))]
+        unusable = [p for p in paths_ if p not in models and p not in photos]
         if models:
             self.transfer.import_models(models)
-        if others or urls:
+        if photos or urls:
             self.show_view("stylize")
             if self.stylize_view is not None:
-                self.stylize_view.open_paths([*others, *urls])
+                self.stylize_view.open_paths([*photos, *urls])
+        if unusable:
+            names = ", ".join(p.name for p in unusable[:3]) + (" and more" if len(unusable) > 3 else "")
+            self.show_error(f"Cannot open {names}", DROP_ADVICE)
 
     # --------------------------------------------------------------- state
     def _settings(self) -> QSettings:

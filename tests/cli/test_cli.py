@@ -85,7 +85,7 @@ def test_text_progress_and_resume(vgg_h5, photos_dir, style_image):
     result = cli("train", f"--style={style_image}", f"--train-path={photos_dir}", f"--vgg-path={vgg_h5}",
                  "--image-size=32", "--style-scale=0.25", "--batch-size=2", "--epochs=2", "--checkpoint-iterations=2",
                  "--architecture=lite", "--name=textual", "--max-steps=2", check=True)
-    assert "step 2/2" in result.stderr and "stopped: model 'textual' after 2 steps" in result.stderr
+    assert "step 2/2" in result.stderr and "paused: model 'textual' after 2 steps" in result.stderr
     result = cli("resume", "textual", "--progress=json", "--max-steps=1", check=True)
     steps = [json.loads(l) for l in result.stdout.splitlines() if '"step"' in l and '"event": "step"' in l]
     assert [s["step"] for s in steps] == [3]
@@ -93,9 +93,12 @@ def test_text_progress_and_resume(vgg_h5, photos_dir, style_image):
 
 def test_preset_then_explicit_flags(vgg_h5, photos_dir, style_image):
     result = cli("train", "--preset=quick-look", f"--style={style_image}", f"--train-path={photos_dir}",
-                 f"--vgg-path={vgg_h5}", "--image-size=32", "--batch-size=2", "--max-steps=1",
+                 f"--vgg-path={vgg_h5}", "--image-size=32", "--batch-size=2", "--max-steps=5",
                  "--name=preset run", "--progress=json", check=True)
-    assert '"done"' in result.stdout
+    # 6 photos at batch 2 are 3 steps an epoch: the preset's 3,000 steps, not its epochs, set the length.
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3, 4, 5]
+    assert [(e["state"], e["step"]) for e in events if e["event"] == "done"] == [("paused", 5)]
     show = cli("library", "show", "preset run", check=True).stdout
     assert "architecture: lite" in show and "image-size: 32" in show and "learning-rate: 0.002" in show
 

@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QSettings, Qt, QUrl
 
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QTextBrowser
 
 from mlabs_desktop.core.hardware import devices
 from mlabs_desktop.core import paths
@@ -76,9 +76,11 @@ def test_menus(window):
     assert list(menus) == ["File", "View", "Help"]
     texts = {name: [a.text().replace("&", "") for a in menu.actions() if a.text()]
              for name, menu in menus.items()}
-    assert texts["File"] == ["Import model…", "Import from web address…", "Export model…", "Settings…", "Quit"]
+    assert texts["File"] == ["Open photos…", "Import model…", "Import from web address…", "Export model…",
+                             "Settings…", "Quit"]
     assert texts["View"] == ["Train", "Library", "Stylize"]
-    assert texts["Help"] == ["GPU status…", "Open log folder", "About MachineLabs Desktop"]
+    assert texts["Help"] == ["Getting started", "Keyboard shortcuts", "GPU status…", "Open log folder",
+                             "About MachineLabs Desktop"]
     quit_action = next(a for a in menus["File"].actions() if "Quit" in a.text())
     assert quit_action.shortcut().toString() == "Ctrl+Q"
 
@@ -87,6 +89,33 @@ def menu_action(window, menu: str, text: str):
     """The menu bar's action ``text`` in ``menu``, as a user would choose it."""
     bar = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     return next(a for a in bar[menu].actions() if a.text().replace("&", "") == text)
+
+
+def test_open_photos_works_from_every_view(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    photo = shutil.copy(SAMPLES / "chelsea.jpg", tmp_path / "cat.jpg")
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: ([str(photo)], "")))
+    opened = []
+    window.views["stylize"].open_paths = lambda sources: opened.append(sources)
+    window.show_view("library")
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: opened == [[Path(photo)]], timeout=2000)
+    assert window.current_view() == "stylize"
+
+
+def test_help_has_a_guide_and_the_real_shortcuts(window):
+    from mlabs_desktop.gui.dialogs.help import guide_dialog, guide_markdown, shortcut_rows, shortcuts_dialog
+
+    rows = dict(shortcut_rows(window))
+    assert rows["Ctrl+O"] == "Open photos" and rows["Ctrl+S"] == "Save" and rows["F1"] == "Getting started"
+    assert rows["Ctrl+1"] == "Train" and rows["0"].startswith("Fit")
+    assert "quick-look" in guide_markdown() and "VGG19" in guide_markdown()
+    for make in (guide_dialog, shortcuts_dialog):
+        dialog = make(window)
+        assert dialog.findChild(QTextBrowser).toPlainText().strip()
+        dialog.deleteLater()
 
 
 def test_keyboard_shortcuts_switch_views(window, qtbot):
@@ -275,10 +304,15 @@ def test_export_without_a_selected_model_points_to_the_library(window, message_b
     assert message_boxes.calls[-1][1:] == ("Export model", "Select a model in the Library first.")
 
 
-def test_drop_of_other_files_is_rejected(window, tmp_path: Path):
+def test_drop_of_other_files_says_what_the_window_takes(window, tmp_path: Path, message_boxes):
+    from mlabs_desktop.gui.kit.common import DROP_ADVICE
+
     text = tmp_path / "notes.txt"
     text.write_text("hi")
-    assert not drop(window, [text])
+    window.show_view("library")
+    assert drop(window, [text])
+    assert message_boxes.calls == [("critical", "Cannot open notes.txt", DROP_ADVICE)]
+    assert window.current_view() == "library"
 
 
 def test_export_then_import_round_trip(tiny_model, tmp_path: Path):

@@ -31,7 +31,6 @@ from mlabs_desktop.core.filenames import slugify
 # Provenance values that are paths on the author's machine: only file names travel.
 LOCAL_PATH_KEYS = ("style", "train_path", "vgg_path", "test", "init_from")
 
-SHARED_FILE_MODE = 0o644
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_ATTR = (stat.S_IFREG | 0o644) << 16
 
@@ -143,7 +142,6 @@ def export_bundle(model: Model, out_path: str | os.PathLike) -> Path:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
                 for name, data, compression in entries:
                     archive.writestr(_zip_info(name, compression), data)
-            os.chmod(tmp, SHARED_FILE_MODE)  # a file to share, not a private temporary
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out

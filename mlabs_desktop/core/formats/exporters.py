@@ -288,7 +288,6 @@ def export_tflite(model: Model, out_path: str | os.PathLike, *, size: tuple[int,
             blob = _convert(tf, tmp / "fixed")
         with atomic.atomic_path(out) as part:
             part.write_bytes(blob)
-            os.chmod(part, 0o644)  # a file to share, not a private temporary
     return out
 
 

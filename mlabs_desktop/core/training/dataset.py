@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from mlabs_desktop.core.config import steps_per_epoch
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, training_crop
 
@@ -115,7 +116,7 @@ class BatchStream:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, len(self.paths) // self.batch_size)
+        return steps_per_epoch(len(self.paths), self.batch_size)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, epoch])

@@ -23,7 +23,7 @@ import numpy as np
 
 from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.images.ops import is_flat
-from mlabs_desktop.core.config import TrainingConfig, unusual_params
+from mlabs_desktop.core.config import TrainingConfig, model_steps, run_end, unusual_params
 from mlabs_desktop.core.training.dataset import BatchStream, added_since, count_small_images
 from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope, training_precision
 from mlabs_desktop.core.training.distribute import make_strategy, replica_count
@@ -134,8 +134,9 @@ class Trainer:
         inputs = prepare_inputs(config, seed)
         stream = inputs.stream
         where = f"{replica_count(strategy)} replicas" if strategy else device.label
-        self._log(f"training on {where}: {len(stream.paths)} images, "
-                  f"{stream.steps_per_epoch} steps per epoch, {config.epochs} epochs")
+        length = (f"{config.steps:,} steps in all" if config.steps else
+                  f"{config.epochs} epochs of {stream.steps_per_epoch} steps")
+        self._log(f"training on {where}: {len(stream.paths)} images, {length}")
         small, looked = count_small_images(stream.paths, config.image_size)
         if small:
             self._log(f"{small} of {looked} training images checked are smaller than {config.image_size} px and "
@@ -157,9 +158,8 @@ class Trainer:
         forward = make_forward(net)
         writer.begin(inputs, device, len(stream.paths))
 
-        end_step = stream.steps_per_epoch * config.epochs
-        if config.max_steps:
-            end_step = min(end_step, start_step + config.max_steps)
+        total = model_steps(config, len(stream.paths))
+        end_step = run_end(config, len(stream.paths), start_step)
         step = start_step
         started = time.perf_counter()
         rate: float | None = None
@@ -223,7 +223,8 @@ class Trainer:
                                       time.perf_counter() - started, stream.skipped.count)
         if writer.model is None:
             raise UserError("training stopped before the first step; nothing was saved")
-        state = "finished" if step >= stream.steps_per_epoch * config.epochs else "stopped"
+        # Paused: this run's max-steps are done but not the model's steps; Resume goes on from here.
+        state = "finished" if step >= total else "paused" if step >= end_step else "stopped"
         model = writer.finish(state, time.perf_counter() - started, stream.skipped.count)
         self.on_event(DoneEvent(model.name, str(model.folder), step, state, time.perf_counter() - started))
         return model

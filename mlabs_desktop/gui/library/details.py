@@ -20,7 +20,8 @@ from mlabs_desktop.gui.library.cards import ThumbnailCache
 
 STRIP_HEIGHT = 84
 LABEL_WIDTH = 170
-STATE_TEXT = {"training": "in training or interrupted", "stopped": "stopped early", "finished": "finished"}
+STATE_TEXT = {"training": "in training or interrupted", "stopped": "stopped early", "finished": "finished",
+              "paused": "paused at its Max steps"}
 STAT_LABELS = {"steps": "Steps trained", "training_seconds": "Training time", "device": "Device",
                "images": "Training photos", "skipped": "Unreadable photos skipped",
                "final_losses": "Final losses"}

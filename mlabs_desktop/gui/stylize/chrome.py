@@ -14,10 +14,11 @@ from PySide6.QtGui import (QAction, QColor, QDragEnterEvent, QDragMoveEvent, QDr
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from mlabs_desktop.core.images.decode import is_image_path
-from mlabs_desktop.gui.kit.common import accepts_drop, dropped_paths, dropped_urls
+from mlabs_desktop.gui.kit.common import MODEL_BUNDLE_SUFFIX, dropped_paths, dropped_urls
 from mlabs_desktop.gui.stylize.queue import short_reason
 
 ACCENT = QColor(26, 115, 232)
+REFUSED = QColor(110, 110, 110)
 
 
 def view_action(owner: QWidget, text: str, tip: str, slot: Callable[[], object],
@@ -134,31 +135,36 @@ class DropOverlay(QWidget):
     def __init__(self, parent: QWidget):
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._usable = True
         self.hide()
 
-    def show_over(self, widget: QWidget) -> None:
+    def show_over(self, widget: QWidget, usable: bool = True) -> None:
+        """Highlight ``widget``; when the dragged files are not photos, say so before they are dropped."""
+        self._usable = usable
         self.setGeometry(widget.rect())
         self.raise_()
         self.show()
+        self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        fill = QColor(ACCENT)
+        colour = ACCENT if self._usable else REFUSED
+        fill = QColor(colour)
         fill.setAlpha(40)
         rect = QRectF(self.rect()).adjusted(6, 6, -6, -6)
         p.setBrush(fill)
-        p.setPen(QPen(ACCENT, 3, Qt.PenStyle.DashLine))
+        p.setPen(QPen(colour, 3, Qt.PenStyle.DashLine))
         p.drawRoundedRect(rect, 14, 14)
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setWeight(QFont.Weight.DemiBold)
         p.setFont(font)
-        text = "Drop to add photos"
+        text = "Drop to add photos" if self._usable else "Not a photo or a folder of photos"
         pill = QRectF(0, 0, p.fontMetrics().horizontalAdvance(text) + 48, p.fontMetrics().height() + 24)
         pill.moveCenter(rect.center())
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(ACCENT)  # solid, so the words read over any photo
+        p.setBrush(colour)  # solid, so the words read over any photo
         p.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
         p.setPen(QColor(255, 255, 255))
         p.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
@@ -180,30 +186,32 @@ class PhotoDrops(QObject):
         target.installEventFilter(self)
 
     @staticmethod
-    def _wanted(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
+    def _kind(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> str | None:
+        """"photos", "other" (files this view cannot use: the drop says why), or None (not for this view)."""
         mime = event.mimeData()
-        if not accepts_drop(mime):
-            return False
-        # accepts_drop also takes .mlstyle bundles: those are models for the Library, not photos.
-        return bool(dropped_urls(mime)) or any(p.is_dir() or is_image_path(p) for p in dropped_paths(mime))
+        paths = dropped_paths(mime)
+        if dropped_urls(mime) or any(p.is_dir() or is_image_path(p) for p in paths):
+            return "photos"
+        if any(p.suffix.lower() == MODEL_BUNDLE_SUFFIX for p in paths):
+            return None  # models, for the window to import into the Library
+        return "other" if paths else None
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         kind = event.type()
         if kind == QEvent.Type.DragLeave:
             self._overlay.hide()
         elif kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
-            wanted = self._wanted(event)  # type: ignore[arg-type]
-            if wanted:
-                event.acceptProposedAction()  # type: ignore[attr-defined]
-            else:
+            what = self._kind(event)  # type: ignore[arg-type]
+            if what is None:
                 event.ignore()
-            if kind == QEvent.Type.DragEnter and wanted:
-                self._overlay.show_over(self._overlay.parentWidget())
+                return False  # the window may want it (a model to import)
+            event.acceptProposedAction()  # type: ignore[attr-defined]
+            if kind == QEvent.Type.DragEnter:
+                self._overlay.show_over(self._overlay.parentWidget(), usable=what == "photos")
             elif kind == QEvent.Type.Drop:
                 self._overlay.hide()
-                if wanted:
-                    mime = event.mimeData()  # type: ignore[attr-defined]
-                    self.dropped.emit([*dropped_paths(mime), *dropped_urls(mime)])
+                mime = event.mimeData()  # type: ignore[attr-defined]
+                self.dropped.emit([*dropped_paths(mime), *dropped_urls(mime)])  # other files: open_paths says why
             return True
         return False
 

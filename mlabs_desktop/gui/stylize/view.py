@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QMenu, QProgre
 from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
-from mlabs_desktop.gui.kit.common import expand_images, user_text
+from mlabs_desktop.gui.kit.common import DROP_ADVICE, expand_images, user_text
 from mlabs_desktop.gui.stylize.export import Exporter
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
 from mlabs_desktop.gui.stylize.queue_list import PhotoQueueList
@@ -72,8 +72,9 @@ class StylizeView(QWidget):
     def _build(self) -> None:
         key = QKeySequence.StandardKey
         files = self.files
-        self.open_action = view_action(self, "Open…", "Add photos or a folder to the queue", files.open_dialog,
-                                       key.Open)
+        # Ctrl+O is the window's File > Open photos…, which works from every view.
+        self.open_action = view_action(self, "Open…", "Add photos or a folder to the queue (Ctrl+O)",
+                                       files.open_dialog)
         self.save_action = view_action(self, "Save…", "Save the styled photo at full size", files.save_current,
                                        key.Save)
         self.save_all_action = view_action(self, "Save all…", "Save every finished photo into a folder",
@@ -128,8 +129,7 @@ class StylizeView(QWidget):
         self.queue_panel.setMinimumWidth(200)
 
         # Centre: the invitation to drop, or the comparison.
-        self.compare.modeChanged.connect(
-            lambda mode: (self.split_button if mode == "split" else self.side_button).setChecked(True))
+        self.compare.modeChanged.connect(self._on_mode)
         self.empty = EmptyState(self.open_action)
         self.center = QStackedWidget()
         self.center.addWidget(self.empty)
@@ -178,8 +178,7 @@ class StylizeView(QWidget):
         files = expand_images(Path(p) for p in paths if not (isinstance(p, str) and is_url(p)))
         if not files and not urls:
             names = ", ".join(Path(str(p)).name for p in list(paths)[:3]) or "nothing"
-            self._services.hub.error.emit("No photos to open", f"No image files found in {names}. Open JPEG, "
-                                          "PNG, WebP, BMP or TIFF files, or a folder that contains them.")
+            self._services.hub.error.emit("No photos to open", f"No image files found in {names}.\n\n{DROP_ADVICE}")
             return 0
         added, first = self.photos.add([*files, *urls])
         for item_id in sorted(set(self.photos.items) - set(self.queue_list.ids())):
@@ -282,6 +281,10 @@ class StylizeView(QWidget):
                 self.display.show_state(item)
         self._update_status()
 
+    def _on_mode(self, mode: str) -> None:
+        (self.split_button if mode == "split" else self.side_button).setChecked(True)
+        self._update_status()  # the footer's hint is about the divider, which only Split has
+
     # ------------------------------------------------------------------ panels and status
     def _update_panels(self) -> None:
         self.queue_panel.setVisible(bool(self.photos.items))
@@ -316,16 +319,16 @@ class StylizeView(QWidget):
         if running is not None and busy:
             text = f"Stylizing {running.name} with {self.photos.style} — {finished + 1} of {len(states)}"
         elif states and self.photos.style:
+            hint = " — drag the divider to compare" if self.compare.mode() == "split" else ""
             text = f"{finished - failed} of {len(states)} photos in {self.photos.style}" + (
-                f", {failed} failed" if failed else " — drag the divider to compare")
+                f", {failed} failed" if failed else hint)
         else:
             text = "" if states else "Drop photos anywhere on this page, or press Ctrl+O"
         self._say(text)
 
     def _say(self, text: str) -> None:
+        """The view's own footer: its words do not follow the user into the other views."""
         self.status.setText(text)
-        if text:
-            self._services.hub.status.emit(text)
 
     # ------------------------------------------------------------------ all styles
     def show_all_styles(self) -> None:

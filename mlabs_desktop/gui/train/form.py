@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from mlabs_desktop.core.networks import loss_network as vgg
-from mlabs_desktop.core.config import PARAMS_BY_NAME, TrainingConfig, apply_params
+from mlabs_desktop.core.config import PARAMS_BY_NAME, TrainingConfig, apply_params, model_steps, run_end
 from mlabs_desktop.core import messages
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.library.store import Model
@@ -36,6 +36,8 @@ def _warm_up() -> None:
     a few hundred milliseconds; done here, in the background, Start does not pay for it.
     """
     from mlabs_desktop.core.training import trainer  # noqa: F401 - warm-up import
+
+SHORT_MODEL_STEPS = 1000  # fewer steps than this rarely give a usable style
 
 
 class TrainForm(QWidget):
@@ -196,7 +198,7 @@ class TrainForm(QWidget):
             prompts.add("name")
         elif self.mode != "resume" and self._name_taken(name):
             errors["name"] = f"A model named “{name}” already exists: choose another name."
-        warnings = self.params_panel.warnings()
+        warnings = self.params_panel.warnings() | self._length_notes()
         for key, label in self.error_labels.items():
             red = key in errors and key not in prompts  # "not chosen yet" is no error: the hint says it
             text = errors[key] if red else warnings.get(key, "")
@@ -218,6 +220,27 @@ class TrainForm(QWidget):
 
     def first_problem(self) -> str:
         return next(iter(self.errors.values()), "")
+
+    def _length_notes(self) -> dict[str, str]:
+        """Say before Start when a new run will be far shorter than a usable style needs, or than its model."""
+        scan = self.sources.scan
+        if scan is None or not scan.paths or self.mode == "resume":
+            return {}
+        try:
+            config = apply_params(TrainingConfig(), self.params_panel.params())
+        except ValueError:
+            return {}  # the field's own error says what is wrong
+        images, notes = len(scan.paths), {}
+        total, run = model_steps(config, images), run_end(config, images)
+        if not config.steps and total < SHORT_MODEL_STEPS:
+            epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+            notes["epochs"] = (f"Only {total:,} step{'s' if total != 1 else ''}: {epochs} of {images:,} photos "
+                               f"at a batch of {config.batch_size}. A usable style takes a few thousand steps: "
+                               "set Steps instead.")
+        if run < total:
+            notes["max-steps"] = (f"This run stops after {run:,} of the model's {total:,} steps; "
+                                  "Resume in the Library continues it.")
+        return notes
 
     # ------------------------------------------------------------------ modes
     def load_for_resume(self, model: Model) -> None:
@@ -254,7 +277,8 @@ class TrainForm(QWidget):
         self.sources.set_test(config.test if config.test and Path(config.test).is_file() else None)
         self.name_edit.setText(name)
         self._name_touched = True
-        self.set_params(config.parameters())
+        # The user's Max steps is about this run, not the model: it stays what they typed.
+        self.set_params(config.parameters() | {"max-steps": self.raw("max-steps")})
 
     def _show_banner(self, text: str) -> None:
         self.banner_label.setText(text)

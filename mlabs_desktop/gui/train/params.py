@@ -30,8 +30,10 @@ from mlabs_desktop.gui.train.inputs import form_group, note_label, with_error
 STRENGTH_STEPS = 100            # slider positions per decade of style weight
 STRENGTH_RANGE = (0, 4)         # style weight 1e0 .. 1e4
 BRUSH_RANGE = (25, 200)         # style scale 0.25 .. 2.0, in percent
-FIELD_LABELS = {"tv-weight": "TV weight", "checkpoint-iterations": "Checkpoint every", "max-steps": "Max steps"}
-SUFFIXES = {"image-size": " px", "checkpoint-iterations": " steps", "batch-size": " images"}
+FIELD_LABELS = {"tv-weight": "TV weight", "checkpoint-iterations": "Checkpoint every", "max-steps": "Max steps this run"}
+SUFFIXES = {"image-size": " px", "checkpoint-iterations": " steps", "batch-size": " images", "steps": " steps",
+            "max-steps": " steps"}
+SPECIAL_TEXTS = {"max-steps": "no limit", "steps": "as the epochs give"}  # what 0 means
 CHOICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU", "classic": "Classic (reference)",
                  "default": "Default (no checkerboard)", "lite": "Lite (about 4x faster)"}
 PRESET_EXCLUDED = ("device",)   # a preset says how to train, not on which machine
@@ -77,6 +79,7 @@ class ParamsPanel(QWidget):
         self.error_labels: dict[str, QLabel] = {}
         self.gpus: list | None = None          # None until the devices are known
         self._syncing = False
+        self._busy, self._mode = False, "new"
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(14)
@@ -139,8 +142,7 @@ class ParamsPanel(QWidget):
             field = QSpinBox(minimum=int(spec.minimum), maximum=int(spec.maximum),
                              suffix=SUFFIXES.get(spec.name, ""))
             field.setGroupSeparatorShown(True)
-            if "0 = no limit" in spec.help:
-                field.setSpecialValueText("no limit")
+            field.setSpecialValueText(SPECIAL_TEXTS.get(spec.name, ""))
             field.valueChanged.connect(self._field_edited)
         else:
             field = QLineEdit()
@@ -195,6 +197,7 @@ class ParamsPanel(QWidget):
         try:
             self._sync_sliders()
             self._sync_preset()
+            self._apply_enabled()
         finally:
             self._syncing = False
         self.changed.emit()
@@ -312,10 +315,16 @@ class ParamsPanel(QWidget):
         return found
 
     def set_locked(self, busy: bool, mode: str) -> None:
-        resume = mode == "resume"
+        self._busy, self._mode = busy, mode
+        self._apply_enabled()
+
+    def _apply_enabled(self) -> None:
+        busy, resume = self._busy, self._mode == "resume"
         for w in (self.preset_combo, self.save_preset_button, self.strength, self.brush):
             w.setEnabled(not (busy or resume))
         for name, field in self.fields.items():
-            # A resumed run keeps its settings; a fine-tune's weights fit only their own network.
-            fixed = (resume and name != "max-steps") or (mode == "fine-tune" and name == "architecture")
+            # A resumed run keeps its settings; a fine-tune's weights fit only their own network;
+            # epochs count only while Steps is 0.
+            fixed = ((resume and name != "max-steps") or (self._mode == "fine-tune" and name == "architecture")
+                     or (name == "epochs" and self.raw("steps") != 0))
             field.setEnabled(not busy and not fixed)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMessageBox, QPushBu
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import CheckpointEvent, DoneEvent, LogEvent, OutOfMemoryEvent, PreviewEvent, StepEvent
 from mlabs_desktop.core.library.store import Model
+from mlabs_desktop.gui.kit.wheel_guard import guard_wheel
 from mlabs_desktop.gui.kit.common import pixmap_from_array, user_text
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.form import TrainForm
@@ -28,6 +29,8 @@ from mlabs_desktop.gui.train.live import LivePanel
 from mlabs_desktop.gui.train.worker import TrainWorker
 
 REFRESH_MS = 100          # progress, stats and status: at most 10 redraws a second
+
+RESUMABLE = ("stopped", "paused")  # states a run ends in that Resume continues
 
 
 class TrainView(QWidget):
@@ -72,6 +75,7 @@ class TrainView(QWidget):
         self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.form)
+        guard_wheel(self.form)
         column.addWidget(self.scroll, 1)
         self.hint = QLabel(wordWrap=True, styleSheet=NOTE_STYLE)
         column.addWidget(self.hint)
@@ -168,7 +172,9 @@ class TrainView(QWidget):
         except (UserError, ValueError) as exc:
             self.hub.error.emit("Cannot start training", user_text(exc))
             return
-        self._run_name, self._epochs = name, int(self.form.raw("epochs"))
+        # Epochs are counted against a total only when they set the length (Steps at 0).
+        self._run_name = name
+        self._epochs = 0 if int(self.form.raw("steps")) else int(self.form.raw("epochs"))
         self._last_step, self._done, self._oom, self._failed = None, None, None, False
         self.live.error_box.hide()
         worker.progress.connect(self._on_event)
@@ -221,7 +227,7 @@ class TrainView(QWidget):
         self.live.progress.setFormat(f"{100 * event.step / max(1, event.total_steps):.1f} %")
         stats = self.live.stats
         stats["Step"].setText(f"{event.step:,} / {event.total_steps:,}")
-        stats["Epoch"].setText(f"{event.epoch + 1} of {self._epochs}")
+        stats["Epoch"].setText(f"{event.epoch + 1} of {self._epochs}" if self._epochs else f"{event.epoch + 1}")
         stats["Speed"].setText(f"{event.images_per_sec:.1f} img/s")
         stats["Elapsed"].setText(format_duration(event.elapsed_seconds))
         stats["Remaining"].setText(format_duration(event.eta_seconds))
@@ -246,13 +252,14 @@ class TrainView(QWidget):
     def _on_finished(self) -> None:
         self._refresh_timer.stop()
         self._refresh()
+        self.live.stats["Remaining"].setText("—")  # nothing remains of a run that has ended
         self.live.chart.redraw()
         done = self._done
         self.live.title.setText(f"“{done.model_name}” {done.state}" if done else
                                 f"“{self._run_name}” did not finish" if self._failed else "No training running")
         if done:
             self.hub.status.emit(f"Training '{done.model_name}' {done.state} at step {done.step}"
-                                 + (" (resumable)" if done.state == "stopped" else ""))
+                                 + (" (resumable)" if done.state in RESUMABLE else ""))
         self._worker.wait()  # `finished` comes a moment before the thread has really ended
         self._worker = None
         self._after_run(done)
@@ -285,7 +292,7 @@ class TrainView(QWidget):
         """A stopped model is offered for resuming; otherwise a new run gets a fresh name."""
         self.form.invalidate_library()
         model = self.services.library().find(done.model_name) if done else None
-        if model is not None and done.state == "stopped" and model.has_checkpoint:
+        if model is not None and done.state in RESUMABLE and model.has_checkpoint:
             self.form.load_for_resume(model)
         elif done is not None:
             self.form.clear_mode()

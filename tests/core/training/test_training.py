@@ -29,7 +29,7 @@ def test_twenty_steps_reduce_the_total_loss(vgg_h5, photos_dir, style_image):
     assert len(totals) == 20
     assert np.mean(totals[-4:]) < 0.8 * np.mean(totals[:4])
     assert model.manifest.statistics["steps"] == 20
-    assert model.manifest.state == "stopped"  # max-steps ended it before the 10 epochs
+    assert model.manifest.state == "paused"  # max-steps ended this run before the 10 epochs
     step = steps_of(events)[-1]
     assert step.images_per_sec > 0 and step.eta_seconds == pytest.approx(0.0)
     assert [e.step for e in events if isinstance(e, CheckpointEvent)] == [10, 20]

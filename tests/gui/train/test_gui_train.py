@@ -25,7 +25,7 @@ from mlabs_desktop.gui.train.worker import friendly_error
 from gui_helpers import drop
 
 # photos_dir holds 6 photos: 3 steps per epoch at batch 2; checkpoints at steps 2 and 3 (the end).
-TINY = {"image-size": 32, "batch-size": 2, "epochs": 1, "max-steps": 0, "checkpoint-iterations": 2,
+TINY = {"image-size": 32, "batch-size": 2, "steps": 0, "epochs": 1, "max-steps": 0, "checkpoint-iterations": 2,
         "architecture": "lite"}
 # The goal is 100 ms. Measured on 2 cores: 10-50 ms while steps run. Before the first step, TensorFlow
 # builds and optimises the training graph in C++ holding the GIL: one stall of about 200 ms (up to
