@@ -16,6 +16,9 @@ from mlabs_desktop.core.errors import UserError
 
 _configure_lock = threading.Lock()
 _configured = False
+_import_lock = threading.RLock()  # re-entered: configure_tensorflow imports Keras first
+_keras_ready = False
+_tf_gpus: list[tuple[str, dict]] = []  # (name, details) of each GPU TensorFlow sees, once configured
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,26 @@ def quiet_stderr():
 
 
 def import_keras_quietly():
-    """Import Keras (and its backend) without start-up chatter on stderr."""
+    """Import Keras (and its backend) without start-up chatter on stderr; safe from any thread.
+
+    A thread that finds Keras half imported by another waits for it: building a network
+    with a half-imported Keras fails in odd ways (the app's first stylize, while device
+    detection was still importing, raised "Only input tensors may be passed as positional
+    arguments").
+    """
     import sys
 
-    if "keras" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with quiet_stderr():
-            import keras  # noqa: F401
-        if keras_backend() == "tensorflow":
-            # Initialise TensorFlow's runtime now, quietly and with GPU memory growth on,
-            # before the first tensor does it noisily and too late for memory growth.
-            configure_tensorflow()
+    global _keras_ready
+    with _import_lock:
+        if not _keras_ready:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            with quiet_stderr():
+                import keras  # noqa: F401
+            _keras_ready = True  # for this thread's configure_tensorflow; the others wait for the lock
+            if keras_backend() == "tensorflow":
+                # Initialise TensorFlow's runtime now, quietly and with GPU memory growth on,
+                # before the first tensor does it noisily and too late for memory growth.
+                configure_tensorflow()
     return sys.modules["keras"]
 
 
@@ -111,6 +123,9 @@ def configure_tensorflow():
                     pass  # already initialised by someone else; growth cannot change now
             with quiet_stderr():  # initialising the runtime probes CUDA, which complains without a GPU
                 tf.config.list_logical_devices()
+            # Asked here, while no other thread may touch TensorFlow: its lazily loaded modules
+            # are not safe to load from two threads, and a network built meanwhile broke.
+            _tf_gpus.extend((gpu.name, tf.config.experimental.get_device_details(gpu)) for gpu in gpus)
             _configured = True
     return tf
 
@@ -120,11 +135,9 @@ def detect_devices() -> list[DeviceInfo]:
     found: list[DeviceInfo] = []
     backend = keras_backend()
     if backend == "tensorflow":
-        tf = configure_tensorflow()
-        for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
-            details = tf.config.experimental.get_device_details(gpu)
-            found.append(DeviceInfo("gpu", details.get("device_name", gpu.name), index,
-                                    details.get("compute_capability")))
+        configure_tensorflow()
+        for index, (name, details) in enumerate(_tf_gpus):
+            found.append(DeviceInfo("gpu", details.get("device_name", name), index, details.get("compute_capability")))
     elif backend == "torch":
         import torch
 

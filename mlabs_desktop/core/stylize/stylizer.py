@@ -8,6 +8,7 @@ float result, so the GUI can change them without running the network again.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, LoadedImage, imag
 from mlabs_desktop.core.images.encode import save_image
 from mlabs_desktop.core.images.ops import blend, preserve_colors, to_uint8
 from mlabs_desktop.core import outputs
-from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope
+from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope, import_keras_quietly
 from mlabs_desktop.core.errors import Cancelled, DiskFullError, UserError
 from mlabs_desktop.core.library.store import Library, Model
 from mlabs_desktop.core.networks.inference import run_network
@@ -70,6 +71,7 @@ class Stylizer:
 
     def __init__(self, model: Model, device: str = "auto", precision: str = "float32"):
         """``precision``: float32, bfloat16, or auto (bfloat16 where supported and it passes `precision`'s check)."""
+        import_keras_quietly()  # from any thread: waits while another one is still importing Keras
         from mlabs_desktop.core.networks.transform import build_transform_network
         from mlabs_desktop.core.networks.inference import make_forward
         from mlabs_desktop.core.networks.weights import assign
@@ -96,8 +98,16 @@ class Stylizer:
         if not p.bfloat16_supported(self.device):
             raise UserError.worded("{device} has no bfloat16 arithmetic (it needs AVX512-BF16, AMX or an Ampere or "
                                    "newer GPU); set {voice.precision} to float32", device=self.device.label)
-        reduced = p.build_reduced_network(self.model.manifest.architecture, self.model.manifest.input_scale)
-        reduced.set_weights(self.net.get_weights())
+        try:
+            reduced = p.build_reduced_network(self.model.manifest.architecture, self.model.manifest.input_scale)
+            reduced.set_weights(self.net.get_weights())
+        except Exception:  # noqa: BLE001 - "auto" promises a result, and float32 always gives one
+            if wanted != "auto":
+                raise
+            # Seen once in the app: the first bfloat16 build in a worker thread failed inside Keras.
+            logging.getLogger("mlabs_desktop").warning("bfloat16 network not built; stylizing in float32",
+                                                       exc_info=True)
+            return "float32"
         forward = make_forward(reduced)
         if wanted == "auto":
             check = lambda: p.measure_fidelity(self._forward, forward, p.sample_photos())  # noqa: E731
@@ -119,7 +129,6 @@ class Stylizer:
     def open(cls, name_or_path: str | Path, device: str = "auto", library: Library | None = None,
              precision: str = "float32") -> "Stylizer":
         """A library model by name, a model folder, or a reference (TF1) checkpoint folder or prefix."""
-        from mlabs_desktop.core.hardware.devices import import_keras_quietly
         from mlabs_desktop.core.formats.reference_checkpoint import open_model_or_checkpoint
 
         model = open_model_or_checkpoint(name_or_path, library)  # a mistyped name is answered at once,

@@ -25,7 +25,8 @@ from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.images.ops import is_flat
 from mlabs_desktop.core.config import TrainingConfig, model_steps, run_end, unusual_params
 from mlabs_desktop.core.training.dataset import BatchStream, added_since, count_small_images
-from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope, training_precision
+from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, device_scope, import_keras_quietly,
+                                                 training_precision)
 from mlabs_desktop.core.training.distribute import make_strategy, replica_count
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import DoneEvent, EventCallback, LogEvent, OutOfMemoryEvent, StepEvent
@@ -88,8 +89,7 @@ class Trainer:
         self.on_event(LogEvent(message, level))
 
     def run(self) -> Model:
-        import keras
-
+        keras = import_keras_quietly()  # from any thread: waits while another one is still importing Keras
         config = self.config
         device = choose_device(config.device)
         previous_policy = keras.config.dtype_policy()

@@ -18,7 +18,9 @@ import numpy as np
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QLogValueAxis, QValueAxis
 from PySide6.QtCore import QMargins, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QStackedLayout, QVBoxLayout, QWidget
+
+from mlabs_desktop.gui.kit.flow_layout import FlowLayout
 
 LOSS_KEYS: tuple[str, ...] = ("total", "content", "style", "tv")
 LABELS = {"total": "Total", "content": "Content", "style": "Style", "tv": "Smoothness (TV)"}
@@ -126,7 +128,7 @@ class LossChart(QWidget):
         self.x_axis.setLabelFormat("%d")
         self.x_axis.setTickCount(6)
         self.y_axis = QLogValueAxis()
-        self.y_axis.setTitleText("loss (log scale)")
+        self.y_axis.setTitleText("loss (log)")
         self.y_axis.setLabelFormat("%.0e")
         self.y_axis.setBase(10.0)
         self.chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
@@ -146,7 +148,7 @@ class LossChart(QWidget):
                 store[key] = series
         self.view = QChartView(self.chart)
         self.view.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.view.setMinimumHeight(160)
+        self.view.setMinimumSize(200, 120)
         self.placeholder = QLabel(placeholder, alignment=Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.placeholder.setStyleSheet("color: palette(mid); font-size: 13px;")
@@ -158,15 +160,13 @@ class LossChart(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.checks: dict[str, QCheckBox] = {}
-        controls = QHBoxLayout()
-        controls.setSpacing(10)
+        controls = FlowLayout(spacing=10)  # wraps in a narrow window instead of widening it
         for key in LOSS_KEYS:
             box = QCheckBox(SHORT_LABELS[key], checked=True, icon=_color_icon(COLORS[key]))
             box.setToolTip(TOOLTIPS[key] + " Click to show or hide the curve.")
             box.toggled.connect(self._visibility_changed)
             controls.addWidget(box)
             self.checks[key] = box
-        controls.addStretch(1)
         self.raw_check = QCheckBox("Raw", checked=True)
         self.raw_check.setToolTip("Show each step's loss as a faint line behind the smoothed curve.")
         self.raw_check.toggled.connect(self._visibility_changed)

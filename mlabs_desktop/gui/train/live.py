@@ -31,7 +31,7 @@ class ImageView(QWidget):
         super().__init__(parent)
         self.placeholder = placeholder
         self._pixmap = QPixmap()
-        self.setMinimumSize(180, 160)
+        self.setMinimumSize(140, 110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_pixmap(self, pixmap: QPixmap) -> None:
@@ -92,7 +92,8 @@ class LivePanel(QWidget):
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(LOG_LINES)
         self.log.setFont(QFont("monospace", 9))
-        self.log.setFixedHeight(120)
+        self.log.setMinimumHeight(56)   # about three lines: a short window keeps room for the chart
+        self.log.setMaximumHeight(120)
         self.log.setPlaceholderText("Messages from the trainer appear here.")
         self.log.setToolTip("What the trainer reports: devices, checkpoints, skipped images, problems.")
         log_layout.addWidget(self.log)
@@ -109,7 +110,7 @@ class LivePanel(QWidget):
         box = QGroupBox("Progress")
         grid = QGridLayout(box)
         grid.setContentsMargins(12, 12, 12, 12)
-        grid.setHorizontalSpacing(18)
+        grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(6)
         self.title = QLabel("No training running", styleSheet="font-size: 15px; font-weight: 600;")
         self.progress = QProgressBar(textVisible=True, toolTip="Steps done of this run's last step.")

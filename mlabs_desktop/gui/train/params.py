@@ -39,6 +39,13 @@ CHOICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU", "classic": "Cl
 PRESET_EXCLUDED = ("device",)   # a preset says how to train, not on which machine
 
 
+def narrow_combo(combo: QComboBox) -> QComboBox:
+    """A combo box that may be narrower than its longest choice (elided), so the form fits a small window."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(10)
+    return combo
+
+
 def strength_to_weight(position: int) -> float:
     """Style-strength slider position -> style weight, log scale, 3 significant digits."""
     return float(f"{10 ** (position / STRENGTH_STEPS):.3g}")
@@ -110,7 +117,7 @@ class ParamsPanel(QWidget):
     def _build_look(self) -> None:
         form = self._group("Look")
         row = QHBoxLayout()
-        self.preset_combo = QComboBox(toolTip="Ready-made parameter sets; yours are listed too.")
+        self.preset_combo = narrow_combo(QComboBox(toolTip="Ready-made parameter sets; yours are listed too."))
         self.preset_combo.activated.connect(lambda _: self.apply_preset(self.preset_combo.currentData()))
         self.save_preset_button = QPushButton("Save as preset…")
         self.save_preset_button.setToolTip("Keep the current parameters as a preset of your own.")
@@ -124,17 +131,19 @@ class ParamsPanel(QWidget):
             lo, hi, "How strongly the painting's textures and colours take over (the style weight, "
             "on a log scale from 1 to 10,000).")
         self.strength.valueChanged.connect(self._strength_moved)
-        form.addRow(QLabel("Style strength", toolTip=self.strength.toolTip()), row)
+        self.strength_caption = QLabel("Style strength", toolTip=self.strength.toolTip())
+        form.addRow(self.strength_caption, row)
         self.brush, self.brush_value, row = self._slider(
             *BRUSH_RANGE, "Size of the painted strokes: the style image is scaled by this factor "
             "before its style is learnt (the style scale).")
         self.brush.valueChanged.connect(self._brush_moved)
-        form.addRow(QLabel("Brush size", toolTip=self.brush.toolTip()), row)
+        self.brush_caption = QLabel("Brush size", toolTip=self.brush.toolTip())
+        form.addRow(self.brush_caption, row)
 
     def _make_field(self, spec) -> QWidget:
         tip = spec.help + (f" ({spec.minimum:g} to {spec.maximum:g})" if spec.minimum is not None else "")
         if spec.choices:
-            field = QComboBox()
+            field = narrow_combo(QComboBox())
             for choice in spec.choices:
                 field.addItem(CHOICE_LABELS.get(choice, choice), choice)
             field.currentIndexChanged.connect(self._field_edited)
@@ -320,8 +329,11 @@ class ParamsPanel(QWidget):
 
     def _apply_enabled(self) -> None:
         busy, resume = self._busy, self._mode == "resume"
-        for w in (self.preset_combo, self.save_preset_button, self.strength, self.brush):
+        # The sliders' captions and values grey out with them: a grey groove alone reads as enabled.
+        for w in (self.preset_combo, self.save_preset_button, self.strength, self.brush, self.strength_caption,
+                  self.strength_value, self.brush_caption, self.brush_value):
             w.setEnabled(not (busy or resume))
+            w.update()
         for name, field in self.fields.items():
             # A resumed run keeps its settings; a fine-tune's weights fit only their own network;
             # epochs count only while Steps is 0.

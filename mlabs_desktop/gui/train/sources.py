@@ -27,7 +27,8 @@ from mlabs_desktop.gui.train.inputs import (IMAGE_FILTER, DropBox, Thumb, ThumbR
 def _scan_job(folder: str, count: int, side: int) -> tuple[FolderScan, list[np.ndarray | None], list[str]]:
     scan = scan_folder(folder)
     n = len(scan.paths)
-    picks = [scan.paths[round(i * (n - 1) / max(1, count - 1))] for i in range(min(count, n))]
+    shown = min(count, n)  # evenly spread over the folder, each photo at most once
+    picks = [scan.paths[round(i * (n - 1) / max(1, shown - 1))] for i in range(shown)]
     return scan, read_thumbnails(picks, side), [p.name for p in picks]
 
 

@@ -93,7 +93,7 @@ class TrainView(QWidget):
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.stop_button)
         column.addLayout(buttons)
-        left.setMinimumWidth(440)
+        left.setMinimumWidth(350)  # with the live panel, fits the smallest window (960 px wide)
         splitter.addWidget(left)
 
         self.live = LivePanel()
