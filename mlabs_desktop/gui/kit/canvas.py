@@ -79,6 +79,15 @@ def paint_divider(p: QPainter, x: float, area: QRectF, radius: float) -> None:
     p.restore()
 
 
+def paint_focus_ring(p: QPainter, area: QRectF, color: QColor) -> None:
+    """A 2 px ring just inside ``area``: a custom-painted widget's sign that the keyboard is on it."""
+    p.save()
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.setPen(QPen(color, 2))
+    p.drawRect(area.adjusted(1, 1, -1, -1))
+    p.restore()
+
+
 def paint_label(p: QPainter, text: str, area: QRectF, align: Qt.AlignmentFlag) -> None:
     """A small dark pill in the top corner of ``area`` ("Original", the style's name)."""
     if not text or area.width() < 80:

@@ -91,15 +91,6 @@ def dropped_urls(mime: QMimeData) -> list[str]:
     return [u.toString() for u in mime.urls() if u.scheme() in ("http", "https")]
 
 
-def accepts_drop(mime: QMimeData, folders: bool = True, files: bool = True) -> bool:
-    for path in dropped_paths(mime):
-        if folders and path.is_dir():
-            return True
-        if files and (path.suffix.lower() in IMAGE_EXTENSIONS or path.suffix.lower() == MODEL_BUNDLE_SUFFIX):
-            return True
-    return files and bool(dropped_urls(mime))
-
-
 def expand_images(paths: Iterable[Path]) -> list[Path]:
     """Image files from files and folders (folders searched recursively), in a stable order."""
     found: list[Path] = []

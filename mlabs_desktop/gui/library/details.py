@@ -105,6 +105,7 @@ class DetailsPane(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(400)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its buttons, not to the scroll area
         body = QWidget()
         body.setObjectName("details")
         layout = QVBoxLayout(body)
@@ -146,6 +147,7 @@ class DetailsPane(QScrollArea):
         self.strip_area.setWidgetResizable(True)
         self.strip_area.setFixedHeight(STRIP_HEIGHT + 30)
         self.strip_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.strip_area.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # nothing in it takes keys: no Tab stop
         layout.addWidget(self.strip_area)
 
         layout.addWidget(_section("Training loss"))
@@ -180,6 +182,7 @@ class DetailsPane(QScrollArea):
         except ImportError:
             return _muted("Loss chart unavailable in this build.")
         chart = LossChart(show_controls=False, placeholder="No loss history was saved for this model.")
+        chart.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a picture here: no Tab stop
         # The chart's own controls are too wide for this pane; a static legend is enough here.
         legend = QLabel("&nbsp;&nbsp;&nbsp;".join(
             f"<span style='color:{COLORS[k]}'>&#9632;</span>&nbsp;{LABELS[k]}" for k in LABELS))

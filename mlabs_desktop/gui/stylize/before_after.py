@@ -17,8 +17,8 @@ from PySide6.QtGui import (QColor, QCursor, QImage, QKeyEvent, QMouseEvent, QPai
                            QWheelEvent)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from mlabs_desktop.gui.kit.canvas import (Pyramid, paint_checkerboard, paint_divider, paint_label, paint_message,
-                                          paint_note)
+from mlabs_desktop.gui.kit.canvas import (Pyramid, paint_checkerboard, paint_divider, paint_focus_ring, paint_label,
+                                          paint_message, paint_note)
 
 MODES = ("split", "side-by-side")
 BACKGROUND = QColor(32, 33, 36)
@@ -243,6 +243,19 @@ class BeforeAfterView(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), BACKGROUND)
+        self._paint_contents(p)
+        if self.hasFocus():  # the keys (0, 1, arrows) act here: show that they will
+            paint_focus_ring(p, QRectF(self.rect()), self.palette().color(self.palette().ColorRole.Highlight))
+
+    def focusInEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().focusOutEvent(event)
+        self.update()
+
+    def _paint_contents(self, p: QPainter) -> None:
         if self._original is None:
             if self._overlay:
                 paint_message(p, QRectF(self.rect()), self._overlay, self.font(), self._overlay_error)

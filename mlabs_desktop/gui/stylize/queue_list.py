@@ -20,6 +20,11 @@ STATE_COLORS = {"queued": QColor(154, 160, 166), "running": QColor(26, 115, 232)
 
 
 
+# Its rows are painted by a delegate, so the frame itself shows where the keyboard is.
+FOCUS_RING_STYLE = ("QListWidget { border: 2px solid palette(midlight); border-radius: 4px; } "
+                    "QListWidget:focus { border-color: palette(highlight); }")
+
+
 class _ItemDelegate(QStyledItemDelegate):
     """Thumbnail, name and a coloured state line, so a long queue reads at a glance."""
 
@@ -105,6 +110,7 @@ class PhotoQueueList(QListWidget):
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setStyleSheet(FOCUS_RING_STYLE)
 
     def row_of(self, item_id: int) -> QListWidgetItem | None:
         return self._rows.get(item_id)

@@ -106,7 +106,9 @@ class StylePicker(QWidget):
         self.list.setGridSize(CELL)
         self.list.setItemDelegate(_TileDelegate(self.list))
         self.list.setMouseTracking(True)  # hover rings
-        self.list.setStyleSheet("QListWidget { background: transparent; }")  # tiles sit on the panel
+        # Tiles sit on the panel; a ring shows when the keyboard is on the list.
+        self.list.setStyleSheet("QListWidget { background: transparent; border: 2px solid transparent; "
+                                "border-radius: 4px; } QListWidget:focus { border-color: palette(highlight); }")
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setWrapping(True)
@@ -209,7 +211,8 @@ class StylePanel(QWidget):
         title = QLabel("<b>Style</b>")
         title.setContentsMargins(2, 0, 0, 0)
         strength_row = QHBoxLayout()
-        strength_row.addWidget(QLabel("Strength"))
+        self.strength_caption = QLabel("Strength")
+        strength_row.addWidget(self.strength_caption)
         strength_row.addStretch(1)
         strength_row.addWidget(self.strength_value)
         layout = QVBoxLayout(self)
@@ -225,6 +228,11 @@ class StylePanel(QWidget):
 
     def options(self) -> BlendOptions:
         return BlendOptions(self.strength.value() / 100.0, self.preserve.isChecked())
+
+    def set_blend_enabled(self, enabled: bool) -> None:
+        """Strength and colours mean something only once there is a style; they look it, captions too."""
+        for widget in (self.strength_caption, self.strength_value, self.strength, self.preserve):
+            widget.setEnabled(enabled)
 
 
 def _mtime(path: Path) -> float:

@@ -212,6 +212,7 @@ class StylizeView(QWidget):
             self._say(f"Cannot read the library: {user_text(exc)}")
         self.picker.set_models(models)
         names = self.picker.names()
+        self.style_panel.set_blend_enabled(bool(names))
         if self.photos.style in names:
             self.picker.select(self.photos.style)
         else:

@@ -102,6 +102,7 @@ class TrainForm(QWidget):
         self.vgg_warning.hide()
         self._layout.addWidget(self.vgg_warning)
         self.sources = SourcesGroup(self.services.workers)
+        self.sources.refused.connect(self.services.hub.error.emit)
         self.sources.changed.connect(self.validate)
         self.sources.style_chosen.connect(self._suggest_name)
         self.error_labels.update(self.sources.error_labels)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLab
 from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, is_image_path, load_image
 from mlabs_desktop.core.images.ops import to_uint8
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.gui.kit.common import accepts_drop, dropped_paths, pixmap_from_array
+from mlabs_desktop.gui.kit.common import dropped_paths, pixmap_from_array
 
 NOTE_STYLE = "color: #6b7280;"
 ERROR_STYLE = "color: #c62828;"
@@ -98,20 +98,25 @@ class ThumbRow(QWidget):
 
 
 class DropBox(QFrame):
-    """A framed area that takes dropped image files and/or folders and emits the first path."""
+    """A framed area that takes dropped image files and/or folders and emits the first path.
+
+    Any other drop is taken too, and answered with ``refused`` (why, in a sentence), so it
+    never falls through to the window, which would open the files somewhere else.
+    """
 
     dropped = Signal(Path)
+    refused = Signal(str)
 
     def __init__(self, files: bool, folders: bool, parent: QWidget | None = None):
         super().__init__(parent)
         self.files, self.folders = files, folders
         self.setAcceptDrops(True)
         self.setObjectName("DropBox")
-        self._highlight(False)
+        self._highlight(None)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
-    def _highlight(self, on: bool) -> None:
-        border = "2px dashed #2563eb" if on else "1px dashed palette(mid)"
+    def _highlight(self, usable: bool | None) -> None:
+        border = {None: "1px dashed palette(mid)", True: "2px dashed #2563eb", False: "2px dashed #9ca3af"}[usable]
         self.setStyleSheet(f"QFrame#DropBox {{ border: {border}; border-radius: 6px; }}")
 
     def _wanted(self, paths: list[Path]) -> Path | None:
@@ -122,25 +127,33 @@ class DropBox(QFrame):
                 return path
         return None
 
+    def _reason(self) -> str:
+        return ("Drop one picture file here (JPEG, PNG, WebP, BMP or TIFF), not a folder or another kind of file."
+                if self.files else "Drop a folder of photos here, not single files.")
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
-        mime = event.mimeData()
-        if accepts_drop(mime, folders=self.folders, files=self.files) and self._wanted(dropped_paths(mime)):
+        paths = dropped_paths(event.mimeData())
+        if paths:
             event.acceptProposedAction()
-            self._highlight(True)
+            self._highlight(self._wanted(paths) is not None)
         else:
             event.ignore()
 
     def dragLeaveEvent(self, event) -> None:  # noqa: N802
-        self._highlight(False)
+        self._highlight(None)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        self._highlight(False)
-        path = self._wanted(dropped_paths(event.mimeData()))
-        if path is None:
+        self._highlight(None)
+        paths = dropped_paths(event.mimeData())
+        if not paths:
             event.ignore()
             return
         event.acceptProposedAction()
-        self.dropped.emit(path)
+        path = self._wanted(paths)
+        if path is None:
+            self.refused.emit(self._reason())
+        else:
+            self.dropped.emit(path)
 
 
 def note_label(text: str = "", style: str = NOTE_STYLE) -> QLabel:

@@ -37,6 +37,7 @@ class SourcesGroup(QGroupBox):
 
     changed = Signal()
     style_chosen = Signal(str)
+    refused = Signal(str, str)      # a drop that cannot be used: title, why
 
     def __init__(self, jobs: WorkerSet, parent: QWidget | None = None):
         """``jobs`` runs the scans and thumbnails (the app's, so they outlive a closed view)."""
@@ -64,6 +65,7 @@ class SourcesGroup(QGroupBox):
         self.style_box = DropBox(files=True, folders=False)
         self.style_box.setToolTip("The painting whose style the model learns. Drop an image file here.")
         self.style_box.dropped.connect(self.set_style)
+        self.style_box.refused.connect(lambda why: self.refused.emit("Not a style image", why))
         row = QHBoxLayout(self.style_box)
         row.setContentsMargins(8, 8, 8, 8)
         row.setSpacing(12)
@@ -87,6 +89,7 @@ class SourcesGroup(QGroupBox):
         self.folder_box = DropBox(files=False, folders=True)
         self.folder_box.setToolTip("Photos the network practises on (e.g. COCO). Drop a folder here.")
         self.folder_box.dropped.connect(self.set_train_folder)
+        self.folder_box.refused.connect(lambda why: self.refused.emit("Not a folder of photos", why))
         column = QVBoxLayout(self.folder_box)
         column.setContentsMargins(8, 8, 8, 8)
         pick = QHBoxLayout()

@@ -83,8 +83,11 @@ class TrainView(QWidget):
         self.start_button = QPushButton("Start training", toolTip="Start training with the settings above.")
         self.start_button.setDefault(True)
         self.start_button.setMinimumHeight(34)
+        # The blue fill hides the style's own focus frame, so focus gets a ring of its own.
         self.start_button.setStyleSheet("QPushButton:enabled { background: #2563eb; color: white; "
-                                        "font-weight: 600; border-radius: 5px; padding: 0 18px; }")
+                                        "font-weight: 600; border-radius: 5px; padding: 0 18px; "
+                                        "border: 2px solid #2563eb; } "
+                                        "QPushButton:enabled:focus { border: 3px solid #0b1f4d; }")
         self.start_button.clicked.connect(self.start)
         self.stop_button = QPushButton("Stop", toolTip="Stop after the current step; a checkpoint is saved "
                                        "and the model can be resumed later.")

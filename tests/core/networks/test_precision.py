@@ -75,3 +75,15 @@ def test_without_bfloat16_hardware(tiny_model, monkeypatch):
         Stylizer(tiny_model, "cpu", precision="bfloat16")
     with pytest.raises(UserError, match="--precision"):
         Stylizer(tiny_model, "cpu", precision="half")
+
+
+def test_auto_falls_back_to_float32_when_the_bfloat16_network_cannot_be_built(tiny_model, bf16_cpu, monkeypatch, caplog):
+    def broken(*args):
+        raise ValueError("Only input tensors may be passed as positional arguments")  # as Keras said once
+
+    monkeypatch.setattr(precision, "build_reduced_network", broken)
+    stylizer = Stylizer(tiny_model, "cpu", precision="auto")
+    assert stylizer.precision == "float32" and stylizer.run(precision.sample_photos()[0]).ndim == 3
+    assert "stylizing in float32" in caplog.text
+    with pytest.raises(ValueError):  # asked for by name, bfloat16 is not silently replaced
+        Stylizer(tiny_model, "cpu", precision="bfloat16")

@@ -205,7 +205,10 @@ def test_missing_vgg_weights_say_what_to_do(view, services, tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PySide marks QDragEnterEvent's only constructor
 def test_drops_set_style_and_folder(view, qtbot, style_image, photos_dir):
     sources = view.form.sources
-    assert not drop(sources.style_box, [photos_dir])       # a folder is no style image
+    refused = []
+    view.services.hub.error.connect(lambda title, why: refused.append((title, why)))
+    assert drop(sources.style_box, [photos_dir])           # a folder is no style image: taken, and answered
+    assert sources.style_path == "" and refused[0][0] == "Not a style image" and "not a folder" in refused[0][1]
     assert drop(sources.style_box, [style_image])
     assert sources.style_path == str(style_image)
     assert drop(sources.folder_box, [photos_dir])
