@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mlabs_desktop.core.config import PARAMS, TrainingConfig
+from mlabs_desktop.core.config import ARCHITECTURES, PARAMS, TrainingConfig
 from mlabs_desktop.core.errors import UserError
 
 
@@ -92,7 +92,7 @@ def build_parser() -> ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed against this machine's own limit")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
     bench.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
-    bench.add_argument("--architecture", action="append", choices=("classic", "default", "lite"))
+    bench.add_argument("--architecture", action="append", choices=ARCHITECTURES)
 
     import_ckpt = sub.add_parser("import-checkpoint", help="add a reference (TF1) checkpoint to the library")
     import_ckpt.add_argument("path", help="folder holding checkpoint + fns.ckpt.*, or a .ckpt prefix")

@@ -148,10 +148,14 @@ def test_bench_quick_json_has_every_figure():
     assert plain["size"] == "256x256" and plain["fraction_of_matmul"] > 0
     assert plain["ours_speedup"] == pytest.approx(plain["seconds"] / stylize["seconds"], rel=0.01)
     assert report["machine"]["cpu"] and isinstance(report["machine"]["vector_extensions"], list)
-    reduced = lite["stylize_bfloat16"]
-    if reduced["supported"]:
+    reduced, limits = lite["stylize_bfloat16"], report["reduced_precision_limits"]
+    assert reduced["supported"] == limits["supported"]
+    if reduced["supported"]:  # on CPUs with bfloat16 units: the limit, measured in the same run
         assert reduced["speedup"] > 0 and reduced["psnr_db"] > 0
         assert reduced["passes_gate"] == (reduced["psnr_db"] >= reduced["gate_db"] == 40)
+        assert min(limits["matmul_gflops"].values()) > 0 and min(limits["conv_gflops"].values()) > 0
+        assert reduced["fraction_of_bfloat16_conv"] == pytest.approx(
+            reduced["bfloat16_gflops"] / limits["conv_gflops"]["bfloat16"], rel=0.01)
     assert report["peak_rss_mb"] > 0
     assert report["startup"]["tensorflow_imported_before_window"] is False
 

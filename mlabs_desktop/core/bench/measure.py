@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from mlabs_desktop.core.config import ARCHITECTURES
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
 from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, configure_tensorflow, device_scope,
                                                  keras_backend, training_precision)
@@ -47,16 +48,16 @@ def _best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0,
     return best
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Float32 matmul rate through the same backend the networks use: the machine's limit.
+def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """Matmul rate through the same backend the networks use: the machine's limit in ``dtype``.
 
     On a GPU the backends run float32 convolutions on tensor cores (TF32); the
     matmul is measured under the same setting so the two compare like for like.
     """
     from keras import ops
 
-    a = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32))
-    b = ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n), np.float32))
+    a = ops.cast(ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32)), dtype)
+    b = ops.cast(ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n), np.float32)), dtype)
     if keras_backend() == "tensorflow":
         tf = configure_tensorflow()
         fn = tf.function(lambda: tf.linalg.matmul(a, b))
@@ -67,6 +68,42 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     with _torch_matmul_like_convolutions():
         seconds = _best_time(run, repeats)
     return 2 * n**3 / seconds / 1e9
+
+
+# The convolution that dominates the networks: 3x3, 128 channels in and out, at a quarter of 1024x680.
+LIMIT_CONV = {"height": 170, "width": 256, "channels": 128, "kernel": 3}
+
+
+def conv_gflops(dtype: str = "float32", repeats: int = 5) -> float:
+    """Rate of `LIMIT_CONV` in ``dtype`` on tensors already in it: the ceiling a network's convolutions can reach."""
+    from keras import ops
+
+    h, w, c, k = LIMIT_CONV["height"], LIMIT_CONV["width"], LIMIT_CONV["channels"], LIMIT_CONV["kernel"]
+    rng = np.random.default_rng(2)
+    x = ops.cast(ops.convert_to_tensor(rng.standard_normal((1, h, w, c)).astype(np.float32)), dtype)
+    kernel = ops.cast(ops.convert_to_tensor(rng.standard_normal((k, k, c, c)).astype(np.float32) * 0.05), dtype)
+    if keras_backend() == "tensorflow":
+        tf = configure_tensorflow()
+        fn = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(x, kernel, 1, "SAME")))
+        run = lambda: fn().numpy()  # noqa: E731
+    else:  # summing on the device waits for the result without timing a copy of it
+        run = lambda: ops.convert_to_numpy(ops.sum(ops.conv(x, kernel, padding="same")))  # noqa: E731
+    seconds = _best_time(run, repeats)
+    return 2 * h * w * k * k * c * c / seconds / 1e9
+
+
+def reduced_precision_limits(device: DeviceInfo, matmul_side: int, quick: bool) -> dict:
+    """bfloat16 against float32 on the operations themselves, where the device computes bfloat16."""
+    from mlabs_desktop.core.networks import precision as p
+
+    if not p.bfloat16_supported(device):
+        return {"supported": False}
+    repeats = 2 if quick else 5
+    return {"supported": True,
+            "matmul_gflops": {dtype: round(matmul_gflops(matmul_side, repeats, dtype), 1)
+                              for dtype in ("float32", "bfloat16")},
+            "conv_gflops": {dtype: round(conv_gflops(dtype, repeats), 1) for dtype in ("float32", "bfloat16")},
+            "conv": dict(LIMIT_CONV)}
 
 
 @contextlib.contextmanager
@@ -187,7 +224,7 @@ def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
     trained model with the same check.
     """
     from mlabs_desktop.core.networks import precision as p
-    from mlabs_desktop.core.networks.transform import build_transform_network
+    from mlabs_desktop.core.networks.transform import build_transform_network, multiply_adds_per_pixel
     from mlabs_desktop.core.networks.inference import make_forward
 
     if not p.bfloat16_supported(device):
@@ -199,8 +236,10 @@ def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
     image = np.random.default_rng(0).uniform(0, 255, (1, size[1], size[0], 3)).astype(np.float32)
     full_s, fast_s = _best_time(lambda: full(image), repeats), _best_time(lambda: fast(image), repeats)
     fidelity = p.measure_fidelity(full, fast, p.sample_photos())
+    flops = 2 * multiply_adds_per_pixel(architecture) * size[0] * size[1]
     return {"supported": True, "size": f"{size[0]}x{size[1]}", "float32_seconds": round(full_s, 4),
             "bfloat16_seconds": round(fast_s, 4), "speedup": round(full_s / fast_s, 2),
+            "bfloat16_gflops": round(flops / fast_s / 1e9, 1),
             "psnr_db": fidelity.psnr_db, "gate_db": p.PSNR_GATE_DB, "passes_gate": fidelity.passes}
 
 
@@ -304,7 +343,7 @@ def _add_fractions(entry: dict, limit: float) -> None:
 def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                   startup: Callable[[int], dict] | None = None) -> dict:
     """Every measurement; ``startup(runs)`` times the app's window (the command line passes the app's probe)."""
-    architectures = architectures or ["classic", "default", "lite"]
+    architectures = architectures or list(ARCHITECTURES)
     device = choose_device("auto")
     report: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -319,6 +358,7 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
     with device_scope(device):
         limit = matmul_gflops(matmul_side)
         report["matmul_gflops"] = round(limit, 1)
+        reduced = report["reduced_precision_limits"] = reduced_precision_limits(device, matmul_side, quick)
         report["architectures"] = {}
         for arch in architectures:
             sizes = {"256x256": (256, 256)} if quick else STYLIZE_SIZES
@@ -338,8 +378,10 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                 conv = data["convolutions_alone"] = bench_convolutions(arch)
                 _add_fractions(conv, limit)
                 conv["network_over_convolutions_time"] = round(stylize["1024x680"]["seconds"] / conv["seconds"], 3)
-            data["stylize_bfloat16"] = bench_reduced_precision(arch, device, 2 if quick else 5,
-                                                               (256, 256) if quick else (1024, 680))
+            bf16 = data["stylize_bfloat16"] = bench_reduced_precision(arch, device, 2 if quick else 5,
+                                                                      (256, 256) if quick else (1024, 680))
+            if bf16["supported"]:
+                bf16["fraction_of_bfloat16_conv"] = round(bf16["bfloat16_gflops"] / reduced["conv_gflops"]["bfloat16"], 3)
             if precision != "float32":  # what mixed precision buys, measured rather than assumed
                 data["train_step_float32"] = bench_train_step(arch, **shape)
             report["architectures"][arch] = data

@@ -15,6 +15,13 @@ def format_report(report: dict) -> str:
              f"Keras backend {m['keras_backend']}, device {m['device']}",
              f"float32 matmul: {report['matmul_gflops']} GFLOP/s at start, "
              f"{report['matmul_gflops_after']} GFLOP/s at end (the machine's limit)"]
+    limits = report.get("reduced_precision_limits") or {}
+    if limits.get("supported"):
+        mm, cv, c = limits["matmul_gflops"], limits["conv_gflops"], limits["conv"]
+        lines.append(f"bfloat16 limit: matmul {mm['bfloat16']} GFLOP/s ({mm['bfloat16'] / mm['float32']:.1f}x its "
+                     f"float32 {mm['float32']}); {c['kernel']}x{c['kernel']} conv {c['channels']}->{c['channels']} at "
+                     f"{c['width']}x{c['height']} {cv['bfloat16']} GFLOP/s ({cv['bfloat16'] / cv['float32']:.1f}x its "
+                     f"float32 {cv['float32']})")
     for arch, data in report["architectures"].items():
         lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel as defined, "
                      f"{data['executed_multiply_adds_per_pixel']:,.0f} executed)")
@@ -35,8 +42,9 @@ def format_report(report: dict) -> str:
         r = data["stylize_bfloat16"]
         if r["supported"]:
             verdict = "passes" if r["passes_gate"] else "fails"
-            lines.append(f"  stylize {r['size']:>9} in bfloat16: {r['speedup']:.2f}x float32's speed; "
-                         f"worst PSNR on the sample photos {r['psnr_db']:.1f} dB ({verdict} the "
+            lines.append(f"  stylize {r['size']:>9} in bfloat16: {r['speedup']:.2f}x float32's speed, "
+                         f"{r['bfloat16_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_bfloat16_conv']:.0f}% of the "
+                         f"bfloat16 conv; worst PSNR on the sample photos {r['psnr_db']:.1f} dB ({verdict} the "
                          f"{r['gate_db']:.0f} dB gate with these untrained weights)")
         else:
             lines.append("  stylize in bfloat16: not supported on this device")

@@ -10,6 +10,8 @@ the TensorFlow, JAX and PyTorch backends.
   upsampling followed by a convolution (no checkerboard artefacts), with no
   instance norm on the output layer.
 * ``lite`` is ``default`` at half the channel widths: about 4x fewer FLOPs.
+* ``tiny`` is ``default`` at 8, 16 and 32 channels, for live previews, video and
+  slow machines (see docs/decisions/tiny-network.md for why these widths).
 
 Every network takes RGB pixels in 0..255 and returns RGB in roughly
 -22.5..277.5 (``tanh(x) * 150 + 127.5``), clipped when saved. Its first layer
@@ -47,6 +49,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "classic": ArchitectureSpec((32, 64, 128), reflect=False, resize_conv=False, norm_output=True),
     "default": ArchitectureSpec((32, 64, 128), reflect=True, resize_conv=True, norm_output=False),
     "lite": ArchitectureSpec((16, 32, 64), reflect=True, resize_conv=True, norm_output=False),
+    "tiny": ArchitectureSpec((8, 16, 32), reflect=True, resize_conv=True, norm_output=False),
 }
 
 # Layer names in the reference's variable order (Variable, Variable_1, ... come

@@ -51,3 +51,21 @@ def test_vector_extensions_come_from_the_cpu_flags(monkeypatch):
     assert cpu_info.vector_extensions() == ["avx512_bf16", "avx512f", "avx2", "avx", "sse4_2"]
     monkeypatch.setattr(cpu_info, "_cpuinfo", lambda: "")  # not Linux, or unreadable
     assert cpu_info.vector_extensions() == [] and cpu_info.cpu_model()
+
+
+def test_the_bfloat16_limit_is_measured_where_the_device_has_it(monkeypatch):
+    from mlabs_desktop.core.bench.measure import reduced_precision_limits
+    from mlabs_desktop.core.bench.report import format_report
+    from mlabs_desktop.core.hardware.devices import DeviceInfo
+    from mlabs_desktop.core.networks import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    assert reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True) == {"supported": False}
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # any CPU computes it, if slowly
+    limits = reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True)
+    assert limits["supported"] and min(limits["matmul_gflops"].values()) > 0 and min(limits["conv_gflops"].values()) > 0
+    report = {"machine": {"cpu": "x", "processor": "x", "cpu_count": 2, "keras_backend": "tensorflow",
+                          "device": "CPU", "vector_extensions": []}, "matmul_gflops": 1, "matmul_gflops_after": 1,
+              "reduced_precision_limits": limits, "architectures": {}, "peak_rss_mb": 1,
+              "reference": {"stylize_mp_per_s_1024x680": 0.5, "train_step_seconds_b4_256": 4.6}}
+    assert "bfloat16 limit: matmul" in format_report(report)

@@ -190,6 +190,16 @@ def test_multiply_adds_default_and_lite():
     assert 3.5 < default / lite <= 4.0
 
 
+def test_tiny_is_at_most_32_channels_and_a_third_of_lite():
+    from mlabs_desktop.core.config import ARCHITECTURES as CONFIGURABLE
+
+    assert set(CONFIGURABLE) == set(ARCHITECTURES)  # every network can be chosen, and only those
+    tiny = multiply_adds_per_pixel("tiny")
+    assert tiny == pytest.approx(_hand_multiply_adds((8, 16, 32), transpose_at_output=True)) == 12_528
+    assert max(ARCHITECTURES["tiny"].widths) == 32 and ARCHITECTURES["tiny"].reflect
+    assert multiply_adds_per_pixel("lite") / tiny > 3
+
+
 # ----------------------------------------------------------------- shapes, dtype, range
 
 

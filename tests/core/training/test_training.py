@@ -196,3 +196,16 @@ def test_a_made_up_model_name_is_made_unique_but_a_chosen_one_is_not(tiny_model,
     assert writer.name == "tiny (2)"
     with pytest.raises(UserError, match="already exists"):
         model_store.ModelWriter(Library(), TrainingConfig(style=str(style_image), name="tiny"), None)
+
+
+def test_the_tiny_network_trains_stylizes_and_travels_like_the_others(vgg_h5, photos_dir, style_image, tmp_path):
+    from mlabs_desktop.core.formats.bundle_import import import_bundle
+    from mlabs_desktop.core.formats.bundle_writer import export_bundle
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
+
+    model = run(tiny_config(style_image, photos_dir, vgg_h5, name="tiny net", architecture="tiny"))
+    assert model.manifest.architecture == "tiny" and model.manifest.parameters["architecture"] == "tiny"
+    photo = np.random.default_rng(3).uniform(0, 255, (40, 56, 3)).astype(np.float32)
+    styled = Stylizer(model, "cpu").run(photo)
+    copy = import_bundle(export_bundle(model, tmp_path / "tiny.mlstyle"), Library(), name="tiny copy")
+    assert styled.shape == photo.shape and np.array_equal(Stylizer(copy, "cpu").run(photo), styled)

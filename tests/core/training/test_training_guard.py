@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import tiny_config, write_photos
 
-ARCHITECTURES = ("classic", "default", "lite")
+ARCHITECTURES = ("classic", "default", "lite", "tiny")
 SIZE = 32
 
 
