@@ -384,6 +384,8 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                 bf16["fraction_of_bfloat16_conv"] = round(bf16["bfloat16_gflops"] / reduced["conv_gflops"]["bfloat16"], 3)
             if precision != "float32":  # what mixed precision buys, measured rather than assumed
                 data["train_step_float32"] = bench_train_step(arch, **shape)
+            elif reduced["supported"]:  # a CPU with bfloat16 units: what mixed training would give it
+                data["train_step_mixed_bfloat16"] = bench_train_step(arch, **shape, precision="mixed_bfloat16")
             report["architectures"][arch] = data
         report["matmul_gflops_after"] = round(matmul_gflops(matmul_side), 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -48,7 +48,7 @@ def format_report(report: dict) -> str:
                          f"{r['gate_db']:.0f} dB gate with these untrained weights)")
         else:
             lines.append("  stylize in bfloat16: not supported on this device")
-        for key in ("train_step", "train_step_float32"):
+        for key in ("train_step", "train_step_float32", "train_step_mixed_bfloat16"):
             if key in data:
                 t = data[key]
                 lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px, {t['precision']}: "

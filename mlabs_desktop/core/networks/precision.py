@@ -93,24 +93,40 @@ def measure_fidelity(reference: Forward, candidate: Forward, photos: list[np.nda
     return Fidelity(round(worst, 2), len(photos))
 
 
-def cached_fidelity(weights_file: Path, measure: Callable[[], Fidelity]) -> Fidelity:
-    """The verdict for this exact weights file, measured once and kept in the cache folder."""
-    from mlabs_desktop.core.atomic import write_text
+def _verdict_path(weights_file: Path) -> Path | None:
+    """Where the verdict for this exact weights file is kept; None when the file has no stable identity."""
     from mlabs_desktop.core.paths import cache_dir
 
     try:
         stat = weights_file.stat()
     except OSError:  # weights converted on the fly (a reference checkpoint): nothing stable to key on
-        return measure()
+        return None
     key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{PSNR_GATE_DB}|"
                          f"{FIDELITY_SIZE}".encode()).hexdigest()[:32]
-    path = cache_dir() / "precision" / f"{key}.json"
+    return cache_dir() / "precision" / f"{key}.json"
+
+
+def known_fidelity(weights_file: Path) -> Fidelity | None:
+    """The verdict already measured for these weights, without measuring (None: not yet)."""
+    path = _verdict_path(weights_file)
     try:
-        data = json.loads(path.read_text())
-        return Fidelity(float(data["psnr_db"]), int(data["photos"]))
+        data = json.loads(path.read_text()) if path is not None else None
+        return Fidelity(float(data["psnr_db"]), int(data["photos"])) if data is not None else None
     except (OSError, ValueError, KeyError, TypeError):
-        pass
+        return None
+
+
+def cached_fidelity(weights_file: Path, measure: Callable[[], Fidelity]) -> Fidelity:
+    """The verdict for this exact weights file, measured once and kept in the cache folder."""
+    from mlabs_desktop.core.atomic import write_text
+
+    path = _verdict_path(weights_file)
+    known = known_fidelity(weights_file)
+    if known is not None:
+        return known
     fidelity = measure()
+    if path is None:
+        return fidelity
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(asdict(fidelity)))

@@ -24,7 +24,7 @@ STATE_TEXT = {"training": "in training or interrupted", "stopped": "stopped earl
               "paused": "paused at its Max steps"}
 STAT_LABELS = {"steps": "Steps trained", "training_seconds": "Training time", "device": "Device",
                "images": "Training photos", "skipped": "Unreadable photos skipped",
-               "final_losses": "Final losses"}
+               "final_losses": "Final losses", "precision": "Stylizes in"}
 PROVENANCE_LABELS = {"source": "Source", "style": "Style image", "train_path": "Training photos",
                      "test": "Preview image", "vgg_path": "VGG19 weights", "init_from": "Fine-tuned from",
                      "seed": "Random seed", "app_version": "App version", "style_sha256": "Style SHA-256"}
@@ -86,6 +86,21 @@ def _muted(text: str = "") -> QLabel:
     label.setStyleSheet("color: palette(placeholder-text);")
     label.setWordWrap(True)
     return label
+
+
+def precision_text(model: Model) -> str:
+    """What the model's network computes in when it stylizes here, as far as it is known yet."""
+    from mlabs_desktop.core.library.store import WEIGHTS
+    from mlabs_desktop.core.networks.precision import cpu_has_bfloat16, known_fidelity
+
+    if not cpu_has_bfloat16():
+        return "float32"
+    verdict = known_fidelity(model.folder / WEIGHTS)
+    if verdict is None:
+        return "float32 or bfloat16: decided when it first stylizes (bfloat16 only if it looks the same)"
+    if verdict.passes:
+        return f"bfloat16 (looks the same as float32: {verdict.psnr_db:.1f} dB PSNR)"
+    return f"float32 (bfloat16 would differ visibly: {verdict.psnr_db:.1f} dB PSNR)"
 
 
 class DetailsPane(QScrollArea):
@@ -224,6 +239,7 @@ class DetailsPane(QScrollArea):
         stats = dict(manifest.statistics)
         if "training_seconds" in stats:
             stats["training_seconds"] = format_duration(float(stats["training_seconds"] or 0))
+        stats["precision"] = precision_text(model)
         self._fill_form("statistics", stats, STAT_LABELS)
         self._fill_form("parameters", manifest.parameters, {})
         provenance = {k: v for k, v in manifest.provenance.items() if k != "style_sha256"}

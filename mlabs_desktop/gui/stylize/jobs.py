@@ -82,6 +82,7 @@ class Styled:
     model_name: str
     raw: np.ndarray  # the network's float result, unclipped, the photo's size
     seconds: float
+    precision: str = "float32"  # what the network computed in ("bfloat16" where the model passes the gate)
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ class PhotoQueue(QObject):
         self._originals: OrderedDict[int, int] = OrderedDict()  # loaded item id -> bytes, least recent first
         self._result_dropped.connect(self._on_result_dropped)
         self.results = ResultStore(results_budget, dropped=self._result_dropped.emit)
+        self.precisions: dict[str, str] = {}  # style -> what its network last computed in
 
     # -- what the view asks
 
@@ -266,6 +267,7 @@ class PhotoQueue(QObject):
         elif isinstance(event, Styled):
             item.done.add(event.model_name)
             item.seconds[event.model_name] = event.seconds
+            self.precisions[event.model_name] = event.precision
             self.results.put((item.id, event.model_name), event.raw)
             new_pixels = event.model_name == self.style
         elif isinstance(event, JobFailed):

@@ -321,7 +321,9 @@ class StylizeView(QWidget):
             text = f"Stylizing {running.name} with {self.photos.style} — {finished + 1} of {len(states)}"
         elif states and self.photos.style:
             hint = " — drag the divider to compare" if self.compare.mode() == "split" else ""
+            precision = self.photos.precisions.get(self.photos.style)
             text = f"{finished - failed} of {len(states)} photos in {self.photos.style}" + (
+                f" ({precision})" if precision else "") + (
                 f", {failed} failed" if failed else hint)
         else:
             text = "" if states else "Drop photos anywhere on this page, or press Ctrl+O"

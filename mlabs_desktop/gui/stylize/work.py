@@ -114,7 +114,8 @@ def run_style_job(job: StyleJob, cache: StylizerCache, report: Callable[[Any], N
         if out_of_memory(exc):
             raise UserError(memory_message(image.path.name, image.size)) from None
         raise
-    report(Styled(job.item_id, job.model_name, np.asarray(raw, np.float32), time.perf_counter() - started))
+    report(Styled(job.item_id, job.model_name, np.asarray(raw, np.float32), time.perf_counter() - started,
+                  stylizer.precision))
 
 
 def run_all_styles_job(job: AllStylesJob, cache: StylizerCache, report: Callable[[Any], None],
