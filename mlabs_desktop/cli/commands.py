@@ -13,8 +13,8 @@ from typing import Iterator
 
 from mlabs_desktop.cli.parser import parse
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.events import (CheckpointEvent, DoneEvent, Event, LogEvent, PreviewEvent, StepEvent,
-                                       event_to_json, format_duration, format_steps)
+from mlabs_desktop.core.events import (CheckpointEvent, DistillStepEvent, DoneEvent, Event, LogEvent, PreviewEvent,
+                                       StepEvent, event_to_json, format_duration, format_steps)
 
 
 def _out(line: str = "") -> None:
@@ -41,6 +41,9 @@ class ProgressPrinter:
             return
         if isinstance(event, StepEvent):
             self._draw(event)
+        elif isinstance(event, DistillStepEvent):
+            self._line(event.step == event.total_steps, f"step {event.step}/{event.total_steps} loss {event.loss:.4g} "
+                       f"ETA {format_duration(event.eta_seconds)}")
         else:
             self._end_bar()
             if isinstance(event, LogEvent):
@@ -54,17 +57,20 @@ class ProgressPrinter:
                      f"({format_duration(event.seconds)}) in {event.folder}")
 
     def _draw(self, e: StepEvent) -> None:
-        if sys.stderr is None or (time.monotonic() - self._last_draw < 0.2 and e.step != e.total_steps):
-            return
-        self._last_draw = time.monotonic()
         width = 24
         filled = int(width * e.step / max(1, e.total_steps))
         bar = "#" * filled + "-" * (width - filled)
-        line = (f"\r[{bar}] step {e.step}/{e.total_steps} epoch {e.epoch + 1} "
+        line = (f"[{bar}] step {e.step}/{e.total_steps} epoch {e.epoch + 1} "
                 f"loss {e.total_loss:.4g} (content {e.content_loss:.3g}, style {e.style_loss:.3g}, "
                 f"tv {e.tv_loss:.3g}) {e.images_per_sec:.2f} img/s ETA {format_duration(e.eta_seconds)}")
-        if e.skipped:
-            line += f" skipped {e.skipped}"
+        self._line(e.step == e.total_steps, line + (f" skipped {e.skipped}" if e.skipped else ""))
+
+    def _line(self, last: bool, line: str) -> None:
+        """One progress line on stderr, at most five a second (the last always), redrawn in place on a terminal."""
+        if sys.stderr is None or (time.monotonic() - self._last_draw < 0.2 and not last):
+            return
+        self._last_draw = time.monotonic()
+        line = "\r" + line
         sys.stderr.write(line + "\033[K" if sys.stderr.isatty() else line + "\n")
         sys.stderr.flush()
         self._bar_open = sys.stderr.isatty()
@@ -258,6 +264,25 @@ def _download_printer():
         sys.stderr.write(f"\rdownloading {p.received / 1e6:.1f}{total} MB ({p.bytes_per_sec / 1e6:.1f} MB/s)")
         sys.stderr.flush()
     return show
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.training.distill import DistillConfig, Distiller
+
+    Library().get(args.teacher)  # an unknown name is answered before the engine starts
+    if args.steps < 1:
+        raise UserError("--steps must be at least 1")
+    engine()
+    config = DistillConfig(args.teacher, args.into, args.train_path, args.name, args.steps, args.batch_size,
+                           args.image_size, device=args.device)
+    distiller = Distiller(config, ProgressPrinter("text"))
+    with stop_on_interrupt(distiller):
+        result = distiller.run()
+    _out(f"'{result.model.name}': a {config.architecture} copy of '{args.teacher}' after {format_steps(result.steps)} "
+         f"({format_duration(result.seconds)}), {result.psnr_db:.1f} dB PSNR against it on {result.held_out} "
+         f"photos it did not train on")
+    return 0
 
 
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:

@@ -61,6 +61,17 @@ def build_parser() -> ArgumentParser:
     resume.add_argument("--progress", choices=("text", "json"), default="text")
     resume.add_argument("--auto-batch", action="store_true", help=AUTO_BATCH_HELP)
 
+    distill = sub.add_parser("distill", help="make a fast copy of a style: a smaller network learns its outputs "
+                             "(no VGG19 file needed)")
+    distill.add_argument("teacher", help="the library model to copy")
+    distill.add_argument("--into", choices=ARCHITECTURES, default="tiny", help="the copy's network (default: tiny)")
+    distill.add_argument("--train-path", help="photos to learn on (default: those the model was trained on)")
+    distill.add_argument("--name", help="the copy's name (default: NAME (fast copy))")
+    distill.add_argument("--steps", type=int, default=2000)
+    distill.add_argument("--batch-size", type=int, default=4)
+    distill.add_argument("--image-size", type=int, default=256)
+    distill.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+
     stylize = sub.add_parser("stylize", help="apply a trained style to a photo or a folder")
     stylize.add_argument("--checkpoint", required=True,
                          help="library model name, model folder, or reference checkpoint folder/prefix")

@@ -45,6 +45,17 @@ class PreviewEvent:
 
 
 @dataclass(frozen=True)
+class DistillStepEvent:
+    """One step of making a fast copy of a style (`training.distill`)."""
+    step: int                # steps done (1-based)
+    total_steps: int
+    loss: float              # mean squared difference from the teacher's output, in pixel values squared
+    elapsed_seconds: float
+    eta_seconds: float
+    kind = "distill_step"
+
+
+@dataclass(frozen=True)
 class LogEvent:
     message: str
     level: str = "info"      # info | warning | error

@@ -108,9 +108,9 @@ class DetailsPane(QScrollArea):
 
     action = Signal(str)
     ACTIONS = (("stylize", "Stylize with this"), ("resume", "Resume training"),
-               ("fine-tune", "Fine-tune into a new style…"), ("rename", "Rename…"),
-               ("export", "Export…"), ("delete", "Delete…"))
-    SHORT = {"fine-tune": "Fine-tune…"}   # button text where the menu's text is too long
+               ("fine-tune", "Fine-tune into a new style…"), ("fast-copy", "Make a fast copy…"),
+               ("rename", "Rename…"), ("export", "Export…"), ("delete", "Delete…"))
+    SHORT = {"fine-tune": "Fine-tune…", "fast-copy": "Fast copy…"}  # where the menu's text is too long
 
     def __init__(self, cache: ThumbnailCache, parent: QWidget | None = None):
         super().__init__(parent)

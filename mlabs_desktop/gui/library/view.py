@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListView,
-                               QMenu, QMessageBox, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+                               QListView, QMenu, QMessageBox, QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.gui.kit.common import user_text
@@ -232,12 +232,28 @@ class LibraryView(QWidget):
             hub.train_from.emit(name, "resume")
         elif key == "fine-tune":
             hub.train_from.emit(name, "fine-tune")
+        elif key == "fast-copy":
+            self.make_fast_copy(name)
         elif key == "export":
             self.export_requested.emit(name)
         elif key == "rename":
             self.rename_selected()
         elif key == "delete":
             self.delete_selected()
+
+    def make_fast_copy(self, name: str) -> QDialog | None:
+        """Distil ``name`` into the tiny network, in a dialog with progress and Stop (None: no photos chosen)."""
+        from mlabs_desktop.gui.library.fast_copy import FastCopyDialog, photos_for
+
+        model = self.services.library().find(name)
+        photos = photos_for(model, self) if model is not None else None
+        if photos is None:
+            return None
+        dialog = FastCopyDialog(self.services, model, photos, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.made.connect(lambda made: (self.refresh(), self.select_model(made)))
+        dialog.show()
+        return dialog
 
     def stylize_selected(self) -> None:
         self._on_action("stylize")

@@ -1,0 +1,181 @@
+"""A fast copy of any style: a smaller network learns a library model's own outputs.
+
+No VGG19 and no style image are needed: the teacher's outputs on the user's photos
+are the targets, and the copy's mean squared difference from them is the loss. A
+few photos are kept out of training, and the copy's PSNR against its teacher on
+them is what the user is told.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlabs_desktop import __version__
+from mlabs_desktop.core.errors import Cancelled, UserError
+from mlabs_desktop.core.events import DistillStepEvent, EventCallback, LogEvent
+from mlabs_desktop.core.hardware.devices import choose_device, device_scope, import_keras_quietly
+from mlabs_desktop.core.images.decode import load_image
+from mlabs_desktop.core.images.encode import save_image, save_thumbnail
+from mlabs_desktop.core.images.ops import to_uint8
+from mlabs_desktop.core.library.store import LOSSES, PREVIEW, STYLE_THUMB, WEIGHTS, Library, Manifest, Model
+from mlabs_desktop.core.networks.inference import make_forward, run_network
+from mlabs_desktop.core.networks.weights import model_arrays, save_weight_arrays
+from mlabs_desktop.core.training.dataset import BatchStream, FolderScan, scan_folder
+from mlabs_desktop.resources import sample_image
+
+EVALUATION_SIDE = 512   # held-out photos are compared at this longest side
+
+
+@dataclass
+class DistillConfig:
+    teacher: str                    # a library model's name
+    architecture: str = "tiny"
+    train_path: str | None = None   # photos to learn on; the teacher's own training folder when None
+    name: str | None = None         # the copy's name; "<teacher> (fast copy)" when None
+    steps: int = 2000
+    batch_size: int = 4
+    image_size: int = 256
+    learning_rate: float = 2e-3
+    device: str = "auto"
+    held_out: int = 8               # photos kept out of training to measure the copy on
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    model: Model
+    psnr_db: float                  # mean over the held-out photos, the copy against its teacher
+    held_out: int
+    steps: int
+    seconds: float
+
+
+def _photos(config: DistillConfig, teacher: Model) -> tuple[FolderScan, tuple[Path, ...]]:
+    """The training photos and those held out (every few photos, so both sample the whole folder)."""
+    folder = config.train_path or teacher.manifest.provenance.get("train_path")
+    if not folder:
+        raise UserError.worded("'{name}' does not say which photos it was trained on: {voice.give_photos}",
+                               name=teacher.name)
+    scan = scan_folder(folder)
+    if not scan.paths:
+        raise UserError(f"no images in {scan.root}")
+    keep = min(config.held_out, len(scan.paths) // 3)
+    step = len(scan.paths) // keep if keep else 0
+    held = tuple(scan.paths[i * step] for i in range(keep))
+    train = tuple(p for p in scan.paths if p not in held)
+    return FolderScan(scan.root, train, scan.total_bytes), held
+
+
+class Distiller:
+    """Runs one distillation; `stop` (from any thread) ends it after the current step, keeping what was learnt."""
+
+    def __init__(self, config: DistillConfig, on_event: EventCallback | None = None,
+                 library: Library | None = None):
+        self.config = config
+        self.on_event = on_event or (lambda event: None)
+        self.library = library or Library()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> DistillResult:
+        keras = import_keras_quietly()
+        from mlabs_desktop.core.networks.transform import ARCHITECTURES, build_transform_network
+        from mlabs_desktop.core.stylize.stylizer import Stylizer
+
+        config = self.config
+        if config.architecture not in ARCHITECTURES:
+            raise UserError.worded("{voice.architecture} must be one of {choices}, not {arch!r}",
+                                   choices=", ".join(ARCHITECTURES), arch=config.architecture)
+        teacher_model = self.library.get(config.teacher)
+        name = (config.name or "").strip() or self.library.unique_name(f"{teacher_model.name} (fast copy)")
+        if self.library.find(name):
+            raise UserError.worded("a model named '{name}' already exists; pick another name ({voice.name})",
+                                   name=name)
+        train, held = _photos(config, teacher_model)
+        device = choose_device(config.device)
+        seed = secrets.randbelow(2**31)
+        with device_scope(device):
+            teacher = Stylizer(teacher_model, config.device, precision="float32")
+            student = build_transform_network(config.architecture, seed=seed)
+            student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error")
+            self._log(f"distilling '{teacher_model.name}' ({teacher_model.manifest.architecture}) into a "
+                      f"{config.architecture} network on {device.label}: {len(train.paths)} photos, "
+                      f"{len(held)} kept out to measure it, {config.steps:,} steps")
+            losses, seconds = self._train(student, teacher, train, seed)
+            forward = make_forward(student)
+            psnr = self._measure(forward, teacher, held or train.paths[:config.held_out])
+        model = self._save(name, teacher_model, train.root, student, forward, losses, seconds, psnr, len(held),
+                           device.label)
+        self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' on "
+                  f"{len(held)} photos it did not train on")
+        return DistillResult(model, psnr, len(held), len(losses), seconds)
+
+    def _log(self, message: str, level: str = "info") -> None:
+        self.on_event(LogEvent(message, level))
+
+    def _train(self, student, teacher, train: FolderScan, seed: int) -> tuple[list[float], float]:
+        config = self.config
+        teacher_forward = make_forward(teacher.net)
+        stream = BatchStream(train, config.batch_size, config.image_size, seed)
+        losses: list[float] = []
+        started = time.perf_counter()
+        batches = stream.batches(0, self._stop)
+        try:
+            for step, _epoch, batch, _paths in batches:
+                if step >= config.steps or self._stop.is_set():
+                    break
+                target = teacher_forward(batch)
+                losses.append(float(student.train_on_batch(batch, target)))
+                elapsed = time.perf_counter() - started
+                self.on_event(DistillStepEvent(step + 1, config.steps, losses[-1], elapsed,
+                                               elapsed / (step + 1) * (config.steps - step - 1)))
+        finally:
+            batches.close()
+        if not losses:
+            raise Cancelled()
+        return losses, time.perf_counter() - started
+
+    @staticmethod
+    def _measure(forward, teacher, photos: tuple[Path, ...]) -> float:
+        from mlabs_desktop.core.networks.precision import psnr_db
+
+        scores = []
+        for path in photos:
+            rgb = load_image(path, max_size=EVALUATION_SIDE).rgb.astype(np.float32)
+            scores.append(psnr_db(teacher.run(rgb), run_network(forward, rgb)))
+        return float(np.mean(scores))
+
+    def _save(self, name: str, teacher: Model, photos: Path, student, forward, losses: list[float],
+              seconds: float, psnr: float, held_out: int, device: str) -> Model:
+        config = self.config
+        manifest = Manifest(
+            name=name, architecture=config.architecture, state="finished",
+            parameters={"architecture": config.architecture, "steps": len(losses), "batch-size": config.batch_size,
+                        "image-size": config.image_size, "learning-rate": config.learning_rate},
+            provenance={"source": "distilled", "distilled_from": teacher.name, "app_version": __version__,
+                        "train_path": str(photos.resolve())},
+            statistics={"steps": len(losses), "training_seconds": round(seconds, 1), "device": device,
+                        "teacher_psnr_db": round(psnr, 2), "held_out_photos": held_out})
+
+        def fill(folder: Path) -> None:
+            save_weight_arrays(folder / WEIGHTS, model_arrays(student))
+            preview = run_network(forward, load_image(sample_image(), max_size=EVALUATION_SIDE).rgb)
+            save_image(folder / PREVIEW, to_uint8(preview))
+            thumb = teacher.file(STYLE_THUMB)
+            if thumb.is_file():
+                save_thumbnail(thumb, folder / STYLE_THUMB)
+            save_weight_arrays(folder / LOSSES, {"step": np.arange(1, len(losses) + 1, dtype=np.float64),
+                                                 "total": np.asarray(losses, np.float64)})
+
+        return self.library.create(manifest, fill)

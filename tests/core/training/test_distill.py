@@ -1,0 +1,54 @@
+"""A fast copy of a style: a tiny network learns a library model's outputs, without VGG19."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.events import DistillStepEvent
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.stylize.stylizer import Stylizer
+from mlabs_desktop.core.training.distill import DistillConfig, Distiller
+
+from conftest import write_photos
+
+
+def test_a_copy_learns_its_teacher_and_lands_in_the_library(tiny_model, tmp_path):
+    photos = write_photos(tmp_path / "photos", count=9, size=(64, 48))
+    events: list = []
+    config = DistillConfig("tiny", train_path=str(photos), steps=40, batch_size=2, image_size=32,
+                           learning_rate=5e-3, held_out=3)
+    result = Distiller(config, events.append).run()
+    steps = [e for e in events if isinstance(e, DistillStepEvent)]
+    assert [e.step for e in steps] == list(range(1, 41)) and steps[-1].eta_seconds == 0
+    assert np.mean([e.loss for e in steps[-5:]]) < 0.5 * np.mean([e.loss for e in steps[:5]])  # it learns
+    model = result.model
+    assert model.name == "tiny (fast copy)" and model.manifest.architecture == "tiny"
+    assert model.manifest.provenance["distilled_from"] == "tiny" and result.held_out == 3
+    assert model.manifest.statistics["teacher_psnr_db"] == pytest.approx(result.psnr_db, abs=0.01)
+    assert 5 < result.psnr_db < 100
+    assert Library().get("tiny (fast copy)").file("preview.jpg").is_file()
+    photo = np.random.default_rng(0).uniform(0, 255, (40, 52, 3)).astype(np.float32)
+    assert Stylizer(model, "cpu").run(photo).shape == photo.shape
+
+
+def test_a_copy_needs_photos_and_a_free_name(tiny_model, tmp_path):
+    with pytest.raises(UserError, match="unknown model 'nobody'"):
+        Distiller(DistillConfig("nobody")).run()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="no images in"):
+        Distiller(DistillConfig("tiny", train_path=str(empty))).run()
+    with pytest.raises(UserError, match="already exists"):
+        Distiller(DistillConfig("tiny", name="tiny")).run()
+
+
+def test_stop_keeps_what_was_learnt(tiny_model, tmp_path):
+    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
+    distiller = Distiller(DistillConfig("tiny", train_path=str(photos), steps=1000, batch_size=2,
+                                        image_size=32, held_out=2),
+                          lambda e: distiller.stop() if isinstance(e, DistillStepEvent) and e.step == 3 else None)
+    result = distiller.run()
+    assert result.steps == 3 and result.model.manifest.statistics["steps"] == 3
+

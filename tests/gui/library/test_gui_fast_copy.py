@@ -1,0 +1,55 @@
+"""Library > Make a fast copy…: progress, Stop, and the copy selected in the Library when it is done."""
+
+from __future__ import annotations
+
+import functools
+
+from PySide6.QtWidgets import QFileDialog
+
+from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.training.distill import DistillConfig
+from mlabs_desktop.gui.library import fast_copy
+
+from conftest import write_photos
+from gui_helpers import message_boxes, no_thread_leaks  # noqa: F401 - autouse fixtures
+from test_gui_library import view  # noqa: F401 - the Library view fixture
+
+SHORT = functools.partial(DistillConfig, steps=4, batch_size=2, image_size=32, held_out=2)
+
+
+def test_a_fast_copy_lands_in_the_library_and_is_selected(view, qtbot, tiny_model, tmp_path, monkeypatch):
+    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
+    monkeypatch.setattr(fast_copy, "DistillConfig", SHORT)
+    manifest = tiny_model.manifest
+    manifest.provenance["train_path"] = str(tmp_path / "gone")  # its photos moved: the user is asked
+    tiny_model.save_manifest()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(photos)))
+    view.refresh()
+    view.select_model("tiny")
+    assert view.details.buttons["fast-copy"].text() == "Fast copy…"
+    dialog = view.make_fast_copy("tiny")
+    qtbot.waitUntil(lambda: not dialog.is_running() and dialog.close_button.isVisible(), timeout=120_000)
+    assert "“tiny (fast copy)” is in the Library: 4 steps" in dialog.status.text()
+    assert "dB PSNR against the original style on 2 photos" in dialog.status.text()
+    assert Library().get("tiny (fast copy)").manifest.architecture == "tiny"
+    assert view.selected_name() == "tiny (fast copy)"
+    dialog.close()
+
+
+def test_stop_ends_the_copy_early_and_keeps_it(view, qtbot, tiny_model, tmp_path, monkeypatch):
+    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
+    monkeypatch.setattr(fast_copy, "DistillConfig", functools.partial(SHORT, steps=10_000))
+    monkeypatch.setattr(fast_copy, "photos_for", lambda model, parent: str(photos))
+    dialog = view.make_fast_copy("tiny")
+    qtbot.waitUntil(lambda: dialog.progress.value() >= 1, timeout=120_000)
+    dialog.close()  # while it runs, closing means Stop; the dialog stays until the copy is saved
+    assert dialog.isVisible() and not dialog.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=120_000)
+    copy = Library().get("tiny (fast copy)")
+    assert 1 <= copy.manifest.statistics["steps"] < 10_000
+    dialog.close()
+
+
+def test_no_photos_chosen_makes_nothing(view, tiny_model, monkeypatch):
+    monkeypatch.setattr(fast_copy, "photos_for", lambda model, parent: None)
+    assert view.make_fast_copy("tiny") is None
