@@ -43,12 +43,3 @@ def test_a_copy_needs_photos_and_a_free_name(tiny_model, tmp_path):
     with pytest.raises(UserError, match="already exists"):
         Distiller(DistillConfig("tiny", name="tiny")).run()
 
-
-def test_stop_keeps_what_was_learnt(tiny_model, tmp_path):
-    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
-    distiller = Distiller(DistillConfig("tiny", train_path=str(photos), steps=1000, batch_size=2,
-                                        image_size=32, held_out=2),
-                          lambda e: distiller.stop() if isinstance(e, DistillStepEvent) and e.step == 3 else None)
-    result = distiller.run()
-    assert result.steps == 3 and result.model.manifest.statistics["steps"] == 3
-
