@@ -44,6 +44,7 @@ class DistillConfig:
     learning_rate: float = 2e-3
     device: str = "auto"
     held_out: int = 8               # photos kept out of training to measure the copy on
+    seed: int | None = None         # the copy's initial weights and photo order; random when None
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Distiller:
                                    name=name)
         train, held = _photos(config, teacher_model)
         device = choose_device(config.device)
-        seed = secrets.randbelow(2**31)
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         with device_scope(device):
             teacher = Stylizer(teacher_model, config.device, precision="float32")
             student = build_transform_network(config.architecture, seed=seed)
