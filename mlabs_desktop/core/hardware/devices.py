@@ -85,10 +85,8 @@ def quiet_stderr():
 def import_keras_quietly():
     """Import Keras (and its backend) without start-up chatter on stderr; safe from any thread.
 
-    A thread that finds Keras half imported by another waits for it: building a network
-    with a half-imported Keras fails in odd ways (the app's first stylize, while device
-    detection was still importing, raised "Only input tensors may be passed as positional
-    arguments").
+    A thread that finds Keras being imported by another waits until that import and
+    TensorFlow's configuration are complete, instead of using a half-imported module.
     """
     import sys
 

@@ -104,7 +104,8 @@ class Stylizer:
         except Exception:  # noqa: BLE001 - "auto" promises a result, and float32 always gives one
             if wanted != "auto":
                 raise
-            # Seen once in the app: the first bfloat16 build in a worker thread failed inside Keras.
+            # Seen intermittently in the app: the first bfloat16 build in a worker thread failed inside
+            # Keras ("Only input tensors may be passed as positional arguments"); cause not found yet.
             logging.getLogger("mlabs_desktop").warning("bfloat16 network not built; stylizing in float32",
                                                        exc_info=True)
             return "float32"
