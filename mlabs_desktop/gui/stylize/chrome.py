@@ -187,7 +187,7 @@ class PhotoDrops(QObject):
 
     @staticmethod
     def _kind(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> str | None:
-        """"photos", "other" (files this view cannot use: the drop says why), or None (not for this view)."""
+        """What is dragged: "photos", "other" (files this view cannot use; the drop says why), or None."""
         mime = event.mimeData()
         paths = dropped_paths(mime)
         if dropped_urls(mime) or any(p.is_dir() or is_image_path(p) for p in paths):

@@ -20,6 +20,7 @@ from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.config import PARAMS_BY_NAME, TrainingConfig, apply_params, model_steps, run_end
 from mlabs_desktop.core import messages
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.events import format_steps
 from mlabs_desktop.core.library.store import Model
 from mlabs_desktop.core.training.model_writer import resume_config
 from mlabs_desktop.gui.kit.services import Services
@@ -36,6 +37,7 @@ def _warm_up() -> None:
     a few hundred milliseconds; done here, in the background, Start does not pay for it.
     """
     from mlabs_desktop.core.training import trainer  # noqa: F401 - warm-up import
+
 
 SHORT_MODEL_STEPS = 1000  # fewer steps than this rarely give a usable style
 
@@ -235,7 +237,7 @@ class TrainForm(QWidget):
         total, run = model_steps(config, images), run_end(config, images)
         if not config.steps and total < SHORT_MODEL_STEPS:
             epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-            notes["epochs"] = (f"Only {total:,} step{'s' if total != 1 else ''}: {epochs} of {images:,} photos "
+            notes["epochs"] = (f"Only {format_steps(total)}: {epochs} of {images:,} photos "
                                f"at a batch of {config.batch_size}. A usable style takes a few thousand steps: "
                                "set Steps instead.")
         if run < total:

@@ -27,6 +27,8 @@ from mlabs_desktop.core.networks import inference
 from mlabs_desktop.core.networks.inference import run_network
 from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer
 
+from test_networks import randomise_norms
+
 SAMPLES = Path(__file__).resolve().parents[3] / "resources" / "samples"
 TOLERANCE = 2 / 255  # mean absolute difference allowed, in 0..255 levels (the issue allows 2 levels)
 
@@ -37,15 +39,10 @@ def photo(width: int, height: int, name: str = "coffee") -> np.ndarray:
 
 
 def random_network(architecture: str, seed: int = 1):
-    from mlabs_desktop.core.networks.transform import InstanceNormalization, build_transform_network
+    from mlabs_desktop.core.networks.transform import build_transform_network
 
     net = build_transform_network(architecture, seed=seed)
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        if isinstance(layer, InstanceNormalization):
-            c = layer.scale.shape[0]
-            layer.scale.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
-            layer.shift.assign(rng.normal(0.0, 0.5, c).astype(np.float32))
+    randomise_norms(net, seed)
     return net
 
 
