@@ -45,7 +45,7 @@ class ProgressPrinter:
             self._line(event.step == event.total_steps, f"step {event.step}/{event.total_steps} loss {event.loss:.4g} "
                        f"ETA {format_duration(event.eta_seconds)}")
         else:
-            self._end_bar()
+            self.end_bar()
             if isinstance(event, LogEvent):
                 _err(("warning: " if event.level == "warning" else "") + event.message)
             elif isinstance(event, CheckpointEvent):
@@ -75,7 +75,15 @@ class ProgressPrinter:
         sys.stderr.flush()
         self._bar_open = sys.stderr.isatty()
 
-    def _end_bar(self) -> None:
+    def clip(self, p) -> None:
+        """A clip's progress (`video.pipeline.ClipProgress`) as a bar with frames per second and time left."""
+        width = 24
+        filled = int(width * p.frames_done / max(1, p.frames_total))
+        self._line(p.frames_done == p.frames_total,
+                   f"[{'#' * filled}{'-' * (width - filled)}] {p.source.name}: frame {p.frames_done}/{p.frames_total} "
+                   f"{p.frames_per_second:.2f} frames/s ETA {format_duration(p.seconds_left)}")
+
+    def end_bar(self) -> None:
         if self._bar_open and sys.stderr is not None:
             sys.stderr.write("\n")
             self._bar_open = False
@@ -171,32 +179,65 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.reference_checkpoint import open_model_or_checkpoint
-    from mlabs_desktop.core.stylize.stylizer import BlendOptions, Stylizer, plan_outputs, require_input
+    from mlabs_desktop.core.stylize.stylizer import PHOTOS, BlendOptions, Stylizer, plan_outputs, require_input
+    from mlabs_desktop.core.video.clips import CLIPS, is_clip_job
 
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, not {args.strength}")
     if args.max_size is not None and args.max_size < 4:
         raise UserError("--max-size must be at least 4")
+    if args.first_seconds is not None and not args.first_seconds > 0:
+        raise UserError(f"--first-seconds must be more than 0, not {args.first_seconds}")
     in_path = require_input(Path(_fetch(args.in_path)))
     model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered at once
-    jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite)
+    jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite, kinds=(PHOTOS, CLIPS))
     stylizer = Stylizer.open(model.folder, args.device, precision=args.precision)
     if stylizer.precision == "bfloat16":
         _err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
                                         if args.precision == "auto" else ""))
     options = BlendOptions(args.strength, args.preserve_colors)
+    photos = [job for job in jobs if not is_clip_job(job[1])]
+    clips = [job for job in jobs if is_clip_job(job[1])]
+    failures = _stylize_photos(stylizer, photos, options, args.max_size, alone=len(jobs) == 1)
+    failures += _stylize_clips(stylizer, clips, options, args, alone=len(jobs) == 1)
+    if failures and failures == len(jobs):
+        raise UserError(f"none of the {len(jobs)} files could be stylized")
+    return 0
+
+
+def _stylize_photos(stylizer, jobs: list[tuple[Path, Path]], options, max_size: int | None, alone: bool) -> int:
     failures = 0
-    for report in stylizer.stylize_many(jobs, options, args.max_size):
-        if report.error and len(jobs) == 1:
+    for report in stylizer.stylize_many(jobs, options, max_size):
+        if report.error and alone:
             raise UserError(report.error)  # one photo: its reason is the error, on one line
         if report.error:
             failures += 1
             _err(f"skipped {report.source}: {report.error}")
         else:
             _err(f"[{report.done}/{report.total}] {report.output}")
-    if failures and failures == len(jobs):
-        raise UserError(f"none of the {len(jobs)} images could be stylized")
-    return 0
+    return failures
+
+
+def _stylize_clips(stylizer, jobs: list[tuple[Path, Path]], options, args: argparse.Namespace, alone: bool) -> int:
+    from mlabs_desktop.core.video.pipeline import ClipOptions, stylize_clip
+
+    clip_options = ClipOptions(options, steady=args.steady, seconds=args.first_seconds)
+    failures = 0
+    for source, target in jobs:
+        bar = ProgressPrinter("text")
+        try:
+            result = stylize_clip(stylizer, source, target, clip_options, progress=bar.clip)
+        except UserError as exc:
+            if alone:
+                raise
+            bar.end_bar()
+            failures += 1
+            _err(f"skipped {source}: {exc}")
+            continue
+        bar.end_bar()
+        _err(f"{result.path}: {result.frames} frames in {format_duration(result.seconds)}"
+             + (f", {result.cuts - 1} scene cuts" if result.cuts > 1 else ""))
+    return failures
 
 
 def cmd_library(args: argparse.Namespace) -> int:

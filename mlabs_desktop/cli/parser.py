@@ -72,21 +72,28 @@ def build_parser() -> ArgumentParser:
     distill.add_argument("--image-size", type=int, default=256)
     distill.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
 
-    stylize = sub.add_parser("stylize", help="apply a trained style to a photo or a folder")
+    stylize = sub.add_parser("stylize", help="apply a trained style to a photo, a clip or a folder")
     stylize.add_argument("--checkpoint", required=True,
                          help="library model name, model folder, or reference checkpoint folder/prefix")
-    stylize.add_argument("--in-path", required=True, help="image file or folder")
-    stylize.add_argument("--out-path", required=True, help="output file or folder")
+    stylize.add_argument("--in-path", required=True,
+                         help="image or clip (mp4, mov, m4v, mkv, webm, avi), or a folder of them; an animated GIF "
+                              "or WebP is read as a clip when --out-path names a clip")
+    stylize.add_argument("--out-path", required=True, help="output file or folder (clips: .mp4, .mov or .mkv)")
     stylize.add_argument("--allow-different-dimensions", action="store_true",
                          help="accepted for the 2017 MachineLabs lab's scripts; images of any size always work")
     stylize.add_argument("--batch-size", type=int, default=1, help="accepted for the 2017 MachineLabs lab's scripts")
     stylize.add_argument("--strength", type=float, default=1.0, help="0..1: blend with the original")
     stylize.add_argument("--preserve-colors", action="store_true", help="keep the photo's colours")
-    stylize.add_argument("--max-size", type=int, help="downsize so the longest side is at most N")
+    stylize.add_argument("--max-size", type=int, help="photos: downsize so the longest side is at most N")
     stylize.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                          help="auto: bfloat16 where the hardware has it and this model's output stays within "
                               "40 dB PSNR of float32 on real photos (checked once per model), else float32")
+    stylize.add_argument("--steady", action=argparse.BooleanOptionalAction, default=True,
+                         help="clips: hold the look steady from frame to frame (default); --no-steady styles each "
+                              "frame on its own")
+    stylize.add_argument("--first-seconds", type=float, metavar="S",
+                         help="clips: stylize only the first S seconds (a quick preview)")
     stylize.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     library = sub.add_parser("library", help="list, show, rename or delete models")

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, LoadedImage, image_info, is_image_path, load_image
+from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, LoadedImage, image_info, load_image
 from mlabs_desktop.core.images.encode import save_image
 from mlabs_desktop.core.images.ops import blend, preserve_colors, to_uint8
 from mlabs_desktop.core import outputs
@@ -239,12 +239,36 @@ def require_input(in_path: Path) -> Path:
     return in_path
 
 
-def plan_outputs(in_path: Path, out_path: Path, style: str, overwrite: bool = False) -> list[tuple[Path, Path]]:
+@dataclass(frozen=True)
+class MediaKind:
+    """One kind of input the stylize command takes: which files it reads and how their results are named."""
+
+    noun: str                           # "images", "clips"
+    sources: frozenset[str]             # extensions taken from a folder
+    outputs: frozenset[str]             # extensions a result may be written as
+    default_output: Callable[[Path], Path]
+    alone: frozenset[str] = frozenset()  # more extensions taken when named on their own, for these outputs only
+
+    def reads(self, path: Path, alone: bool = False) -> bool:
+        suffix = path.suffix.lower()
+        return suffix in self.sources or (alone and suffix in self.alone)
+
+
+def _output_name(path: Path) -> Path:
+    return path.with_suffix(".png") if path.suffix.lower() == ".gif" else path
+
+
+# A GIF's result becomes a PNG unless asked for by name: 256 colours would band it.
+PHOTOS = MediaKind("images", IMAGE_EXTENSIONS, IMAGE_EXTENSIONS, _output_name)
+
+
+def plan_outputs(in_path: Path, out_path: Path, style: str, overwrite: bool = False,
+                 kinds: tuple[MediaKind, ...] = (PHOTOS,)) -> list[tuple[Path, Path]]:
     """Pair inputs with outputs the way the 2017 MachineLabs lab's evaluate script does, never over an input.
 
     A file into a folder keeps its name; a file onto a file path uses that path
-    (its extension picks the format); a folder goes into a folder, names kept.
-    A GIF's result becomes a PNG unless asked for by name: 256 colours would band it.
+    (its extension picks the format); a folder goes into a folder, names kept
+    (each of ``kinds`` names its own results: a GIF's becomes a PNG).
     A target that is one of the inputs (same path, hard or symbolic link) is named
     ``<stem>-<style>`` instead, and results of an earlier such run found among the
     inputs are not stylized again. Existing targets raise `outputs.WouldReplace`
@@ -255,26 +279,39 @@ def plan_outputs(in_path: Path, out_path: Path, style: str, overwrite: bool = Fa
         if out_path.exists() and not out_path.is_dir():
             raise UserError.worded("{voice.in_path} is a folder, so {voice.out_path} must be a folder too, not {out}",
                                    out=out_path)
-        sources = sorted(p for p in in_path.rglob("*") if p.is_file() and is_image_path(p)
+        sources = sorted(p for p in in_path.rglob("*") if p.is_file() and any(k.reads(p) for k in kinds)
                          and not p.name.startswith("."))
         if not sources:
-            raise UserError(f"no images in {in_path}")
-        jobs = [(p, _output_name(out_path / p.relative_to(in_path))) for p in sources]
+            raise UserError(f"no {' or '.join(k.noun for k in kinds)} in {in_path}")
+        jobs = [(p, _kind_of(p, kinds).default_output(out_path / p.relative_to(in_path))) for p in sources]
     elif out_path.is_dir() or (not out_path.suffix and not out_path.exists()):
-        jobs = [(in_path, _output_name(out_path / in_path.name))]
-    elif out_path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise UserError(f"cannot tell the output format from {out_path.name}; use one of "
-                        f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+        jobs = [(in_path, _kind_of(in_path, kinds).default_output(out_path / in_path.name))]
     else:
+        _writable_kind(in_path, out_path, kinds)
         jobs = [(in_path, out_path)]
     jobs = _beside_inputs(jobs, style)
     if not jobs:
-        raise UserError(f"the images in {in_path} are all results of an earlier run with this style")
+        raise UserError(f"the {kinds[0].noun} in {in_path} are all results of an earlier run with this style")
     _refuse_shared_targets(jobs)
     targets = [target for _, target in jobs]
     outputs.refuse_inputs(targets, outputs.InputSet(source for source, _ in jobs))
     outputs.refuse_replacing(targets, overwrite)
     return jobs
+
+
+def _kind_of(path: Path, kinds: tuple[MediaKind, ...]) -> MediaKind:
+    """The kind that reads ``path``; the first kind for a file no kind names (it fails when decoded)."""
+    return next((k for k in kinds if k.reads(path)), kinds[0])
+
+
+def _writable_kind(source: Path, target: Path, kinds: tuple[MediaKind, ...]) -> MediaKind:
+    suffix = target.suffix.lower()
+    readers = [k for k in kinds if k.reads(source, alone=True)] or [kinds[0]]
+    for kind in readers:
+        if suffix in kind.outputs:
+            return kind
+    allowed = sorted(set().union(*(k.outputs for k in readers)))
+    raise UserError(f"cannot tell the output format from {target.name}; use one of {', '.join(allowed)}")
 
 
 def _beside_inputs(jobs: list[tuple[Path, Path]], style: str) -> list[tuple[Path, Path]]:
@@ -295,6 +332,3 @@ def _refuse_shared_targets(jobs: list[tuple[Path, Path]]) -> None:
                             "stylize them into separate folders")
         seen[key] = source
 
-
-def _output_name(path: Path) -> Path:
-    return path.with_suffix(".png") if path.suffix.lower() == ".gif" else path

@@ -39,6 +39,8 @@ class RunReport:
     # it measured (mean shift in standard deviations, or |log variance ratio|):
     # ~1e-6 when exact; None for the one-pass run, exact by construction.
     residual: float | None = None
+    # Every norm layer's statistics as measured over the image in the final pass (laid out as ``stats``).
+    measured: np.ndarray | None = None
 
 
 class TiledNetwork:
@@ -63,6 +65,7 @@ class TiledNetwork:
                 self._free_after[i].append(s)
         self.bytes_per_pixel, self.held_bytes_per_pixel = self._memory_per_pixel()
         self._compiled: dict[int | None, Callable] = {}
+        self._measuring: Callable | None = None
         self.last_run: RunReport | None = None
 
     # ------------------------------------------------------------ memory model
@@ -133,6 +136,34 @@ class TiledNetwork:
         if core is None:
             return values[self.output_slot]
         return values[self.output_slot], ops.concatenate(sums, axis=-1)
+
+    def forward_measuring(self, x):
+        """The network on a whole batch ``x``, each norm layer using its own input's statistics as the model
+        does: (output, those statistics laid out like ``stats``)."""
+        from keras import ops
+
+        values = {self.input_slot: x}
+        found = []
+        for i, step in enumerate(self.steps):
+            if step.norm is None:
+                self.run_steps(values, None, i, i + 1)
+                continue
+            x32 = ops.cast(values[step.inputs[0]], "float32")
+            mean, var = ops.mean(x32, axis=(1, 2), keepdims=True), ops.var(x32, axis=(1, 2), keepdims=True)
+            values[step.output] = frozen_norm(step.layer, values[step.inputs[0]], mean, var)
+            found += [ops.reshape(mean, (-1, step.channels)), ops.reshape(var, (-1, step.channels))]
+            for s in self._free_after[i]:
+                values.pop(s, None)
+        return values[self.output_slot], ops.concatenate(found, axis=-1)
+
+    def measuring(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """`forward_measuring` compiled for the active Keras backend: NumPy in, NumPy out."""
+        from keras import ops
+
+        if self._measuring is None:
+            call = _backend_call(self, self.forward_measuring, [(4, "float32")])
+            self._measuring = lambda x: tuple(ops.convert_to_numpy(r) for r in call(x))
+        return self._measuring
 
     def compiled(self, stop: int | None = None) -> Callable:
         """``forward(x, stats, core, stop)`` compiled for the active Keras backend: NumPy in, NumPy out."""
@@ -226,7 +257,7 @@ class TiledNetwork:
 
         if method == "exact" and one_pass:  # statistics and result in the same layer-by-layer pass
             self.last_run = RunReport(len(tiles), margin, "exact", 1)
-            layerwise_statistics(self, source, tiles, finished)
+            self.last_run.measured = layerwise_statistics(self, source, tiles, finished)
             return out
         self.last_run = RunReport(len(tiles), margin, "exact-passes" if method == "exact" else method, passes)
         if isinstance(stats, str):
@@ -239,46 +270,17 @@ class TiledNetwork:
             result, sums = call(source.region(t.window)[None], stats[None], core_array(t))
             moments.add(t.core.area, sums[0])
             finished(t, result[0])
-        self.last_run.residual = statistics_difference(self, stats, moments.result())
+        self.last_run.measured = moments.result()
+        self.last_run.residual = statistics_difference(self, stats, self.last_run.measured)
         return out
 
 
 def _compile(tiled: TiledNetwork, stop: int | None) -> Callable:
-    """``tiled.forward`` with ``core`` for the active backend (as `inference.make_forward` does it)."""
+    """``tiled.forward`` with ``core`` for the active backend: NumPy in, NumPy out."""
     from keras import ops
 
-    from mlabs_desktop.core.hardware.devices import keras_backend
-
-    backend = keras_backend()
-    forward = lambda x, s, core: tiled.forward(x, s, core, stop)  # noqa: E731
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        fn = tf.function(forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                                   tf.TensorSpec([None, tiled.stats_size], tf.float32),
-                                                   tf.TensorSpec([None, 4], tf.int32)])
-        call = lambda x, s, core: fn(tf.constant(x, tf.float32), tf.constant(s, tf.float32),  # noqa: E731
-                                     tf.constant(core, tf.int32))
-    elif backend == "torch":
-        import torch
-
-        def call(x, s, core):
-            with torch.no_grad():
-                return forward(*(ops.convert_to_tensor(a) for a in (x, s, core)))
-    elif backend == "jax":
-        import jax
-        from keras import StatelessScope
-
-        variables = list(tiled.net.variables)
-
-        @jax.jit
-        def pure(values, x, s, core):
-            with StatelessScope(state_mapping=list(zip(variables, values))):
-                return forward(x, s, core)
-        values = [v.value for v in variables]
-        call = lambda x, s, core: pure(values, x, s, core)  # noqa: E731
-    else:
-        call = forward
+    call = _backend_call(tiled, lambda x, s, core: tiled.forward(x, s, core, stop),
+                         [(4, "float32"), (2, "float32"), (2, "int32")])
 
     def numpy_call(x, s, core):
         result = call(x, s, core)
@@ -286,3 +288,40 @@ def _compile(tiled: TiledNetwork, stop: int | None) -> Callable:
             return ops.convert_to_numpy(result)
         return ops.convert_to_numpy(result[0]), ops.convert_to_numpy(result[1])
     return numpy_call
+
+
+def _backend_call(tiled: TiledNetwork, forward: Callable, inputs: list[tuple[int, str]]) -> Callable:
+    """``forward`` compiled for the active Keras backend (as `inference.make_forward` does it).
+
+    ``inputs``: each argument's rank and dtype, with every dimension free.
+    """
+    from keras import ops
+
+    from mlabs_desktop.core.hardware.devices import keras_backend
+
+    backend = keras_backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(forward, input_signature=[tf.TensorSpec([None] * rank, dtype) for rank, dtype in inputs])
+        return lambda *args: fn(*(tf.constant(a, dtype) for a, (_, dtype) in zip(args, inputs)))
+    if backend == "torch":
+        import torch
+
+        def call(*args):
+            with torch.no_grad():
+                return forward(*(ops.convert_to_tensor(a) for a in args))
+        return call
+    if backend == "jax":
+        import jax
+        from keras import StatelessScope
+
+        variables = list(tiled.net.variables)
+
+        @jax.jit
+        def pure(values, *args):
+            with StatelessScope(state_mapping=list(zip(variables, values))):
+                return forward(*args)
+        values = [v.value for v in variables]
+        return lambda *args: pure(values, *args)
+    return forward
