@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QApplication, QDialog, QHBoxLayout, QLabel, QList
 from mlabs_desktop import __version__
 from mlabs_desktop.core import paths
 from mlabs_desktop.core.images.decode import is_image_path
+from mlabs_desktop.core.video.clips import is_clip_path
+from mlabs_desktop.gui.clips.windows import ClipWindows
 from mlabs_desktop.gui.kit.common import DROP_ADVICE, WorkerSet, dropped_paths, dropped_urls
 from mlabs_desktop.gui.dialogs.help import guide_dialog, shortcuts_dialog
 from mlabs_desktop.gui.library.view import LibraryView
@@ -99,6 +101,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().setContentsMargins(8, 0, 8, 0)
 
+        self.clips = ClipWindows(services, self)
+        if self.stylize_view is not None:
+            self.stylize_view.clipsOpened.connect(self._open_clips)
         self.transfer = ModelTransfer(self, services)
         self.transfer.imported.connect(self._show_imported)
         self.transfer.noModelSelected.connect(lambda: self.show_view("library"))
@@ -113,6 +118,10 @@ class MainWindow(QMainWindow):
             log.warning("settings: %s", warning)
         if services.settings.warnings:
             self.status_text.setText(services.settings.warnings[0])
+
+    def _open_clips(self, clips: list) -> None:
+        if self.stylize_view is not None:
+            self.clips.open(clips, *self.stylize_view.clip_style())
 
     # ---------------------------------------------------------------- views
     def _create_view(self, name: str) -> QWidget:
@@ -153,7 +162,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self._add_action(file_menu, "&Open photos…", self.open_photos, QKeySequence.StandardKey.Open)
+        self._add_action(file_menu, "&Open photos or clips…", self.open_photos, QKeySequence.StandardKey.Open)
         file_menu.addSeparator()
         self._add_action(file_menu, "&Import model…", self.transfer.import_model_dialog, "Ctrl+I")
         self._add_action(file_menu, "Import from &web address…", self.transfer.import_url_dialog)
@@ -245,7 +254,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------- dialogs
     def open_photos(self) -> None:
-        """File > Open photos… from any view: the photos go to the Stylize view."""
+        """File > Open photos or clips… from any view: they go to the Stylize view."""
         self.show_view("stylize")
         if self.stylize_view is not None:
             self.stylize_view.files.open_dialog()
@@ -293,7 +302,7 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         models = [p for p in paths_ if is_importable(p)]
-        photos = [p for p in paths_ if p not in models and (p.is_dir() or is_image_path(p))]
+        photos = [p for p in paths_ if p not in models and (p.is_dir() or is_image_path(p) or is_clip_path(p))]
         unusable = [p for p in paths_ if p not in models and p not in photos]
         if models:
             self.transfer.import_models(models)
@@ -365,11 +374,13 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "Quit", "Training is still saving its checkpoint. "
                                     "Try again in a moment.")
                 return False
-        if stylize is not None and stylize.is_busy():
+        if (stylize is not None and stylize.is_busy()) or self.clips.is_busy():
             if QMessageBox.question(self, "Quit", "Stylizing is running. Cancel it and quit?",
                                     yes | no, no) != yes:
                 return False
-            if not stylize.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS):
+            stopped = self.clips.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS)
+            if not ((stylize is None or stylize.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS)) and stopped):
                 QMessageBox.warning(self, "Quit", "Stylizing is still finishing. Try again in a moment.")
                 return False
+        self.clips.close_all()
         return True

@@ -76,7 +76,7 @@ def test_menus(window):
     assert list(menus) == ["File", "View", "Help"]
     texts = {name: [a.text().replace("&", "") for a in menu.actions() if a.text()]
              for name, menu in menus.items()}
-    assert texts["File"] == ["Open photos…", "Import model…", "Import from web address…", "Export model…",
+    assert texts["File"] == ["Open photos or clips…", "Import model…", "Import from web address…", "Export model…",
                              "Settings…", "Quit"]
     assert texts["View"] == ["Train", "Library", "Stylize"]
     assert texts["Help"] == ["Getting started", "Keyboard shortcuts", "GPU status…", "Open log folder",
@@ -109,7 +109,7 @@ def test_help_has_a_guide_and_the_real_shortcuts(window):
     from mlabs_desktop.gui.dialogs.help import guide_dialog, guide_markdown, shortcut_rows, shortcuts_dialog
 
     rows = dict(shortcut_rows(window))
-    assert rows["Ctrl+O"] == "Open photos" and rows["Ctrl+S"] == "Save" and rows["F1"] == "Getting started"
+    assert rows["Ctrl+O"] == "Open photos or clips" and rows["Ctrl+S"] == "Save" and rows["F1"] == "Getting started"
     assert rows["Ctrl+1"] == "Train" and rows["0"].startswith("Fit")
     assert "quick-look" in guide_markdown() and "VGG19" in guide_markdown()
     for make in (guide_dialog, shortcuts_dialog):

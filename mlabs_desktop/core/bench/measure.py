@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from mlabs_desktop.core.bench.video import bench_video
 from mlabs_desktop.core.config import ARCHITECTURES
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
 from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, configure_tensorflow, device_scope,
@@ -386,6 +387,7 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                 data["train_step_float32"] = bench_train_step(arch, **shape)
             elif reduced["supported"]:  # a CPU with bfloat16 units: what mixed training would give it
                 data["train_step_mixed_bfloat16"] = bench_train_step(arch, **shape, precision="mixed_bfloat16")
+            data["video"] = bench_video(arch, device, quick)
             report["architectures"][arch] = data
         report["matmul_gflops_after"] = round(matmul_gflops(matmul_side), 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -53,6 +53,10 @@ def format_report(report: dict) -> str:
                 t = data[key]
                 lines.append(f"  train step batch {t['batch']} @ {t['image_size']} px, {t['precision']}: "
                              f"{t['seconds']:.3f} s ({t['images_per_s']} images/s)")
+        for label, v in (data.get("video") or {}).items():
+            lines.append(f"  clip {label} ({v['frames']} frames): per frame {v['per_frame_frames_per_s']:.2f} frames/s "
+                         f"({100 * v['per_frame_over_network']:.0f}% of the network's own rate), steady "
+                         f"{v['steady_frames_per_s']:.2f} frames/s ({100 * v['steady_over_network']:.0f}%)")
         if "input_pipeline" in t:
             p = t["input_pipeline"]
             lines.append(f"  fed from a folder of {p['photo_size']} JPEGs: {p['from_folder_seconds']:.3f} s per step "

@@ -66,6 +66,7 @@ class TiledNetwork:
         self.bytes_per_pixel, self.held_bytes_per_pixel = self._memory_per_pixel()
         self._compiled: dict[int | None, Callable] = {}
         self._measuring: Callable | None = None
+        self._given: Callable | None = None
         self.last_run: RunReport | None = None
 
     # ------------------------------------------------------------ memory model
@@ -164,6 +165,15 @@ class TiledNetwork:
             call = _backend_call(self, self.forward_measuring, [(4, "float32")])
             self._measuring = lambda x: tuple(ops.convert_to_numpy(r) for r in call(x))
         return self._measuring
+
+    def given(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``forward(x, stats)`` on a whole image, compiled, measuring nothing: NumPy in, NumPy out."""
+        from keras import ops
+
+        if self._given is None:
+            call = _backend_call(self, lambda x, s: self.forward(x, s), [(4, "float32"), (2, "float32")])
+            self._given = lambda x, s: ops.convert_to_numpy(call(x, s))
+        return self._given
 
     def compiled(self, stop: int | None = None) -> Callable:
         """``forward(x, stats, core, stop)`` compiled for the active Keras backend: NumPy in, NumPy out."""

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.video.clips import ClipInfo, opened, unreadable
 
 
@@ -115,3 +116,24 @@ def _decoded(info: ClipInfo, audio: str | None, seconds: float | None,
             if index == 0:
                 raise unreadable(path, exc) from None
             # A damaged tail: what decoded so far is the clip (players do the same).
+
+
+def frame_at(info: ClipInfo, seconds: float) -> np.ndarray:
+    """The upright frame shown at ``seconds`` (the last one at or before it; the first for earlier times)."""
+    import av
+
+    with opened(info.path) as container:
+        video = container.streams.video[0]
+        target = round(max(0.0, seconds) / video.time_base) + (video.start_time or 0)
+        try:
+            container.seek(target, stream=video, backward=True)  # to the key frame before it
+            shown = None
+            for frame in container.decode(video):
+                if shown is not None and frame.pts is not None and frame.pts > target:
+                    break
+                shown = frame
+        except av.FFmpegError as exc:
+            raise unreadable(info.path, exc) from None
+        if shown is None:
+            raise UserError(f"{info.path.name} has no frame to show at {seconds:.2f} s")
+        return upright(shown.to_ndarray(format="rgb24"), info.rotation)

@@ -120,6 +120,13 @@ class SteadyFrames:
             return out
         return run_network(forward, rgb), found["stats"]
 
+    def run(self, rgb: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        """The frame normalised by ``stats``: whole when it fits, else tile by tile."""
+        if not self.whole(*rgb.shape[:2]):
+            return self.tiled.run(rgb, stats=stats)
+        given = self.tiled.given()
+        return run_network(lambda x: given(x, stats[None]), rgb)
+
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """The network's float result for the next frame (H x W x 3, unclipped)."""
         thumb = thumbnail(rgb)
@@ -128,11 +135,11 @@ class SteadyFrames:
         if cut:
             self.cuts += 1
             self.stats = own_stats
-            raw = own_result if own_result is not None else self.tiled.run(rgb, stats=own_stats)
+            raw = own_result if own_result is not None else self.run(rgb, own_stats)
         else:
             a = self.settings.smoothing
             self.stats = a * self.stats + (1 - a) * own_stats
-            raw = self._blend(rgb, self.tiled.run(rgb, stats=self.stats))
+            raw = self._blend(rgb, self.run(rgb, self.stats.astype(np.float32)))
         self._thumb, self._input, self._output = thumb, rgb, raw
         return raw
 

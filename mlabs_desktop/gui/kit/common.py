@@ -23,8 +23,9 @@ from mlabs_desktop.core.outputs import describe
 
 MODEL_BUNDLE_SUFFIX = ".mlstyle"
 # What the window takes, for any message about a file it cannot use.
-DROP_ADVICE = ("Drop or open photos (JPEG, PNG, WebP, BMP or TIFF) or folders that hold them to stylize them, "
-               "or style models (.mlstyle bundles or model folders) to add them to the Library.")
+DROP_ADVICE = ("Drop or open photos (JPEG, PNG, WebP, BMP or TIFF) or folders that hold them, or clips (MP4, MOV, "
+               "MKV, WebM or AVI), to stylize them, or style models (.mlstyle bundles or model folders) to add "
+               "them to the Library.")
 
 
 def qimage_from_array(rgb: np.ndarray, alpha: np.ndarray | None = None) -> QImage:

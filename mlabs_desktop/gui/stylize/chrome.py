@@ -14,6 +14,7 @@ from PySide6.QtGui import (QAction, QColor, QDragEnterEvent, QDragMoveEvent, QDr
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from mlabs_desktop.core.images.decode import is_image_path
+from mlabs_desktop.core.video.clips import is_clip_path
 from mlabs_desktop.gui.kit.common import MODEL_BUNDLE_SUFFIX, dropped_paths, dropped_urls
 from mlabs_desktop.gui.stylize.queue import short_reason
 
@@ -190,7 +191,7 @@ class PhotoDrops(QObject):
         """What is dragged: "photos", "other" (files this view cannot use; the drop says why), or None."""
         mime = event.mimeData()
         paths = dropped_paths(mime)
-        if dropped_urls(mime) or any(p.is_dir() or is_image_path(p) for p in paths):
+        if dropped_urls(mime) or any(p.is_dir() or is_image_path(p) or is_clip_path(p) for p in paths):
             return "photos"
         if any(p.suffix.lower() == MODEL_BUNDLE_SUFFIX for p in paths):
             return None  # models, for the window to import into the Library

@@ -10,6 +10,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from mlabs_desktop.core.transfer.http import is_url
+from mlabs_desktop.core.video.clips import CLIP_EXTENSIONS
 from mlabs_desktop.gui.kit.common import local_path
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.stylize.export import Exporter
@@ -50,8 +51,12 @@ class PhotoFiles(QObject):
             self.status.emit("The clipboard holds no photo, folder or web address to add")
 
     def open_dialog(self) -> None:
-        filters = "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
-        files, _ = QFileDialog.getOpenFileNames(self._dialog_parent, "Open photos", str(self._start_dir()), filters)
+        clips = " ".join(f"*{e}" for e in sorted(CLIP_EXTENSIONS))
+        filters = (f"Photos and clips (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif {clips});;"
+                   "Images (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif);;"
+                   f"Clips ({clips});;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(self._dialog_parent, "Open photos or clips", str(self._start_dir()),
+                                                filters)
         if files:
             self.sourcesChosen.emit([Path(f) for f in files])
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from PySide6.QtCore import QDeadlineTimer, QPoint, Qt, Slot
+from PySide6.QtCore import QDeadlineTimer, QPoint, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QMenu, QProgressBar, QSplitter, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.transfer.http import is_url
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.stylize.stylizer import BlendOptions
+from mlabs_desktop.core.video.clips import is_clip_path
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.kit.common import DROP_ADVICE, expand_images, user_text
 from mlabs_desktop.gui.stylize.export import Exporter
@@ -38,6 +40,8 @@ class StylizeView(QWidget):
     The owner calls ``cancel_and_wait`` before closing: worker threads must end
     before their QThread objects are destroyed.
     """
+
+    clipsOpened = Signal(list)  # clip paths dropped or opened here, for the window to open
 
     def __init__(self, services: Services, parent: QWidget | None = None):
         super().__init__(parent)
@@ -72,7 +76,7 @@ class StylizeView(QWidget):
     def _build(self) -> None:
         key = QKeySequence.StandardKey
         files = self.files
-        # Ctrl+O is the window's File > Open photos…, which works from every view.
+        # Ctrl+O is the window's File > Open photos or clips…, which works from every view.
         self.open_action = view_action(self, "Open…", "Add photos or a folder to the queue (Ctrl+O)",
                                        files.open_dialog)
         self.save_action = view_action(self, "Save…", "Save the styled photo at full size", files.save_current,
@@ -171,9 +175,22 @@ class StylizeView(QWidget):
         self._set_style(name)
         return True
 
+    def clip_style(self) -> tuple[str | None, BlendOptions]:
+        """The style and blend a clip opened now is stylized with."""
+        return self.picker.current(), self.style_panel.options()
+
     @Slot(list)
     def open_paths(self, paths: Sequence[Source]) -> int:
-        """Queue image files, folders (searched inside) and http(s) URLs; returns how many were added."""
+        """Queue image files, folders (searched inside) and http(s) URLs; returns how many were added.
+
+        Clips go to their own windows (`clipsOpened`), with the style picked here.
+        """
+        clips = [Path(p) for p in paths if not (isinstance(p, str) and is_url(p)) and is_clip_path(p)]
+        if clips:
+            self.clipsOpened.emit(clips)
+            paths = [p for p in paths if Path(str(p)) not in clips]
+            if not paths:
+                return 0
         urls = [str(p) for p in paths if isinstance(p, str) and is_url(p)]
         files = expand_images(Path(p) for p in paths if not (isinstance(p, str) and is_url(p)))
         if not files and not urls:

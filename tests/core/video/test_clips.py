@@ -89,3 +89,13 @@ def test_a_clip_onto_a_photo_name_is_refused_naming_the_clip_formats(tmp_path):
     clip.write_bytes(b"x")
     with pytest.raises(UserError, match=r"cannot tell the output format from a.png; use one of .m4v, .mkv, .mov, .mp4"):
         plan_outputs(clip, tmp_path / "a.png", "s", kinds=(PHOTOS, CLIPS))
+
+
+def test_any_moment_of_a_clip_can_be_shown(tmp_path):
+    from mlabs_desktop.core.video.reader import frame_at
+
+    frames = [np.full((64, 96, 3), 20 * i, np.uint8) for i in range(10)]
+    clip = write_clip(tmp_path / "steps.mp4", frames, fps=10, audio=None)
+    info = probe(clip)
+    for seconds, level in ((0.0, 0), (0.45, 80), (0.5, 100), (0.99, 180), (5.0, 180)):
+        assert abs(float(frame_at(info, seconds).mean()) - level) < 3, seconds
