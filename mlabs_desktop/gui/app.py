@@ -180,3 +180,16 @@ def _self_test_steps(home: Path) -> None:
         raise AssertionError(f"output shape {result.shape} differs from input shape {source.rgb.shape}")
     if not np.isfinite(result).all():
         raise AssertionError("the output has non-finite values")
+    _self_test_clip(home, Stylizer(library.get(model.name), device="auto"), source.rgb.astype(np.uint8))
+
+
+def _self_test_clip(home: Path, stylizer, photo) -> None:
+    """A four-frame clip with sound, written and stylized: FFmpeg's codecs came along in the bundle."""
+    from mlabs_desktop.core.video.clips import probe
+    from mlabs_desktop.core.video.pipeline import ClipOptions, stylize_clip
+    from mlabs_desktop.core.video.samples import pan_frames, write_clip
+
+    clip = write_clip(home / "self-test.mp4", pan_frames(photo, (64, 48), 4), fps=25)
+    styled = probe(stylize_clip(stylizer, clip, home / "self-test styled.mp4", ClipOptions(steady=False)).path)
+    if (styled.frames, styled.width, styled.height, styled.audio) != (4, 64, 48, "aac"):
+        raise AssertionError(f"the stylized clip came out as {styled}")

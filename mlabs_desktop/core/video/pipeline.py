@@ -76,13 +76,17 @@ class _Stage(threading.Thread):
             self.error = exc
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+def _put(q: queue.Queue, item, stop: threading.Event, consumer: _Stage | None = None) -> None:
+    """Hand ``item`` on once there is room; a consuming stage's failure is raised here instead of waiting."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return
         except queue.Full:
-            continue
+            if consumer is not None and consumer.error is not None:
+                raise consumer.error
+            if consumer is not None and not consumer.is_alive():
+                raise RuntimeError(f"{consumer.name} stopped before the clip ended")
 
 
 def _get(q: queue.Queue, stop: threading.Event, feeder: _Stage | None = None):
@@ -162,17 +166,15 @@ def stylize_clip(stylizer: Stylizer, source: Path, target: Path, options: ClipOp
             while (item := _get(decoded, stop, reader)) is not _END:
                 if cancelled and cancelled():
                     raise Cancelled()
-                if encoder.error is not None:
-                    raise encoder.error
                 if isinstance(item, Frame):
                     item = dataclasses.replace(item, rgb=frames(item.rgb))
                     done += 1
                     if progress is not None:
                         progress(_progress(source, done, max(total, done), start))
-                _put(finished, item, stop)
+                _put(finished, item, stop, encoder)
             if done == 0:
                 raise UserError(f"{source.name} holds no frames that could be decoded")
-            _put(finished, _END, stop)
+            _put(finished, _END, stop, encoder)
             encoder.join()
             if encoder.error is not None:
                 raise encoder.error

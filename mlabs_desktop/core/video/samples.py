@@ -15,7 +15,7 @@ import numpy as np
 from mlabs_desktop.core.video.writer import mux_timed
 
 TONE_HZ = 440.0
-SAMPLE_RATE = 44100
+SAMPLE_RATE = 48000     # every encoder here takes it (Opus takes no 44.1 kHz)
 
 
 def pan_frames(photo: np.ndarray, size: tuple[int, int], count: int, step: float = 1.0, noise: float = 0.0,
@@ -68,7 +68,7 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 25.0, *,
         video = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001),
                                options={"bf": "0", **({"qp": "0"} if lossless else {})})
         video.width, video.height = width, height
-        video.pix_fmt = "yuv420p" if codec == "libx264" else "rgb24"
+        video.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
         video.codec_context.time_base = tick
         if rotation:
             video.set_display_rotation(rotation)
@@ -83,11 +83,9 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 25.0, *,
             frame.pts, frame.time_base = start, tick
             mux_timed(out, video.encode(frame), durations)
         mux_timed(out, video.encode(None), durations)
-        if sound is not None:
-            layout_format = "fltp" if audio != "pcm_s16le" else "s16p"
+        if sound is not None:  # PyAV converts the samples to what each encoder takes
             for start, wave in _tone(end):
-                data = wave if layout_format == "fltp" else (wave * 32767).astype(np.int16)
-                chunk = av.AudioFrame.from_ndarray(data, format=layout_format, layout="stereo")
+                chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="stereo")
                 chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
                 out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))

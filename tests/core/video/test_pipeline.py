@@ -116,3 +116,31 @@ def test_a_corrupt_clip_is_one_message_and_no_file(stylizer, tmp_path):
     with pytest.raises(UserError, match="cannot read bad.mp4 as a video"):
         stylize_clip(stylizer, bad, tmp_path / "out.mp4")
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
+def test_a_failing_writer_stops_the_clip_without_hanging(stylizer, tmp_path, monkeypatch):
+    import errno
+    import threading
+
+    from mlabs_desktop.core.video import writer
+
+    source = write_clip(tmp_path / "in.mp4", pan_frames(sample(), SIZE, 30))
+    real_add = writer.ClipWriter.add_frame
+
+    def failing(self, rgb, pts, duration=0):
+        if pts > 0:
+            raise OSError(errno.EIO, "the disk went away")
+        real_add(self, rgb, pts, duration)
+    monkeypatch.setattr(writer.ClipWriter, "add_frame", failing)
+    with pytest.raises(OSError, match="the disk went away"):
+        stylize_clip(stylizer, source, tmp_path / "out.mp4", ClipOptions(steady=False))
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("mlabs-clip")]
+
+
+@pytest.mark.parametrize("name, codec, sound", [("in.webm", "libvpx-vp9", "libopus"), ("in.avi", "mpeg4", "pcm_s16le")])
+def test_webm_and_avi_clips_come_out_as_mp4_with_their_sound(stylizer, tmp_path, name, codec, sound):
+    source = write_clip(tmp_path / name, pan_frames(sample(), SIZE, 6), fps=25, codec=codec, audio=sound)
+    frames, _, out = decoded(stylize_clip(stylizer, source, tmp_path / "out.mp4", ClipOptions(steady=False)).path)
+    assert len(frames) == 6 and out.codec == "h264" and out.audio in ("opus", "aac")
+    assert out.audio_seconds == pytest.approx(decoded(source)[2].audio_seconds, abs=0.03)
