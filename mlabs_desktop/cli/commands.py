@@ -326,6 +326,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def require_file(path: Path) -> Path:
+    if not path.expanduser().is_file():
+        raise UserError(f"no such file: {path}")
+    return path.expanduser()
+
+
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
 
@@ -366,9 +372,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.bundle_import import import_bundle
+    from mlabs_desktop.core.formats.torch_import import import_pth, is_pth
 
     engine()  # the weights' shapes are checked against the network Keras builds
-    model = import_bundle(args.source, name=args.name, on_warning=lambda m: _err(f"warning: {m}"))
+    if is_pth(Path(args.source)):
+        model = import_pth(require_file(Path(args.source)), name=args.name)
+    else:
+        model = import_bundle(args.source, name=args.name, on_warning=lambda m: _err(f"warning: {m}"))
     _out(f"imported '{model.name}' into {model.folder}")
     return 0
 

@@ -125,9 +125,10 @@ def build_parser() -> ArgumentParser:
     export.add_argument("--size", help="tflite only: fix the input size, HxW (default: any size)")
     export.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
-    import_bundle = sub.add_parser("import", help="add a shared .mlstyle bundle (file or URL) to the library")
-    import_bundle.add_argument("source", help=".mlstyle file or http(s) URL")
-    import_bundle.add_argument("--name", help="name in the library (default: the bundle's own)")
+    import_bundle = sub.add_parser("import", help="add a shared .mlstyle bundle (file or URL), or a PyTorch "
+                                   "fast-neural-style .pth file, to the library")
+    import_bundle.add_argument("source", help=".mlstyle file or http(s) URL, or a .pth file")
+    import_bundle.add_argument("--name", help="name in the library (default: the bundle's own, or the file's name)")
 
     lab = sub.add_parser("lab", help="run a MachineLabs lab file (ml.yaml) here")
     lab_sub = lab.add_subparsers(dest="action", required=True, parser_class=ArgumentParser)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ARCHITECTURES = ("classic", "default", "lite", "tiny")  # as core.networks.transform builds them
+IMPORTED_ARCHITECTURES = ("pytorch",)  # built for imported models only, not trained here
 DEVICES = ("auto", "cpu", "gpu")
 
 

@@ -267,6 +267,19 @@ def test_drop_model_folder_imports_it(window, tiny_model, tmp_path: Path, messag
     assert not [p for p in Library().root.iterdir() if p.name.startswith(".staging")]
 
 
+def test_dropped_pytorch_files_are_imported_or_explained(window, tmp_path: Path, message_boxes):
+    fixture = Path(__file__).resolve().parents[1] / "core" / "formats" / "fixtures" / "small-zip.pth"
+    assert drop(window, [fixture])  # a .pth, but not a fast-neural-style network
+    assert message_boxes.kinds() == ["warning"] and "TransformerNet" in message_boxes.calls[0][2]
+    torch = pytest.importorskip("torch", reason="torch is not installed: the import itself needs a real file")
+    from torch_transformer import trained_like
+
+    torch.save(trained_like().state_dict(), tmp_path / "udnie.pth")
+    assert drop(window, [tmp_path / "udnie.pth"])
+    assert Library().get("udnie").manifest.architecture == "pytorch"
+    assert window.library_view.selected_name() == "udnie"
+
+
 def test_drop_of_a_name_already_present_is_refused(window, tiny_model, tmp_path: Path, message_boxes):
     outside = shutil.copytree(tiny_model.folder, tmp_path / "copy")
     assert drop(window, [outside])

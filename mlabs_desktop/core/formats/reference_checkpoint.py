@@ -51,8 +51,9 @@ def _checkpoint_digest(prefix: Path) -> str:
     return digest.hexdigest()
 
 
-def render_preview(arrays: Mapping[str, np.ndarray], input_scale: float, image: Path | None = None) -> np.ndarray:
-    """The classic network with these weights applied to ``image`` (the app's sample by default), as uint8."""
+def render_preview(arrays: Mapping[str, np.ndarray], input_scale: float, image: Path | None = None,
+                   architecture: str = "classic") -> np.ndarray:
+    """The network with these weights applied to ``image`` (the app's sample by default), as uint8."""
     from mlabs_desktop import resources
     from mlabs_desktop.core.networks.transform import build_transform_network
     from mlabs_desktop.core.networks.inference import make_forward
@@ -60,8 +61,8 @@ def render_preview(arrays: Mapping[str, np.ndarray], input_scale: float, image: 
     from mlabs_desktop.core.networks.weights import assign
 
     rgb = read_rgb(image or resources.sample_image(), max_size=PREVIEW_MAX_SIDE)
-    net = build_transform_network("classic", input_scale)
-    assign(net, arrays, "reference checkpoint")
+    net = build_transform_network(architecture, input_scale)
+    assign(net, arrays, "reference checkpoint" if architecture == "classic" else "imported weights")
     return to_uint8(run_network(make_forward(net), rgb))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from mlabs_desktop.core import atomic, paths
-from mlabs_desktop.core.config import ARCHITECTURES
+from mlabs_desktop.core.config import ARCHITECTURES, IMPORTED_ARCHITECTURES
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.filenames import slugify
 from mlabs_desktop.core.smallfiles import read_small_text
@@ -76,7 +76,7 @@ class Manifest:
         name, arch = data.get("name"), data.get("architecture")
         if not isinstance(name, str) or not name.strip():
             raise UserError(f"{source}: the manifest has no name")
-        if arch not in ARCHITECTURES:
+        if arch not in ARCHITECTURES + IMPORTED_ARCHITECTURES:
             raise UserError(f"{source}: unknown architecture {arch!r}")
         scale = data.get("input_scale", 1.0 / 255.0)
         if not isinstance(scale, (int, float)) or not 0 < float(scale) <= 1:

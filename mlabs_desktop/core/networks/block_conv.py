@@ -45,7 +45,7 @@ def block_kernel_index(kernel: int, block: int = BLOCK) -> np.ndarray:
 
 @keras.saving.register_keras_serializable(package="mlabs_desktop")
 class BlockConv2D(layers.Conv2D):
-    """`Conv2D` (stride 1, no bias, valid or same padding) computed on 2x2 blocks."""
+    """`Conv2D` (stride 1, valid or same padding) computed on 2x2 blocks."""
 
     scratch_copies = (1, 1)  # the input regrouped into blocks; the output in blocks (tiling's memory model)
 
@@ -89,4 +89,5 @@ class BlockConv2D(layers.Conv2D):
         out_rows, out_cols = ops.shape(y)[1], ops.shape(y)[2]
         y = ops.reshape(y, (-1, out_rows, out_cols, BLOCK, BLOCK, filters))
         y = ops.reshape(ops.transpose(y, (0, 1, 3, 2, 4, 5)), (-1, out_rows * BLOCK, out_cols * BLOCK, filters))
-        return y[:, :out_h, :out_w, :]
+        y = y[:, :out_h, :out_w, :]
+        return y + ops.cast(self.bias, y.dtype) if self.use_bias else y

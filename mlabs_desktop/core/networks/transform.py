@@ -12,9 +12,11 @@ the TensorFlow, JAX and PyTorch backends.
 * ``lite`` is ``default`` at half the channel widths: about 4x fewer FLOPs.
 * ``tiny`` is ``default`` at 8, 16 and 32 channels, for live previews, video and
   slow machines (see docs/decisions/tiny-network.md for why these widths).
+* ``pytorch`` is the PyTorch examples' ``TransformerNet`` (``default``'s layout with
+  biases, instance-norm epsilon 1e-5 and no output squashing), for imported models.
 
 Every network takes RGB pixels in 0..255 and returns RGB in roughly
--22.5..277.5 (``tanh(x) * 150 + 127.5``), clipped when saved. Its first layer
+-22.5..277.5 (``tanh(x) * 150 + 127.5``; ``pytorch``: unbounded), clipped when saved. Its first layer
 multiplies by ``input_scale``: 1/255 for models trained here (as the reference
 trains), 1.0 for imported reference checkpoints (as the reference evaluates).
 """
@@ -31,6 +33,7 @@ from mlabs_desktop.core.networks.block_conv import BlockConv2D, worth_blocking
 from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D
 
 INSTANCE_NORM_EPSILON = 1e-3
+TORCH_NORM_EPSILON = 1e-5       # torch.nn.InstanceNorm2d's
 # A channel's variance at or below (CONSTANT_RELATIVE * mean)^2 + CONSTANT_FLOOR is rounding, not content.
 CONSTANT_RELATIVE = 1e-5
 CONSTANT_FLOOR = 1e-12
@@ -43,6 +46,9 @@ class ArchitectureSpec:
     reflect: bool          # reflection padding instead of zero padding
     resize_conv: bool      # nearest upsample + conv instead of conv-transpose
     norm_output: bool      # instance norm on the output conv (the reference has it)
+    bias: bool = False     # convolutions with biases
+    epsilon: float = INSTANCE_NORM_EPSILON
+    squash: bool = True    # the output through tanh(x) * 150 + 127.5 (else as it comes)
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
@@ -50,6 +56,8 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "default": ArchitectureSpec((32, 64, 128), reflect=True, resize_conv=True, norm_output=False),
     "lite": ArchitectureSpec((16, 32, 64), reflect=True, resize_conv=True, norm_output=False),
     "tiny": ArchitectureSpec((8, 16, 32), reflect=True, resize_conv=True, norm_output=False),
+    "pytorch": ArchitectureSpec((32, 64, 128), reflect=True, resize_conv=True, norm_output=False, bias=True,
+                                epsilon=TORCH_NORM_EPSILON, squash=False),
 }
 
 # Layer names in the reference's variable order (Variable, Variable_1, ... come
@@ -124,10 +132,18 @@ class ReflectionPadding2D(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="mlabs_desktop")
 class StyleOutput(layers.Layer):
-    """``tanh(x) * 150 + 255/2``, the reference's output mapping, always in float32."""
+    """``tanh(x) * 150 + 255/2``, the reference's output mapping (or, without ``squash``, x), always in float32."""
+
+    def __init__(self, squash: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.squash = squash
 
     def call(self, x):
-        return ops.tanh(ops.cast(x, "float32")) * 150.0 + 255.0 / 2.0
+        x = ops.cast(x, "float32")
+        return ops.tanh(x) * 150.0 + 255.0 / 2.0 if self.squash else x
+
+    def get_config(self):
+        return {**super().get_config(), "squash": self.squash}
 
 
 def _init(name: str, seed: int | None):
@@ -137,30 +153,30 @@ def _init(name: str, seed: int | None):
     return keras.initializers.TruncatedNormal(stddev=0.1, seed=layer_seed)
 
 
-def _conv(x, filters: int, kernel: int, stride: int, name: str, reflect: bool, seed: int | None,
+def _conv(x, filters: int, kernel: int, stride: int, name: str, spec: ArchitectureSpec, seed: int | None,
           plain: bool = False):
-    if reflect:
+    if spec.reflect:
         x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
     init = _init(name, seed)
     blocked = worth_blocking(filters, kernel, stride) and not plain  # the 9x9 output layer
     conv = BlockConv2D if blocked else layers.Conv2D
-    return conv(filters, kernel, strides=stride, padding="valid" if reflect else "same",
-                use_bias=False, kernel_initializer=init, name=name)(x)
+    return conv(filters, kernel, strides=stride, padding="valid" if spec.reflect else "same",
+                use_bias=spec.bias, kernel_initializer=init, name=name)(x)
 
 
 def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | None, plain: bool):
     init = _init(name, seed)
     if spec.resize_conv and spec.reflect and not plain:  # upsampling and padding folded into the convolution
-        return UpsampleConv2D(filters, 3, use_bias=False, kernel_initializer=init, name=name)(x)
+        return UpsampleConv2D(filters, 3, use_bias=spec.bias, kernel_initializer=init, name=name)(x)
     if spec.resize_conv:
         x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
-        return _conv(x, filters, 3, 1, name, spec.reflect, seed, plain)
-    return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
+        return _conv(x, filters, 3, 1, name, spec, seed, plain)
+    return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=spec.bias,
                                   kernel_initializer=init, name=name)(x)
 
 
-def _norm(x, name: str, relu: bool = True):
-    x = InstanceNormalization(name=f"{name}_norm")(x)
+def _norm(x, name: str, spec: ArchitectureSpec, relu: bool = True):
+    x = InstanceNormalization(spec.epsilon, name=f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
@@ -181,20 +197,20 @@ def build_transform_network(architecture: str = "default", input_scale: float = 
     w1, w2, w3 = spec.widths
     pixels = keras.Input(shape=(*input_shape, 3), name="pixels")
     x = layers.Rescaling(input_scale, name="input_scale")(pixels)
-    x = _norm(_conv(x, w1, 9, 1, "conv1", spec.reflect, seed), "conv1")
-    x = _norm(_conv(x, w2, 3, 2, "conv2", spec.reflect, seed), "conv2")
-    x = _norm(_conv(x, w3, 3, 2, "conv3", spec.reflect, seed), "conv3")
+    x = _norm(_conv(x, w1, 9, 1, "conv1", spec, seed), "conv1", spec)
+    x = _norm(_conv(x, w2, 3, 2, "conv2", spec, seed), "conv2", spec)
+    x = _norm(_conv(x, w3, 3, 2, "conv3", spec, seed), "conv3", spec)
     for i in range(1, RESIDUAL_BLOCKS + 1):
         skip = x
-        x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec.reflect, seed), f"res{i}_a")
-        x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec.reflect, seed), f"res{i}_b", relu=False)
+        x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec, seed), f"res{i}_a", spec)
+        x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec, seed), f"res{i}_b", spec, relu=False)
         x = layers.Add(name=f"res{i}_add")([skip, x])
-    x = _norm(_upsample(x, w2, "up1", spec, seed, plain_layers), "up1")
-    x = _norm(_upsample(x, w1, "up2", spec, seed, plain_layers), "up2")
-    x = _conv(x, 3, 9, 1, "out", spec.reflect, seed, plain_layers)
+    x = _norm(_upsample(x, w2, "up1", spec, seed, plain_layers), "up1", spec)
+    x = _norm(_upsample(x, w1, "up2", spec, seed, plain_layers), "up2", spec)
+    x = _conv(x, 3, 9, 1, "out", spec, seed, plain_layers)
     if spec.norm_output:
-        x = _norm(x, "out", relu=False)
-    styled = StyleOutput(name="styled", dtype="float32")(x)
+        x = _norm(x, "out", spec, relu=False)
+    styled = StyleOutput(spec.squash, name="styled", dtype="float32")(x)
     model = keras.Model(pixels, styled, name=f"transform_{architecture}")
     model.architecture = architecture
     return model

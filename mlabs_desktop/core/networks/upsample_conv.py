@@ -75,7 +75,8 @@ class UpsampleConv2D(layers.Conv2D):
         # Interleave with 4-D concatenations and reshapes only (TFLite slices at most 5-D).
         rows = [ops.reshape(ops.concatenate([phase(a, 0), phase(a, 1)], axis=-1), (-1, height, 2 * width, filters))
                 for a in range(PHASES)]
-        return ops.reshape(ops.concatenate(rows, axis=2), (-1, PHASES * height, PHASES * width, filters))
+        out = ops.reshape(ops.concatenate(rows, axis=2), (-1, PHASES * height, PHASES * width, filters))
+        return out + ops.cast(self.bias, out.dtype) if self.use_bias else out
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape

@@ -54,15 +54,19 @@ def export_model_folder(model: Model, parent: Path, overwrite: bool = False) -> 
 def is_importable(path: Path) -> bool:
     from mlabs_desktop.core.formats.reference_reader import is_reference_checkpoint
 
-    return is_model_folder(path) or path.suffix.lower() == MODEL_BUNDLE_SUFFIX or is_reference_checkpoint(path)
+    from mlabs_desktop.core.formats.torch_import import is_pth
+
+    return (is_model_folder(path) or path.suffix.lower() == MODEL_BUNDLE_SUFFIX or is_pth(path)
+            or is_reference_checkpoint(path))
 
 
 def import_model(source: Path | str, library: Library) -> Model:
-    """Import a model folder, a ``.mlstyle`` bundle (path or URL) or a reference checkpoint."""
+    """Import a model folder, a ``.mlstyle`` bundle (path or URL), a PyTorch ``.pth`` or a reference checkpoint."""
     from mlabs_desktop.core.formats.bundle_import import import_bundle
     from mlabs_desktop.core.transfer.http import is_url
     from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
     from mlabs_desktop.core.formats.reference_reader import is_reference_checkpoint
+    from mlabs_desktop.core.formats.torch_import import import_pth, is_pth
 
     if is_url(str(source)):
         return import_bundle(str(source), library)
@@ -71,11 +75,13 @@ def import_model(source: Path | str, library: Library) -> Model:
         return import_model_folder(source, library)
     if source.suffix.lower() == MODEL_BUNDLE_SUFFIX:
         return import_bundle(source, library)
+    if is_pth(source):
+        return import_pth(source, library=library)
     if is_reference_checkpoint(source):
         folder = source if source.is_dir() else source.parent
         return import_reference_checkpoint(source, library.unique_name(folder.name or "reference"), library)
     raise UserError(f"{source} is not a model: expected a {MODEL_BUNDLE_SUFFIX} bundle, a model folder "
-                    f"(with {MANIFEST}) or a reference checkpoint folder")
+                    f"(with {MANIFEST}), a PyTorch .pth file or a reference checkpoint folder")
 
 
 def _exporter(fmt: str) -> Callable[[Model, Path, bool], Path]:

@@ -191,9 +191,10 @@ def test_multiply_adds_default_and_lite():
 
 
 def test_tiny_is_at_most_32_channels_and_a_third_of_lite():
-    from mlabs_desktop.core.config import ARCHITECTURES as CONFIGURABLE
+    from mlabs_desktop.core.config import ARCHITECTURES as CONFIGURABLE, IMPORTED_ARCHITECTURES
 
-    assert set(CONFIGURABLE) == set(ARCHITECTURES)  # every network can be chosen, and only those
+    # Every network can be chosen for training, and only those, but for the imported-only ones.
+    assert set(CONFIGURABLE) | set(IMPORTED_ARCHITECTURES) == set(ARCHITECTURES)
     tiny = multiply_adds_per_pixel("tiny")
     assert tiny == pytest.approx(_hand_multiply_adds((8, 16, 32), transpose_at_output=True)) == 12_528
     assert max(ARCHITECTURES["tiny"].widths) == 32 and ARCHITECTURES["tiny"].reflect
@@ -244,6 +245,8 @@ def test_weight_shapes_match_model_weights(architecture):
     expected = []
     for name in LAYER_ORDER:
         expected.append(f"{name}/kernel")
+        if ARCHITECTURES[architecture].bias:  # the imported PyTorch network's convolutions have biases
+            expected.append(f"{name}/bias")
         if name != "out" or ARCHITECTURES[architecture].norm_output:
             expected += [f"{name}_norm/shift", f"{name}_norm/scale"]
     assert list(shapes) == expected == [v.path for v in model.weights]
