@@ -372,11 +372,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.bundle_import import import_bundle
+    from mlabs_desktop.core.formats.onnx_import import import_onnx, is_onnx
     from mlabs_desktop.core.formats.torch_import import import_pth, is_pth
 
     engine()  # the weights' shapes are checked against the network Keras builds
     if is_pth(Path(args.source)):
         model = import_pth(require_file(Path(args.source)), name=args.name)
+    elif is_onnx(Path(args.source)):
+        model = import_onnx(require_file(Path(args.source)), name=args.name)
     else:
         model = import_bundle(args.source, name=args.name, on_warning=lambda m: _err(f"warning: {m}"))
     _out(f"imported '{model.name}' into {model.folder}")

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from mlabs_desktop.core.config import ARCHITECTURES, PARAMS, TrainingConfig
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.formats.exporters import FORMATS as EXPORT_FORMATS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -118,16 +119,17 @@ def build_parser() -> ArgumentParser:
 
     export = sub.add_parser("export", help="export a model to share it or use it elsewhere")
     export.add_argument("name", help="library model name")
-    export.add_argument("--format", choices=("bundle", "savedmodel", "tflite", "reference-checkpoint"),
+    export.add_argument("--format", choices=EXPORT_FORMATS,
                         default="bundle", help="bundle: a .mlstyle file for MachineLabs Desktop; savedmodel/"
-                        "tflite: TensorFlow formats; reference-checkpoint: the 2017 fast-style-transfer files")
+                        "tflite: TensorFlow formats; onnx: for onnxruntime and other ONNX runtimes; "
+                        "reference-checkpoint: the 2017 fast-style-transfer files")
     export.add_argument("--out", help="output file or folder (default: a name in the current folder)")
     export.add_argument("--size", help="tflite only: fix the input size, HxW (default: any size)")
     export.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     import_bundle = sub.add_parser("import", help="add a shared .mlstyle bundle (file or URL), or a PyTorch "
-                                   "fast-neural-style .pth file, to the library")
-    import_bundle.add_argument("source", help=".mlstyle file or http(s) URL, or a .pth file")
+                                   "fast-neural-style .pth or ONNX .onnx file, to the library")
+    import_bundle.add_argument("source", help=".mlstyle file or http(s) URL, or a .pth or .onnx file")
     import_bundle.add_argument("--name", help="name in the library (default: the bundle's own, or the file's name)")
 
     lab = sub.add_parser("lab", help="run a MachineLabs lab file (ml.yaml) here")

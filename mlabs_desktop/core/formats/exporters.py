@@ -22,6 +22,9 @@ Formats (`FORMATS`):
     input shape instead, for runtimes and delegates that need static shapes.
     If the dynamic conversion ever fails, the export falls back to a fixed
     `FALLBACK_SIZE` and says so through ``on_warning``.
+``onnx``
+    One ``.onnx`` file (`onnx_export`): channels-first ``[N, 3, H, W]`` in 0..255, H and W
+    multiples of 4, for onnxruntime and the other runtimes that read ONNX.
 ``reference-checkpoint``
     ``classic`` models only: the TF1 checkpoint layout Engstrom's evaluate.py
     and the 2017 MachineLabs application lab read (written by `reference_checkpoint`).
@@ -51,7 +54,7 @@ from mlabs_desktop.core.filenames import slugify
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("bundle", "savedmodel", "tflite", "reference-checkpoint")
+FORMATS = ("bundle", "savedmodel", "tflite", "onnx", "reference-checkpoint")
 FALLBACK_SIZE = (1024, 1024)
 SIGNATURE = "serving_default"
 INPUT_NAME = "image"
@@ -69,7 +72,7 @@ def default_output_name(model: Model, fmt: str) -> str:
     """A file or folder name for ``model`` exported as ``fmt``."""
     stem = slugify(model.name)
     return {"bundle": f"{stem}.mlstyle", "savedmodel": f"{stem}-savedmodel", "tflite": f"{stem}.tflite",
-            "reference-checkpoint": f"{stem}-checkpoint"}[fmt]
+            "onnx": f"{stem}.onnx", "reference-checkpoint": f"{stem}-checkpoint"}[fmt]
 
 
 def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
@@ -98,12 +101,16 @@ def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
         return export_savedmodel(model, out)
     if fmt == "tflite":
         return export_tflite(model, out, size=size, on_warning=on_warning)
+    if fmt == "onnx":
+        from mlabs_desktop.core.formats.onnx_export import export_onnx
+
+        return export_onnx(model, out)
     return export_reference_checkpoint(model, out)
 
 
 def export_target(model: Model, fmt: str, out: Path) -> Path:
     """The file or folder an export to ``out`` writes: single files get the model's name in a folder."""
-    if fmt not in ("bundle", "tflite"):
+    if fmt not in ("bundle", "tflite", "onnx"):
         return out
     if out.is_dir():
         return out / default_output_name(model, fmt)

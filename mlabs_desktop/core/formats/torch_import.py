@@ -72,19 +72,24 @@ def transformer_arrays(state: Any, source: str) -> dict[str, np.ndarray]:
 
 def import_pth(path: Path | str, name: str | None = None, library: Library | None = None) -> Model:
     """Add a ``TransformerNet`` ``.pth`` file to the library as a ``pytorch`` model (0..255 input)."""
+    path = Path(path)
+    return add_transformer_model(transformer_arrays(read_pth(path), path.name), path, "pytorch", name, library)
+
+
+def add_transformer_model(arrays: Mapping[str, np.ndarray], path: Path, source: str, name: str | None,
+                          library: Library | None) -> Model:
+    """A ``pytorch`` model in the library from mapped weights (``source``: the file's kind, for provenance)."""
     from mlabs_desktop.core.networks.transform import weight_shapes
     from mlabs_desktop.core.networks.weights import check_shapes
 
-    path = Path(path)
     library = library or Library()
-    arrays = transformer_arrays(read_pth(path), path.name)
     check_shapes(arrays, weight_shapes(ARCHITECTURE), path.name)
     name = (name or "").strip() or library.unique_name(path.stem)
     if library.find(name):
         raise UserError.worded("a model named '{name}' already exists; choose another name ({voice.name})", name=name)
     preview = render_preview(arrays, 1.0, architecture=ARCHITECTURE)
     manifest = Manifest(name=name, architecture=ARCHITECTURE, input_scale=1.0, state="finished",
-                        provenance={"source": "pytorch", "file": path.name,
+                        provenance={"source": source, "file": path.name,
                                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
 
     def fill(folder: Path) -> None:

@@ -54,18 +54,21 @@ def export_model_folder(model: Model, parent: Path, overwrite: bool = False) -> 
 def is_importable(path: Path) -> bool:
     from mlabs_desktop.core.formats.reference_reader import is_reference_checkpoint
 
+    from mlabs_desktop.core.formats.onnx_import import is_onnx
     from mlabs_desktop.core.formats.torch_import import is_pth
 
-    return (is_model_folder(path) or path.suffix.lower() == MODEL_BUNDLE_SUFFIX or is_pth(path)
+    return (is_model_folder(path) or path.suffix.lower() == MODEL_BUNDLE_SUFFIX or is_pth(path) or is_onnx(path)
             or is_reference_checkpoint(path))
 
 
 def import_model(source: Path | str, library: Library) -> Model:
-    """Import a model folder, a ``.mlstyle`` bundle (path or URL), a PyTorch ``.pth`` or a reference checkpoint."""
+    """Import a model folder, a ``.mlstyle`` bundle (path or URL), a ``.pth`` or ``.onnx`` file or a reference
+    checkpoint."""
     from mlabs_desktop.core.formats.bundle_import import import_bundle
     from mlabs_desktop.core.transfer.http import is_url
     from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
     from mlabs_desktop.core.formats.reference_reader import is_reference_checkpoint
+    from mlabs_desktop.core.formats.onnx_import import import_onnx, is_onnx
     from mlabs_desktop.core.formats.torch_import import import_pth, is_pth
 
     if is_url(str(source)):
@@ -77,11 +80,13 @@ def import_model(source: Path | str, library: Library) -> Model:
         return import_bundle(source, library)
     if is_pth(source):
         return import_pth(source, library=library)
+    if is_onnx(source):
+        return import_onnx(source, library=library)
     if is_reference_checkpoint(source):
         folder = source if source.is_dir() else source.parent
         return import_reference_checkpoint(source, library.unique_name(folder.name or "reference"), library)
     raise UserError(f"{source} is not a model: expected a {MODEL_BUNDLE_SUFFIX} bundle, a model folder "
-                    f"(with {MANIFEST}), a PyTorch .pth file or a reference checkpoint folder")
+                    f"(with {MANIFEST}), a PyTorch .pth or ONNX file, or a reference checkpoint folder")
 
 
 def _exporter(fmt: str) -> Callable[[Model, Path, bool], Path]:
@@ -102,5 +107,6 @@ EXPORT_FORMATS: dict[str, Callable[[Model, Path, bool], Path]] = {
     "Model folder": export_model_folder,
     "TensorFlow SavedModel": _exporter("savedmodel"),
     "TensorFlow Lite (.tflite)": _exporter("tflite"),
+    "ONNX (.onnx)": _exporter("onnx"),
     "Reference checkpoint (classic only)": _exporter("reference-checkpoint"),
 }

@@ -1,4 +1,4 @@
-"""`mlabs-desktop import FILE.pth`: PyTorch fast-neural-style models, and files that are not."""
+"""`mlabs-desktop import FILE.pth|FILE.onnx` and `export --format=onnx`: models from and for other tools."""
 
 from __future__ import annotations
 
@@ -33,3 +33,11 @@ def test_a_pytorch_example_model_imports_from_the_command_line(tmp_path):
     result = cli("import", str(path), "--name=Mosaic", check=True)
     assert result.stdout.startswith("imported 'Mosaic'")
     assert Library().get("Mosaic").manifest.architecture == "pytorch"
+
+
+def test_onnx_export_and_import_from_the_command_line(tiny_model, tmp_path):
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install onnx)")
+    result = cli("export", "tiny", "--format=onnx", f"--out={tmp_path}", check=True)
+    assert (tmp_path / "tiny.onnx").stat().st_size > 10_000 and "tiny.onnx" in result.stdout
+    refused = cli("import", str(tmp_path / "tiny.onnx"))  # a lite network, not the PyTorch example's
+    assert refused.returncode == 2 and "uses Tanh: ONNX import reads the PyTorch examples' fast-style network" in refused.stderr
