@@ -180,6 +180,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.reference_checkpoint import open_model_or_checkpoint
     from mlabs_desktop.core.stylize.stylizer import PHOTOS, BlendOptions, Stylizer, plan_outputs, require_input
+    from mlabs_desktop.core.stylize.controls import check_brush, check_mix
     from mlabs_desktop.core.video.clips import CLIPS, is_clip_job
 
     if not 0.0 <= args.strength <= 1.0:
@@ -191,7 +192,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     in_path = require_input(Path(_fetch(args.in_path)))
     model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered at once
     jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite, kinds=(PHOTOS, CLIPS))
+    mix = _parse_mix(args.mix)
+    check_brush(args.brush), mix and check_mix(mix[1])  # answered before any network loads
     stylizer = Stylizer.open(model.folder, args.device, precision=args.precision)
+    stylizer.set_controls(args.brush, mix and (Stylizer.open(mix[0], args.device, precision=args.precision), mix[1]))
     if stylizer.precision == "bfloat16":
         _err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
                                         if args.precision == "auto" else ""))
@@ -203,6 +207,21 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if failures and failures == len(jobs):
         raise UserError(f"none of the {len(jobs)} files could be stylized")
     return 0
+
+
+def _parse_mix(text: str | None) -> tuple[str, float] | None:
+    """``--mix=NAME:AMOUNT`` as (name, amount); the amount is checked with the other controls."""
+    if text is None:
+        return None
+    name, _, amount = text.rpartition(":")
+    try:
+        return name.strip() or _bad_mix(text), float(amount)
+    except ValueError:
+        _bad_mix(text)
+
+
+def _bad_mix(text: str):
+    raise UserError(f"--mix takes a model and an amount, as in --mix='Van Gogh:0.3', not {text!r}")
 
 
 def _stylize_photos(stylizer, jobs: list[tuple[Path, Path]], options, max_size: int | None, alone: bool) -> int:

@@ -90,6 +90,10 @@ def build_parser() -> ArgumentParser:
     stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                          help="auto: bfloat16 where the hardware has it and this model's output stays within "
                               "40 dB PSNR of float32 on real photos (checked once per model), else float32")
+    stylize.add_argument("--brush", type=float, default=1.0, metavar="X",
+                         help="brush strokes X times the size the style was trained with (0.25-4; 1: as trained)")
+    stylize.add_argument("--mix", metavar="MODEL:AMOUNT",
+                         help="mix in a second style, e.g. --mix='Van Gogh:0.3' for 30%% of it")
     stylize.add_argument("--steady", action=argparse.BooleanOptionalAction, default=True,
                          help="clips: hold the look steady from frame to frame (default); --no-steady styles each "
                               "frame on its own")

@@ -44,6 +44,8 @@ class Voice:
     size: str              # an export's fixed size
     overwrite: str         # how to agree to replacing files
     list_models: str       # where the library's models are listed
+    brush: str             # the size of the brush strokes at stylize time
+    mix: str               # a second style mixed in
 
 
 CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo="with a smaller --max-size",
@@ -56,7 +58,7 @@ CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo=
             give_photos="pass --train-path=DIR", name="--name", resume_model='`mlabs-desktop resume "{name}"`',
             architecture="--architecture", precision="--precision", device="--device", in_path="--in-path",
             out_path="--out-path", out="--out", size="--size", overwrite="add --overwrite to replace",
-            list_models="`mlabs-desktop library list` lists them")
+            list_models="`mlabs-desktop library list` lists them", brush="--brush", mix="--mix")
 APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
             lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
             resume="Resume on “{name}” in the Library with {batch}", auto_batch="",
@@ -65,7 +67,8 @@ APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a s
             give_photos="choose a folder of Training photos", name="Model name",
             resume_model="Resume on “{name}” in the Library", architecture="Architecture",
             precision="Precision", device="Device (Settings)", in_path="the input", out_path="the output",
-            out="folder", size="the fixed size", overwrite="agree to replace", list_models="the Library shows them")
+            out="folder", size="the fixed size", overwrite="agree to replace", list_models="the Library shows them",
+            brush="Brush", mix="Mix")
 
 
 class Worded:

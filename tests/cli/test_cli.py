@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -187,3 +188,18 @@ def test_export_import_and_reference_checkpoint_commands(tiny_model, tmp_path):
                       "only classic models")
     assert_user_error(cli("import", str(tmp_path / "missing.mlstyle")), "")
     assert_user_error(cli("import-checkpoint", str(tmp_path), "--name=x"), "")
+
+
+def test_brush_and_mix_from_the_command_line(tiny_model, tmp_path):
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photo)
+    cli("stylize", "--checkpoint=tiny", f"--in-path={photo}", f"--out-path={tmp_path / 'b.png'}", "--brush=2",
+        "--mix=tiny:0.5", check=True)
+    assert Image.open(tmp_path / "b.png").size == (64, 48)
+    for flag, words in (("--brush=9", "--brush must be between 0.25 and 4, not 9"),
+                        ("--mix=tiny", "--mix takes a model and an amount"),
+                        ("--mix=tiny:3", "the amount of --mix must be between 0 and 1, not 3"),
+                        ("--mix=nobody:0.5", "unknown model 'nobody'")):
+        result = cli("stylize", "--checkpoint=tiny", f"--in-path={photo}", f"--out-path={tmp_path / 'x.png'}", flag)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1

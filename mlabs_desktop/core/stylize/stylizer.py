@@ -84,6 +84,15 @@ class Stylizer:
             self._forward = make_forward(self.net)
             self.precision = self._use_precision(precision)
         self._tiled = None  # the tile-by-tile runner, made for the first big image
+        self.brush = 1.0
+        self.mixed: tuple[Stylizer, float] | None = None   # a second style and how much of it
+
+    def set_controls(self, brush: float = 1.0, mix: tuple["Stylizer", float] | None = None) -> None:
+        """Strokes ``brush`` times their trained size; ``mix``: (another style's stylizer, 0..1 of it)."""
+        from mlabs_desktop.core.stylize.controls import check_brush, check_mix
+
+        self.brush = check_brush(brush)
+        self.mixed = None if mix is None else (mix[0], check_mix(mix[1]))
 
     def _use_precision(self, wanted: str) -> str:
         from mlabs_desktop.core.networks import precision as p
@@ -142,6 +151,15 @@ class Stylizer:
         Big images, and any that run out of memory whole, go tile by tile in
         bounded memory (`policy`), with the whole image's result.
         """
+        from mlabs_desktop.core.stylize.controls import mix_results, run_with_brush
+
+        raw = run_with_brush(self._network, rgb, self.brush)
+        if self.mixed is not None:
+            other, amount = self.mixed
+            raw = mix_results(raw, run_with_brush(other._network, rgb, self.brush), amount)
+        return raw
+
+    def _network(self, rgb: np.ndarray) -> np.ndarray:
         with device_scope(self.device):
             return run_any_size(self._forward, self.tiled, rgb, self.device)
 
@@ -154,6 +172,8 @@ class Stylizer:
     def _goes_tiled(self, source: Path, max_size: int | None) -> bool:
         from mlabs_desktop.core.tiling import policy as tiling
 
+        if self.brush != 1.0 or self.mixed is not None:
+            return False  # whole: the controls work on the whole result (its network runs still tile)
         size = image_info(source)
         return bool(size and (max_size is None or max(size) <= max_size) and
                     tiling.should_tile(size[1], size[0], self.device.kind, self.device.memory_bytes))

@@ -107,7 +107,7 @@ class FrameStylizer:
     def __init__(self, stylizer: Stylizer, options: ClipOptions):
         self.stylizer, self.options = stylizer, options
         self.steady = None
-        if options.steady:
+        if options.steady and stylizer.brush == 1.0 and stylizer.mixed is None:  # the controls run frame by frame
             device = stylizer.device
             whole = lambda h, w: not should_tile(h, w, device.kind, device.memory_bytes)  # noqa: E731
             self.steady = SteadyFrames(stylizer.tiled(), options.steady_settings, whole)
