@@ -46,6 +46,8 @@ EXCLUDED_MODULES: tuple[str, ...] = (
     "IPython", "ipykernel", "jupyter_client", "matplotlib", "pandas", "tkinter", "_tkinter",
     "pytest", "_pytest", "pytest_qt", "pytestqt", "hypothesis", "pydoc_data", "lib2to3",
     "tensorboard", "tensorboard_data_server", "portpicker",
+    # the tests run exported ONNX models in onnxruntime; the app only writes and reads ONNX files
+    "onnxruntime",
     # only TensorFlow's debugger and RPC servers use grpc; only urllib3's optional pyOpenSSL
     # support uses cryptography (downloads use the standard ssl module)
     "grpc", "cryptography", "OpenSSL",
