@@ -127,8 +127,8 @@ def test_reference_checkpoint(classic_model, tiny_model, tmp_path):
 
 
 def test_bad_requests_are_user_errors(tiny_model, tmp_path):
-    with pytest.raises(UserError, match="unknown export format 'onnx'"):
-        exporters.export_model(tiny_model, "onnx", tmp_path / "x")
+    with pytest.raises(UserError, match="unknown export format 'coreml'"):
+        exporters.export_model(tiny_model, "coreml", tmp_path / "x")
     with pytest.raises(UserError, match="only applies to the tflite"):
         exporters.export_model(tiny_model, "savedmodel", tmp_path / "x", size=(8, 8))
     (tmp_path / "file").write_text("x")
