@@ -95,13 +95,13 @@ class EmptyState(QWidget):
 
     def __init__(self, open_action: QAction, parent: QWidget | None = None):
         super().__init__(parent)
-        title = QLabel("Drop photos here")
+        title = QLabel("Drop photos or clips here")
         font = QFont(title.font())
         font.setPointSizeF(font.pointSizeF() * 1.6)
         font.setWeight(QFont.Weight.DemiBold)
         title.setFont(font)
-        hint = QLabel("Photos, whole folders, or images dragged from a web browser.\n"
-                      "Each one is restyled at full size with the style on the right.")
+        hint = QLabel("Photos, whole folders, or images dragged from a web browser are restyled\n"
+                      "at full size with the style on the right; a clip opens in its own window.")
         hint.setStyleSheet("color: palette(placeholder-text);")
         button = QPushButton("Open…")
         button.setToolTip(open_action.toolTip())

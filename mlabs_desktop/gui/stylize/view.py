@@ -343,7 +343,7 @@ class StylizeView(QWidget):
                 f" ({precision})" if precision else "") + (
                 f", {failed} failed" if failed else hint)
         else:
-            text = "" if states else "Drop photos anywhere on this page, or press Ctrl+O"
+            text = "" if states else "Drop photos or clips anywhere on this page, or press Ctrl+O"
         self._say(text)
 
     def _say(self, text: str) -> None:
