@@ -152,12 +152,6 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def require_file(path: Path) -> Path:
-    if not path.expanduser().is_file():
-        raise UserError(f"no such file: {path}")
-    return path.expanduser()
-
-
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
 
@@ -200,12 +194,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.bundle_import import import_bundle
     from mlabs_desktop.core.formats.onnx_import import import_onnx, is_onnx
     from mlabs_desktop.core.formats.torch_import import import_pth, is_pth
+    from mlabs_desktop.core.stylize.stylizer import require_input
 
     engine()  # the weights' shapes are checked against the network Keras builds
-    if is_pth(Path(args.source)):
-        model = import_pth(require_file(Path(args.source)), name=args.name)
-    elif is_onnx(Path(args.source)):
-        model = import_onnx(require_file(Path(args.source)), name=args.name)
+    if is_pth(Path(args.source)) or is_onnx(Path(args.source)):
+        source = require_input(Path(fetch(args.source)))
+        model = (import_pth if is_pth(source) else import_onnx)(source, name=args.name)
     else:
         model = import_bundle(args.source, name=args.name, on_warning=lambda m: err(f"warning: {m}"))
     say(f"imported '{model.name}' into {model.folder}")

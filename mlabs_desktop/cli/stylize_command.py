@@ -73,6 +73,8 @@ def _stylize_photos(stylizer, jobs: list[tuple[Path, Path]], options, max_size: 
 def _stylize_clips(stylizer, jobs: list[tuple[Path, Path]], options, args: argparse.Namespace, alone: bool) -> int:
     from mlabs_desktop.core.video.pipeline import ClipOptions, stylize_clip
 
+    if jobs and args.steady and (stylizer.brush != 1.0 or stylizer.mixed is not None):
+        err("note: with --brush or --mix, clips are styled frame by frame (steady mode runs one style as trained)")
     clip_options = ClipOptions(options, steady=args.steady, seconds=args.first_seconds)
     failures = 0
     for source, target in jobs:

@@ -1,7 +1,8 @@
-"""Reading the small text files strangers may hand us: manifests, presets, lab files."""
+"""Reading the files strangers may hand us: small text files (manifests, presets, lab files), and digests."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from mlabs_desktop.core.errors import UserError
@@ -23,3 +24,12 @@ def read_small_text(path: Path, limit: int, what: str, missing: str | None = Non
         raise UserError(f"{path} is a folder, not {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what} {path}: {exc}") from None
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file of any size, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

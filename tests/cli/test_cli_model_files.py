@@ -17,7 +17,7 @@ def test_what_is_not_a_transformer_net_is_one_error_line(tmp_path):
     evil.write_bytes(b"cos\nsystem\n(S'touch HACKED'\ntR.")
     for path, words in ((FIXTURES / "small-zip.pth", "is not a PyTorch fast-neural-style TransformerNet"),
                         (evil, "asks to run os.system, which a weights file never needs"),
-                        (tmp_path / "missing.pth", "no such file")):
+                        (tmp_path / "missing.pth", "input not found")):
         result = cli("import", str(path))
         assert result.returncode == 2 and result.stderr.startswith("error: ") and words in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1

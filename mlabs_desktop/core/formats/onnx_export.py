@@ -5,10 +5,9 @@ layout, as the ONNX model zoo's style models take it), H and W any multiples of 
 (16 or more), and returns ``styled`` in the same layout, clipped to 0..255. It is
 written node by node from the network's layers (`tiling.program` lists them), each
 as the standard operator it is: reflection Pad, Conv (kernels turned to ONNX's
-(out, in, h, w)), InstanceNormalization, Relu, Add, nearest Resize before a
-convolution for the upsampling layers, ConvTranspose for ``classic``. The
-layers that compute faster here (`UpsampleConv2D`, `BlockConv2D`) are written as the
-sums they compute, so any runtime gives the same numbers.
+(out, in, h, w)), InstanceNormalization, Relu, Add, nearest Resize for the
+upsampling layers, ConvTranspose for ``classic``. The network is built with plain
+layers (not the folded ones that run faster here): same weights, standard operators.
 """
 
 from __future__ import annotations
@@ -68,23 +67,17 @@ def _layer(g: _Graph, layer, inputs: list[str]) -> str:
     from keras import layers
 
     from mlabs_desktop.core.networks.transform import InstanceNormalization, ReflectionPadding2D, StyleOutput
-    from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D
 
     name, x = layer.name, inputs[0]
     if isinstance(layer, layers.Rescaling):
         return g.node("Mul", [x, g.constant(f"{name}/scale", np.float32(layer.scale))], name)
     if isinstance(layer, ReflectionPadding2D):
         return _reflect(g, x, layer.pad, name)
-    if isinstance(layer, UpsampleConv2D):  # what it computes: upsample, reflection-pad by 1, 3x3 valid
-        grown = g.node("Resize", [x, "", g.constant(f"{name}/scales", np.array([1, 1, 2, 2], np.float32))],
-                       f"{name}/upsample", mode="nearest", coordinate_transformation_mode="asymmetric",
-                       nearest_mode="floor")
-        return _conv(g, _reflect(g, grown, 1, f"{name}/pad"), layer, name)
     if isinstance(layer, layers.Conv2DTranspose):  # 'same', stride 2: the output cropped by 1 at the end
         kernel = np.asarray(layer.kernel.numpy(), np.float32).transpose(3, 2, 0, 1)  # (h, w, out, in) -> (in, out, h, w)
         return g.node("ConvTranspose", [x, g.constant(f"{name}/kernel", kernel)], name,
                       kernel_shape=list(kernel.shape[2:]), strides=list(layer.strides), pads=[0, 0, 1, 1])
-    if isinstance(layer, layers.Conv2D):  # BlockConv2D included: it computes the plain convolution
+    if isinstance(layer, layers.Conv2D):
         return _conv(g, x, layer, name)
     if isinstance(layer, layers.UpSampling2D):
         return g.node("Resize", [x, "", g.constant(f"{name}/scales", np.array([1, 1, 2, 2], np.float32))],
@@ -107,7 +100,7 @@ def _layer(g: _Graph, layer, inputs: list[str]) -> str:
 
 
 def onnx_model(net):
-    """The ONNX ``ModelProto`` of a built transform network with its weights."""
+    """The ONNX ``ModelProto`` of a transform network built with ``plain_layers`` (each layer as defined)."""
     from onnx import TensorProto, checker, helper
 
     from mlabs_desktop.core.tiling.program import program
@@ -135,7 +128,7 @@ def export_onnx(model: Model, out: Path) -> Path:
     from mlabs_desktop.core.networks.transform import build_transform_network
     from mlabs_desktop.core.networks.weights import assign
 
-    net = build_transform_network(model.manifest.architecture, model.manifest.input_scale)
+    net = build_transform_network(model.manifest.architecture, model.manifest.input_scale, plain_layers=True)
     assign(net, model.load_weights(), f"model '{model.name}'")
     data = onnx_model(net).SerializeToString()
     atomic.write_bytes(out, data)

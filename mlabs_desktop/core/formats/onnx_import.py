@@ -55,10 +55,15 @@ def onnx_arrays(model, source: str) -> dict[str, np.ndarray]:
     unknown = sorted({n.op_type for n in graph.node} - ALLOWED_OPS)
     if unknown:
         raise UserError(f"{source} uses {', '.join(unknown[:3])}: {NOT_IT}")
-    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    from onnx import TensorProto
+
+    stored = {t.name: t for t in graph.initializer}
     for node in graph.node:  # weights stored as Constant nodes by some exporters
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            weights[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            stored[node.output[0]] = node.attribute[0].t
+    if any(t.data_location == TensorProto.EXTERNAL for t in stored.values()):
+        raise UserError(f"{source} keeps its weights in other files; export it as one file")  # never read others
+    weights = {name: numpy_helper.to_array(t) for name, t in stored.items()}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     norms = [n for n in graph.node if n.op_type == "InstanceNormalization"]
     if len(convs) != len(LAYER_ORDER) or len(norms) != len(LAYER_ORDER) - 1:
@@ -79,6 +84,8 @@ def onnx_arrays(model, source: str) -> dict[str, np.ndarray]:
             arrays[f"{layer}_norm/shift"] = weights[norm.input[2]].astype(np.float32)
     except KeyError as exc:
         raise UserError(f"{source}: weight {exc} is computed in the graph, not stored: {NOT_IT}") from None
+    except (ValueError, IndexError):  # a weight of the wrong rank
+        raise UserError(f"{source}: its convolutions do not have TransformerNet's shapes: {NOT_IT}") from None
     return arrays
 
 

@@ -21,23 +21,17 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Mapping
 
-import numpy as np
-
-from mlabs_desktop.core.images.decode import read_rgb
-from mlabs_desktop.core.images.encode import save_image
-from mlabs_desktop.core.images.ops import to_uint8
 from mlabs_desktop.core import atomic, paths
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.library.store import PREVIEW, WEIGHTS, Library, Manifest, Model, read_manifest
+from mlabs_desktop.core.formats.converted import add_converted_model, free_name
+from mlabs_desktop.core.library.store import WEIGHTS, Library, Manifest, Model, read_manifest
 from mlabs_desktop.core.formats.reference_format import STATE_FILE
 from mlabs_desktop.core.formats.reference_reader import (glob_escape, is_reference_checkpoint,
                                                          locate_reference_checkpoint, read_reference_checkpoint)
 from mlabs_desktop.core.networks.weights import load_weight_arrays, save_weight_arrays
 
 CACHE_FOLDER = "checkpoints"
-PREVIEW_MAX_SIDE = 512
 
 
 def _checkpoint_digest(prefix: Path) -> str:
@@ -51,45 +45,19 @@ def _checkpoint_digest(prefix: Path) -> str:
     return digest.hexdigest()
 
 
-def render_preview(arrays: Mapping[str, np.ndarray], input_scale: float, image: Path | None = None,
-                   architecture: str = "classic") -> np.ndarray:
-    """The network with these weights applied to ``image`` (the app's sample by default), as uint8."""
-    from mlabs_desktop import resources
-    from mlabs_desktop.core.networks.transform import build_transform_network
-    from mlabs_desktop.core.networks.inference import make_forward
-    from mlabs_desktop.core.networks.inference import run_network
-    from mlabs_desktop.core.networks.weights import assign
-
-    rgb = read_rgb(image or resources.sample_image(), max_size=PREVIEW_MAX_SIDE)
-    net = build_transform_network(architecture, input_scale)
-    assign(net, arrays, "reference checkpoint" if architecture == "classic" else "imported weights")
-    return to_uint8(run_network(make_forward(net), rgb))
-
-
 def import_reference_checkpoint(dir_or_prefix: str | os.PathLike, name: str,
                                 library: Library | None = None) -> Model:
     """Import a reference checkpoint into the library as a ``classic`` model (input_scale 1.0)."""
 
-    name = (name or "").strip()
-    if not name:
+    if not (name or "").strip():
         raise UserError.worded("give the imported model a name ({voice.name})")
     library = library or Library()
     prefix = locate_reference_checkpoint(dir_or_prefix)
-    if library.find(name):
-        raise UserError.worded("a model named '{name}' already exists; choose another name ({voice.name})", name=name)
-    arrays = read_reference_checkpoint(prefix)
-    preview = render_preview(arrays, 1.0)
-    manifest = Manifest(
-        name=name, architecture="classic", input_scale=1.0, state="finished",
-        provenance={"source": "reference-checkpoint", "path": str(prefix.resolve()),
-                    "sha256": _checkpoint_digest(prefix)},
-    )
-
-    def fill(folder: Path) -> None:
-        save_weight_arrays(folder / WEIGHTS, arrays)
-        save_image(folder / PREVIEW, preview)
-
-    return library.create(manifest, fill)
+    name = free_name(library, name)  # answered before the checkpoint is read
+    return add_converted_model(library, name, read_reference_checkpoint(prefix), architecture="classic",
+                               input_scale=1.0, provenance={"source": "reference-checkpoint",
+                                                            "path": str(prefix.resolve()),
+                                                            "sha256": _checkpoint_digest(prefix)})
 
 
 def checkpoint_as_model(dir_or_prefix: str | os.PathLike) -> Model:

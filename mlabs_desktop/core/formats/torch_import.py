@@ -8,19 +8,17 @@ The instance norms' running statistics, which the 2017 files still carry, are no
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.formats.reference_checkpoint import render_preview
+from mlabs_desktop.core.formats.converted import add_converted_model
 from mlabs_desktop.core.formats.torch_pickle import read_pth
-from mlabs_desktop.core.images.encode import save_image
-from mlabs_desktop.core.library.store import PREVIEW, WEIGHTS, Library, Manifest, Model
+from mlabs_desktop.core.library.store import Library, Model
 from mlabs_desktop.core.networks.transform import RESIDUAL_BLOCKS
-from mlabs_desktop.core.networks.weights import save_weight_arrays
+from mlabs_desktop.core.smallfiles import file_sha256
 
 ARCHITECTURE = "pytorch"
 PTH_SUFFIXES = (".pth", ".pt")
@@ -84,16 +82,6 @@ def add_transformer_model(arrays: Mapping[str, np.ndarray], path: Path, source: 
 
     library = library or Library()
     check_shapes(arrays, weight_shapes(ARCHITECTURE), path.name)
-    name = (name or "").strip() or library.unique_name(path.stem)
-    if library.find(name):
-        raise UserError.worded("a model named '{name}' already exists; choose another name ({voice.name})", name=name)
-    preview = render_preview(arrays, 1.0, architecture=ARCHITECTURE)
-    manifest = Manifest(name=name, architecture=ARCHITECTURE, input_scale=1.0, state="finished",
-                        provenance={"source": source, "file": path.name,
-                                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-
-    def fill(folder: Path) -> None:
-        save_weight_arrays(folder / WEIGHTS, arrays)
-        save_image(folder / PREVIEW, preview)
-
-    return library.create(manifest, fill)
+    return add_converted_model(library, (name or "").strip() or library.unique_name(path.stem), arrays,
+                               architecture=ARCHITECTURE, input_scale=1.0,
+                               provenance={"source": source, "file": path.name, "sha256": file_sha256(path)})

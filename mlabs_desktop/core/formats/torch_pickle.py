@@ -134,7 +134,7 @@ def _array(raw: bytes, kind: StorageType, numel: int, source: str) -> np.ndarray
 
 def _tensor(t: LazyTensor, storages: dict[str, np.ndarray], source: str) -> np.ndarray:
     ref = t.storage
-    base = storages.get(ref.view[0] if ref.view else ref.key)
+    base = storages.get(ref.key)  # a legacy view is a slice of its root storage, stored under the root's key
     if base is None:
         raise UserError(f"{source}: a tensor's data is missing")
     if ref.view is not None:
@@ -142,11 +142,16 @@ def _tensor(t: LazyTensor, storages: dict[str, np.ndarray], source: str) -> np.n
     needed = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride)) + 1 if all(t.size) else 0
     if needed > base.size:
         raise UserError(f"{source}: a tensor reaches past its stored data")
+    if int(np.prod(t.size, dtype=np.float64)) > base.size:  # repeated elements (stride 0) would multiply memory
+        raise UserError(f"{source}: a tensor holds more values than were stored for it")
     if not all(t.size):
         return np.zeros(t.size, base.dtype)
     view = np.lib.stride_tricks.as_strided(base[t.offset:], t.size, [s * base.itemsize for s in t.stride],
                                            writeable=False)
     return np.array(view, dtype=base.dtype.newbyteorder("="))
+
+
+MAX_DEPTH = 3   # a state dict, perhaps inside a checkpoint dict: nothing deeper
 
 
 def _resolve(obj: Any, storages: dict[str, np.ndarray], source: str) -> Any:
@@ -157,12 +162,20 @@ def _resolve(obj: Any, storages: dict[str, np.ndarray], source: str) -> Any:
     return obj
 
 
-def _tensors(obj: Any) -> list[LazyTensor]:
+def _tensors(obj: Any, source: str, depth: int = 0, seen: set[int] | None = None) -> list[LazyTensor]:
+    """Every tensor in the loaded object, which must be dicts at most `MAX_DEPTH` deep, each met once."""
     if isinstance(obj, LazyTensor):
         return [obj]
-    if isinstance(obj, dict):
-        return [t for v in obj.values() for t in _tensors(v)]
-    return []
+    if not isinstance(obj, dict):
+        return []
+    seen = set() if seen is None else seen
+    if depth > MAX_DEPTH or id(obj) in seen:
+        raise UserError(f"{source} nests its weights deeper than a state dict, or in a circle")
+    seen.add(id(obj))
+    found = [t for v in obj.values() for t in _tensors(v, source, depth + 1, seen)]
+    if len(found) > MAX_TENSORS:
+        raise UserError(f"{source} holds more than {MAX_TENSORS:,} tensors")
+    return found
 
 
 def _read_zip(path: Path, source: str) -> Any:
@@ -177,7 +190,7 @@ def _read_zip(path: Path, source: str) -> Any:
         if archive.getinfo(pickles[0]).file_size > MAX_PICKLE_BYTES:
             raise UnsafePickle(f"{source}: its pickle is too large for a weights file")
         result = _load(io.BytesIO(archive.read(pickles[0])), source)
-        refs = {t.storage.key: t.storage for t in _tensors(result)}
+        refs = {t.storage.key: t.storage for t in _tensors(result, source)}
         storages = {}
         for key, ref in refs.items():
             try:
@@ -203,7 +216,7 @@ def _read_legacy(data: bytes, source: str) -> Any:
     keys = _load(stream, source)
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) or len(keys) > MAX_TENSORS:
         raise UserError(f"{source}: its list of stored data is damaged")
-    refs = {t.storage.key: t.storage for t in _tensors(result)}
+    refs = {t.storage.key: t.storage for t in _tensors(result, source)}
     storages = {}
     for key in keys:
         header = stream.read(8)
@@ -213,6 +226,8 @@ def _read_legacy(data: bytes, source: str) -> Any:
         ref = refs.get(key)
         if ref is None or numel < ref.numel:
             raise UserError(f"{source}: stored data {key!r} does not match the tensors that use it")
+        if numel * ref.kind.itemsize > len(data) - stream.tell():
+            raise UserError(f"{source} is cut short: stored data {key!r} needs {numel * ref.kind.itemsize:,} bytes")
         storages[key] = _array(stream.read(numel * ref.kind.itemsize), ref.kind, numel, source)
     return _resolve(result, storages, source)
 
@@ -227,9 +242,12 @@ def read_pth(path: Path | str) -> Any:
             raise UserError(f"{source} is {size:,} bytes, too large to be a style network's weights")
         if zipfile.is_zipfile(path):
             return _read_zip(path, source)
-        data = path.read_bytes()
+        return _read_legacy(path.read_bytes(), source)
+    except UserError:
+        raise
     except zipfile.BadZipFile as exc:
         raise UserError(f"{source} is a damaged zip file ({exc})") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _read_legacy(data, source)
+    except Exception as exc:  # noqa: BLE001 - encrypted members, odd compressions, absurd sizes: one message
+        raise UserError(f"{source} is not a readable PyTorch weights file ({type(exc).__name__}: {exc})") from None

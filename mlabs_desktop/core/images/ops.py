@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 LANCZOS = Image.Resampling.LANCZOS
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -95,7 +95,7 @@ def preserve_colors(original: np.ndarray, styled: np.ndarray) -> np.ndarray:
     o = np.asarray(original, np.float32)
     # Each channel of the YCbCr->RGB inverse is Y plus a chroma term, so keeping
     # the original's Cb/Cr and swapping in the styled Y is adding the Y difference.
-    out = o + (np.asarray(styled, np.float32) @ _LUMA - o @ _LUMA)[..., None]
+    out = o + (np.asarray(styled, np.float32) @ LUMA - o @ LUMA)[..., None]
     return np.clip(out, 0.0, 255.0, out=out)
 
 

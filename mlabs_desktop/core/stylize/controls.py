@@ -15,11 +15,9 @@ from typing import Callable
 import numpy as np
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.images.ops import resize_to
+from mlabs_desktop.core.images.ops import LUMA, resize_to
 
 BRUSH_RANGE = (0.25, 4.0)
-MIN_SIDE = 16                       # the network's smallest input side (`inference.MIN_SIDE`)
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def check_brush(brush: float) -> float:
@@ -41,7 +39,7 @@ def run_with_brush(run: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, bru
     if brush == 1.0:
         return run(rgb)
     height, width = rgb.shape[:2]
-    scaled = (max(MIN_SIDE, round(width / brush)), max(MIN_SIDE, round(height / brush)))
+    scaled = (max(1, round(width / brush)), max(1, round(height / brush)))  # `run` pads what is too small
     copy = resize_to(rgb, scaled)
     result = resize_to(run(copy), (width, height))
     if brush > 1.0:  # the detail the smaller copy could not hold, from the photo itself

@@ -39,8 +39,6 @@ class RunReport:
     # it measured (mean shift in standard deviations, or |log variance ratio|):
     # ~1e-6 when exact; None for the one-pass run, exact by construction.
     residual: float | None = None
-    # Every norm layer's statistics as measured over the image in the final pass (laid out as ``stats``).
-    measured: np.ndarray | None = None
 
 
 class TiledNetwork:
@@ -267,7 +265,7 @@ class TiledNetwork:
 
         if method == "exact" and one_pass:  # statistics and result in the same layer-by-layer pass
             self.last_run = RunReport(len(tiles), margin, "exact", 1)
-            self.last_run.measured = layerwise_statistics(self, source, tiles, finished)
+            layerwise_statistics(self, source, tiles, finished)
             return out
         self.last_run = RunReport(len(tiles), margin, "exact-passes" if method == "exact" else method, passes)
         if isinstance(stats, str):
@@ -280,8 +278,7 @@ class TiledNetwork:
             result, sums = call(source.region(t.window)[None], stats[None], core_array(t))
             moments.add(t.core.area, sums[0])
             finished(t, result[0])
-        self.last_run.measured = moments.result()
-        self.last_run.residual = statistics_difference(self, stats, self.last_run.measured)
+        self.last_run.residual = statistics_difference(self, stats, moments.result())
         return out
 
 

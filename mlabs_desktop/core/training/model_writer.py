@@ -7,7 +7,6 @@ and the manifest is written last.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from datetime import datetime
@@ -22,6 +21,7 @@ from mlabs_desktop import __version__
 from mlabs_desktop.core import atomic
 from mlabs_desktop.core.training.checkpoints import CheckpointState, load_checkpoint, save_checkpoint
 from mlabs_desktop.core.config import TrainingConfig, apply_params
+from mlabs_desktop.core.smallfiles import file_sha256
 from mlabs_desktop.core.errors import UserError, disk_full_as_user_error
 from mlabs_desktop.core.events import CheckpointEvent, EventCallback, PreviewEvent
 from mlabs_desktop.core.networks.inference import run_network
@@ -35,14 +35,6 @@ if TYPE_CHECKING:
 
 LOSS_KEYS = ("total", "content", "style", "tv")
 MAX_KEPT_PREVIEWS = 24
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_model_name(config: TrainingConfig) -> str:

@@ -145,22 +145,24 @@ def stylize_clip(stylizer: Stylizer, source: Path, target: Path, options: ClipOp
     finished: queue.Queue = queue.Queue(QUEUE_FRAMES)
     start, done = time.monotonic(), 0
     with atomic_path(target) as tmp:
-        writer, mode = _open_writer(info, tmp, target)
-
-        def read() -> None:
-            for item in read_clip(info, mode, options.seconds, stop.is_set):
-                _put(decoded, item, stop)
-            _put(decoded, _END, stop)
-
-        def write() -> None:
-            while (item := _get(finished, stop)) is not _END:
-                if isinstance(item, Frame):
-                    writer.add_frame(item.rgb, item.pts, item.duration)
-                else:
-                    writer.add_sound(item)
-
-        reader, encoder = _Stage("mlabs-clip-read", read), _Stage("mlabs-clip-write", write)
+        writer: ClipWriter | None = None
+        reader = encoder = None
         try:
+            writer, mode = _open_writer(info, tmp, target)
+
+            def read() -> None:
+                for item in read_clip(info, mode, options.seconds, stop.is_set):
+                    _put(decoded, item, stop)
+                _put(decoded, _END, stop)
+
+            def write() -> None:
+                while (item := _get(finished, stop)) is not _END:
+                    if isinstance(item, Frame):
+                        writer.add_frame(item.rgb, item.pts, item.duration)
+                    else:
+                        writer.add_sound(item)
+
+            reader, encoder = _Stage("mlabs-clip-read", read), _Stage("mlabs-clip-write", write)
             reader.start()
             encoder.start()
             while (item := _get(decoded, stop, reader)) is not _END:
@@ -179,13 +181,23 @@ def stylize_clip(stylizer: Stylizer, source: Path, target: Path, options: ClipOp
             if encoder.error is not None:
                 raise encoder.error
             writer.close()
-        except BaseException:
+        except BaseException as exc:
             stop.set()
             for stage in (reader, encoder):
-                stage.join(timeout=10)
-            writer.abandon()
+                if stage is not None:
+                    stage.join(timeout=10)
+            if writer is not None:
+                writer.abandon()
+            if isinstance(exc, av_error()):
+                raise UserError(f"cannot write {target.name}: {exc}") from None
             raise
     return ClipResult(target, done, time.monotonic() - start, frames.cuts)
+
+
+def av_error() -> type:
+    import av
+
+    return av.FFmpegError
 
 
 def _progress(source: Path, done: int, total: int, start: float) -> ClipProgress:

@@ -99,7 +99,8 @@ def _decoded(info: ClipInfo, audio: str | None, seconds: float | None,
                 if packet.stream is sound:
                     if packet.dts is None:
                         continue
-                    if seconds is not None and packet.pts is not None and packet.pts * packet.time_base >= seconds:
+                    if seconds is not None and packet.pts is not None and \
+                            (packet.pts - (sound.start_time or 0)) * packet.time_base >= seconds:
                         continue
                     if audio == "copy":
                         yield Sound(packet)
@@ -108,7 +109,8 @@ def _decoded(info: ClipInfo, audio: str | None, seconds: float | None,
                             yield Sound(frame)
                     continue
                 for frame in packet.decode():
-                    if seconds is not None and frame.pts is not None and frame.pts * video.time_base >= seconds:
+                    if seconds is not None and frame.pts is not None and \
+                            (frame.pts - (video.start_time or 0)) * video.time_base >= seconds:
                         return
                     yield index, pts_of(frame.pts), upright(frame.to_ndarray(format="rgb24"), info.rotation), end
                     index += 1

@@ -60,6 +60,15 @@ class ClipWriter:
 
         self._av = av
         self.container = av.open(str(path), "w", format=container_format)
+        try:
+            self._add_streams(size, time_base, rate, audio_source, audio)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _add_streams(self, size: tuple[int, int], time_base: Fraction, rate: Fraction, audio_source,
+                     audio: str | None) -> None:
+        av = self._av
         width, height = size
         self.video = self.container.add_stream(VIDEO_CODEC, rate=rate, options=dict(QUALITY))
         self.video.width, self.video.height = width + width % 2, height + height % 2

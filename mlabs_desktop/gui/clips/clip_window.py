@@ -57,6 +57,7 @@ class ClipWindow(QWidget):
         self._rendered: dict[str, Path] = {}     # "preview" / "whole" -> the finished file in the cache folder
         self._worker: Worker | None = None
         self._still_wanted: float | None = None
+        self._closed = False
         self.setWindowTitle(f"{info.path.name} in {style} - MachineLabs Desktop")
         self._build()
         self._scrub_timer = QTimer(self, singleShot=True, interval=SCRUB_DELAY_MS)
@@ -188,6 +189,9 @@ class ClipWindow(QWidget):
 
     def _on_rendered(self, result) -> None:
         kind, path = result
+        if self._closed:  # finished after the window closed: nobody will save it
+            path.unlink(missing_ok=True)
+            return
         old = self._rendered.pop(kind, None)
         if old is not None:
             old.unlink(missing_ok=True)
@@ -270,9 +274,15 @@ class ClipWindow(QWidget):
         return worker.wait(QDeadlineTimer(max(0, timeout_ms)))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        self.cancel_and_wait(10_000)
+        self._closed = True
+        if self.cancel_and_wait(10_000):
+            self._discard_renders()
+        else:  # a save still copying: its source goes once it is done
+            self._worker.finished.connect(self._discard_renders)
+        self.closed.emit(self)
+        super().closeEvent(event)
+
+    def _discard_renders(self) -> None:
         for path in self._rendered.values():
             path.unlink(missing_ok=True)
         self._rendered.clear()
-        self.closed.emit(self)
-        super().closeEvent(event)

@@ -96,3 +96,23 @@ def test_a_zoo_style_model_exported_from_pytorch_imports_with_parity(tmp_path):
                      .transpose(1, 2, 0), 0, 255)
     ours = np.clip(Stylizer(model, device="cpu").run(image), 0, 255)
     assert np.abs(ours - theirs).max() <= 1.0 and theirs.std() > 10
+
+
+def test_weights_kept_in_other_files_are_never_read(tmp_path, monkeypatch):
+    from onnx import TensorProto, helper
+
+    from mlabs_desktop.core.formats.onnx_import import import_onnx
+
+    (tmp_path / "secret.bin").write_bytes(b"private" * 100)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value="secret.bin")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [weight])
+    path = tmp_path / "outside.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="keeps its weights in other files"):
+        import_onnx(path)

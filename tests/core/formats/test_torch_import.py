@@ -146,3 +146,33 @@ def test_a_pytorch_example_model_stylizes_as_pytorch_does(tmp_path, isolated_hom
     theirs = styled(net, photo)
     assert np.abs(ours - theirs).max() <= 1.0  # within 1/255 of the full range
     assert np.std(theirs) > 10  # a real picture, not a constant one
+
+
+def test_a_tensor_that_repeats_its_values_to_fill_memory_is_refused(tmp_path):
+    """3000 x 3000 values from one stored float (stride 0): 36 MB from a few hundred bytes."""
+    with pytest.raises(UserError, match="holds more values than were stored"):
+        read_pth(zip_pth(tmp_path / "big.pth", tensor_pickle(1, (3000, 3000), (0, 0)), {"0": bytes(4)}))
+
+
+@pytest.mark.parametrize("shape", ["circle", "deep"])
+def test_weights_nested_in_a_circle_or_too_deep_are_refused(tmp_path, shape):
+    if shape == "circle":
+        nested: dict = {}
+        nested["self"] = nested
+    else:
+        nested = {"w": 1}
+        for _ in range(40):  # shared levels: 2**40 paths if walked naively
+            nested = {"a": nested, "b": nested}
+    with pytest.raises(UserError, match="deeper than a state dict, or in a circle"):
+        read_pth(zip_pth(tmp_path / "nested.pth", pickle.dumps(nested, protocol=2)))
+
+
+def test_a_legacy_view_reads_its_slice_of_the_root_storage(tmp_path):
+    """The 2017 files can hold views: (view key, offset, size) into a storage saved under its root key."""
+    pickled = tensor_pickle(10, (4,), (1,)).replace(
+        b"X\x03\x00\x00\x00cpuM\x0a\x00t", b"X\x03\x00\x00\x00cpuM\x0a\x00(X\x01\x00\x00\x00vK\x02K\x04tt")
+    head = b"".join(pickle.dumps(v, protocol=2) for v in (MAGIC_NUMBER, 1001, {"little_endian": True}))
+    values = np.arange(10, dtype="<f4")
+    path = tmp_path / "view.pth"
+    path.write_bytes(head + pickled + pickle.dumps(["0"], protocol=2) + struct.pack("<q", 10) + values.tobytes())
+    assert read_pth(path)["w"].tolist() == [2.0, 3.0, 4.0, 5.0]
