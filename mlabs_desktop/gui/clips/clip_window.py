@@ -49,11 +49,11 @@ class ClipWindow(QWidget):
     closed = Signal(object)
 
     def __init__(self, services: Services, info: ClipInfo, style: str, options: BlendOptions,
-                 parent: QWidget | None = None):
+                 stylizers: StylizerCache, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.info, self.style, self.options = info, style, options
         self._services = services
-        self._stylizers = StylizerCache(services.library)
+        self._stylizers = stylizers  # shared by every clip window: a style's network loads once
         self._rendered: dict[str, Path] = {}     # "preview" / "whole" -> the finished file in the cache folder
         self._worker: Worker | None = None
         self._still_wanted: float | None = None
