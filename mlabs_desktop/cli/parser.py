@@ -94,6 +94,9 @@ def build_parser() -> ArgumentParser:
                          help="brush strokes X times the size the style was trained with (0.25-4; 1: as trained)")
     stylize.add_argument("--mix", metavar="MODEL:AMOUNT",
                          help="mix in a second style, e.g. --mix='Van Gogh:0.3' for 30%% of it")
+    stylize.add_argument("--mix-weights", action="store_true",
+                         help="with --mix: blend the two networks' weights into one network instead of mixing "
+                              "their results (for styles fine-tuned from the same model)")
     stylize.add_argument("--steady", action=argparse.BooleanOptionalAction, default=True,
                          help="clips: hold the look steady from frame to frame (default); --no-steady styles each "
                               "frame on its own")

@@ -27,8 +27,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite, kinds=(PHOTOS, CLIPS))
     mix = _parse_mix(args.mix)
     check_brush(args.brush), mix and check_mix(mix[1])  # answered before any network loads
-    stylizer = Stylizer.open(model.folder, args.device, precision=args.precision)
-    stylizer.set_controls(args.brush, mix and (Stylizer.open(mix[0], args.device, precision=args.precision), mix[1]))
+    if args.mix_weights and not mix:
+        raise UserError("--mix-weights blends the weights of the style given with --mix; add --mix=MODEL:AMOUNT")
+    if args.mix_weights:
+        stylizer = Stylizer.blended(model, open_model_or_checkpoint(mix[0]), mix[1], args.device, args.precision)
+        stylizer.set_controls(args.brush)
+    else:
+        stylizer = Stylizer.open(model.folder, args.device, precision=args.precision)
+        stylizer.set_controls(args.brush, mix and (Stylizer.open(mix[0], args.device, precision=args.precision),
+                                                   mix[1]))
     if stylizer.precision == "bfloat16":
         err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
                                         if args.precision == "auto" else ""))

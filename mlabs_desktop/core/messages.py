@@ -46,6 +46,7 @@ class Voice:
     list_models: str       # where the library's models are listed
     brush: str             # the size of the brush strokes at stylize time
     mix: str               # a second style mixed in
+    mix_results: str       # how to mix two styles' results rather than their weights
 
 
 CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo="with a smaller --max-size",
@@ -58,7 +59,8 @@ CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo=
             give_photos="pass --train-path=DIR", name="--name", resume_model='`mlabs-desktop resume "{name}"`',
             architecture="--architecture", precision="--precision", device="--device", in_path="--in-path",
             out_path="--out-path", out="--out", size="--size", overwrite="add --overwrite to replace",
-            list_models="`mlabs-desktop library list` lists them", brush="--brush", mix="--mix")
+            list_models="`mlabs-desktop library list` lists them", brush="--brush", mix="--mix",
+            mix_results="leave out --mix-weights")
 APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
             lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
             resume="Resume on “{name}” in the Library with {batch}", auto_batch="",
@@ -68,7 +70,7 @@ APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a s
             resume_model="Resume on “{name}” in the Library", architecture="Architecture",
             precision="Precision", device="Device (Settings)", in_path="the input", out_path="the output",
             out="folder", size="the fixed size", overwrite="agree to replace", list_models="the Library shows them",
-            brush="Brush", mix="Mix")
+            brush="Brush", mix="Mix", mix_results="turn off “Blend the networks”")
 
 
 class Worded:

@@ -203,3 +203,35 @@ def test_brush_and_mix_from_the_command_line(tiny_model, tmp_path):
         result = cli("stylize", "--checkpoint=tiny", f"--in-path={photo}", f"--out-path={tmp_path / 'x.png'}", flag)
         assert result.returncode == 2 and words in result.stderr, result.stderr
         assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_mixing_the_weights_of_two_fine_tuned_styles(tiny_model, tmp_path):
+    from mlabs_desktop.core.library.store import Library
+    from sibling_styles import fine_tuned
+
+    library = Library()
+    fine_tuned(library, "warm", tiny_model, 0.02, 1)
+    fine_tuned(library, "cold", tiny_model, 0.02, 2)
+    fine_tuned(library, "stranger", tiny_model, 0.02, 3, sha="2" * 64)
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photo)
+    outputs = {}
+    for amount in ("0", "1", "0.5"):
+        outputs[amount] = tmp_path / f"{amount}.png"
+        cli("stylize", "--checkpoint=warm", f"--in-path={photo}", f"--out-path={outputs[amount]}",
+            f"--mix=cold:{amount}", "--mix-weights", "--precision=float32", check=True)
+    for name, amount in (("warm", "0"), ("cold", "1")):  # the ends are the styles themselves
+        alone = tmp_path / f"{name}.png"
+        cli("stylize", f"--checkpoint={name}", f"--in-path={photo}", f"--out-path={alone}", "--precision=float32",
+            check=True)
+        difference = np.abs(np.asarray(Image.open(alone), float) - np.asarray(Image.open(outputs[amount]), float))
+        assert difference.max() <= 1
+    middle = np.asarray(Image.open(outputs["0.5"]), float)
+    assert np.abs(middle - np.asarray(Image.open(outputs["0"]), float)).mean() > 0.5
+    for flags, words in ((["--mix=stranger:0.5", "--mix-weights"], "'warm' and 'stranger' were not fine-tuned from "
+                          "one parent network, so their weights cannot be blended; mix their results instead: "
+                          "leave out --mix-weights"),
+                         (["--mix-weights"], "--mix-weights blends the weights of the style given with --mix; add "
+                          "--mix=MODEL:AMOUNT")):
+        result = cli("stylize", "--checkpoint=warm", f"--in-path={photo}", f"--out-path={tmp_path / 'x.png'}", *flags)
+        assert result.returncode == 2 and result.stderr == f"error: {words}\n", result.stderr

@@ -69,8 +69,13 @@ def finish(original: np.ndarray, styled: np.ndarray, options: BlendOptions) -> n
 class Stylizer:
     """A loaded transform network, ready to restyle images of any size."""
 
-    def __init__(self, model: Model, device: str = "auto", precision: str = "float32"):
-        """``precision``: float32, bfloat16, or auto (bfloat16 where supported and it passes `precision`'s check)."""
+    def __init__(self, model: Model, device: str = "auto", precision: str = "float32",
+                 weights: dict[str, np.ndarray] | None = None):
+        """``precision``: float32, bfloat16, or auto (bfloat16 where supported and it passes `precision`'s check).
+
+        ``weights``: others than the model's own (a blend of two styles' weights); "auto" keeps
+        them in float32, since the check is made, and remembered, per weights file.
+        """
         import_keras_quietly()  # from any thread: waits while another one is still importing Keras
         from mlabs_desktop.core.networks.transform import build_transform_network
         from mlabs_desktop.core.networks.inference import make_forward
@@ -80,9 +85,10 @@ class Stylizer:
         self.device = choose_device(device)
         with device_scope(self.device):
             self.net = build_transform_network(model.manifest.architecture, model.manifest.input_scale)
-            assign(self.net, model.load_weights(), f"model '{model.name}'")
+            assign(self.net, model.load_weights() if weights is None else weights, f"model '{model.name}'")
             self._forward = make_forward(self.net)
-            self.precision = self._use_precision(precision)
+            self.precision = self._use_precision("float32" if weights is not None and precision == "auto"
+                                                 else precision)
         self._tiled = None  # the tile-by-tile runner, made for the first big image
         self.brush = 1.0
         self.mixed: tuple[Stylizer, float] | None = None   # a second style and how much of it
@@ -144,6 +150,16 @@ class Stylizer:
         model = open_model_or_checkpoint(name_or_path, library)  # a mistyped name is answered at once,
         import_keras_quietly()                                   # before seconds of backend start-up
         return cls(model, device, precision)
+
+    @classmethod
+    def blended(cls, first: Model, second: Model, amount: float, device: str = "auto",
+                precision: str = "float32") -> "Stylizer":
+        """One network with ``amount`` of ``second``'s weights over ``first``'s (styles fine-tuned from one parent)."""
+        from mlabs_desktop.core.stylize.controls import blend_weights
+
+        weights = blend_weights(first, second, amount)
+        import_keras_quietly()
+        return cls(first, device, precision, weights=weights)
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
         """The network's float result (H, W, 3), unclipped, exactly the input's size.

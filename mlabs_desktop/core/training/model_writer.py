@@ -63,6 +63,7 @@ class ModelWriter:
         self.history: dict[str, list[float]] = {"step": [], **{k: [] for k in LOSS_KEYS}}
         self.previous_seconds = 0.0
         self.init_arrays = None
+        self.parent_sha256: str | None = None
         if resume:
             # A resumed run may use another batch size (after running out of memory); the
             # manifest records the one the model trains with from here on.
@@ -81,6 +82,7 @@ class ModelWriter:
                                            "to {arch}", base=base.name, arch=base.manifest.architecture)
                 self.input_scale = base.manifest.input_scale
                 self.init_arrays = (base.load_weights(), base.name)
+                self.parent_sha256 = file_sha256(base.file(WEIGHTS))  # tells its fine-tuned siblings apart
             # A name made up for the user is made unique; one the user chose is never changed.
             self.name = config.name.strip() if config.name else library.unique_name(default_model_name(config))
             if library.find(self.name):
@@ -134,6 +136,8 @@ class ModelWriter:
             "train_path": str(Path(config.train_path).resolve()), "vgg_path": str(self.inputs.vgg_path),
             "test": str(self.inputs.test_path), "init_from": config.init_from,
         }
+        if self.parent_sha256:
+            provenance["init_from_sha256"] = self.parent_sha256
         return Manifest(name=self.name, architecture=config.architecture, input_scale=self.input_scale,
                         parameters=config.parameters(), provenance=provenance)
 

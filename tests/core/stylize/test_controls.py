@@ -10,6 +10,7 @@ from mlabs_desktop.core.images.ops import resize_to
 from mlabs_desktop.core.networks.precision import sample_photos
 from mlabs_desktop.core.stylize.controls import check_brush, check_mix, mix_results, run_with_brush
 from mlabs_desktop.core.stylize.stylizer import Stylizer
+from sibling_styles import fine_tuned
 
 
 def test_every_brush_size_keeps_the_photo_size():
@@ -57,3 +58,37 @@ def test_a_stylizer_with_brush_and_mix(tiny_model):
     assert bigger.shape == alone.shape and np.abs(bigger - alone).mean() > 1
     first.set_controls(mix=(other, 0.25))  # a quarter of the second style, at the trained brush size
     assert first.run(photo) == pytest.approx(0.75 * alone + 0.25 * theirs, abs=1e-3)
+
+
+def test_which_styles_can_blend_their_weights(tiny_model):
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.stylize.controls import weights_related
+
+    library = Library()
+    first, second = (fine_tuned(library, name, tiny_model, 0.01, seed) for seed, name in ((1, "first"), (2, "second")))
+    by_name = fine_tuned(library, "by name", tiny_model, 0.01, 3, sha=None)  # recorded before hashes were
+    other_parent = fine_tuned(library, "other", tiny_model, 0.01, 4, sha="0" * 64)  # its parent was retrained since
+    assert weights_related(first, second) and weights_related(second, first)
+    assert weights_related(first, tiny_model) and weights_related(tiny_model, first)  # a child and its parent
+    assert weights_related(first, by_name)  # by name where one did not record the weights
+    assert not weights_related(first, other_parent) and not weights_related(other_parent, tiny_model)
+    assert not weights_related(first, first)
+    assert not weights_related(first, fine_tuned(library, "classic one", tiny_model, 0.0, 5, architecture="classic"))
+
+
+def test_a_blend_of_weights_is_one_network_between_the_two(tiny_model):
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.stylize.controls import blend_weights
+
+    library = Library()
+    first, second = (fine_tuned(library, name, tiny_model, 0.02, seed) for seed, name in ((1, "first"), (2, "second")))
+    a, b = first.load_weights(), second.load_weights()
+    halfway = blend_weights(first, second, 0.5)
+    assert all(np.allclose(halfway[k], (a[k] + b[k]) / 2, atol=1e-6) for k in a)
+    photo = sample_photos((64, 48))[0]
+    ends = [Stylizer.blended(first, second, amount, device="cpu", precision="auto") for amount in (0.0, 1.0)]
+    assert ends[0].precision == "float32"  # the precision check is per weights file; a blend has none
+    assert ends[0].run(photo) == pytest.approx(Stylizer(first, device="cpu").run(photo), abs=1e-3)
+    assert ends[1].run(photo) == pytest.approx(Stylizer(second, device="cpu").run(photo), abs=1e-3)
+    with pytest.raises(UserError, match="not fine-tuned from one parent network"):
+        blend_weights(first, fine_tuned(library, "stranger", first, 0.0, 6, sha="1" * 64), 0.5)

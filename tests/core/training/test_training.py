@@ -8,7 +8,9 @@ import pytest
 from conftest import tiny_config, write_photos
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import CheckpointEvent, DoneEvent, PreviewEvent, StepEvent
-from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.library.store import WEIGHTS, Library
+from mlabs_desktop.core.smallfiles import file_sha256
+from mlabs_desktop.core.stylize.controls import weights_related
 from mlabs_desktop.core.training.trainer import Trainer
 
 
@@ -103,6 +105,9 @@ def test_fine_tune_starts_from_the_base_weights(vgg_h5, photos_dir, style_image,
     for name in base:
         np.testing.assert_allclose(tuned[name], base[name], atol=1e-5)
     assert model.manifest.provenance["init_from"] == "tiny"
+    # The parent's weights are recorded, so its fine-tuned children are known as siblings even if it is retrained.
+    assert model.manifest.provenance["init_from_sha256"] == file_sha256(tiny_model.file(WEIGHTS))
+    assert weights_related(model, tiny_model)
 
 
 def test_fine_tune_refuses_another_architecture(vgg_h5, photos_dir, style_image, tiny_model):
