@@ -76,7 +76,7 @@ def main() -> int:
     stylize = window.stylize_view
     stylize.select_style("Swirls")
     stylize.open_paths([photos])
-    wait(app, lambda: all("Swirls" in item.done for item in stylize.photos.items.values()), 300)
+    wait(app, lambda: all(item.ready(stylize.photos.look) for item in stylize.photos.items.values()), 300)
     window.show_view("library")
     window.library_view.select_model("Swirls")
 

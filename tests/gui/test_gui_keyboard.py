@@ -29,9 +29,13 @@ def test_stylize_tab_starts_at_the_toolbar_and_reaches_the_blend_controls_last(w
     qtbot.waitUntil(lambda: view.isAncestorOf(QApplication.focusWidget()), timeout=2000)
     first = QApplication.focusWidget()
     assert first.defaultAction() is view.open_action  # the first thing a newcomer does: Open…
-    stops = [first, *tab_stops(window, qtbot, 6)]
+    panel = view.style_panel
+    stops = [first, *tab_stops(window, qtbot, 8)]
     assert stops.index(view.strength) > stops.index(view.split_button)
-    assert stops[-1] is first  # Open…, Split, the empty state's Open…, the styles, Strength, colours, round
+    blend = [view.strength, view.preserve, panel.brush.slider, panel.mix.combo]
+    assert [stops.index(w) for w in blend] == sorted(stops.index(w) for w in blend)
+    # Open…, Split, the empty state's Open…, the styles, Strength, colours, Brush size, Mix with, round
+    assert stops[-1] is first
 
 
 def test_library_tab_starts_at_the_search_box_and_skips_scroll_areas(window, qtbot, tiny_model):

@@ -13,7 +13,7 @@ import numpy as np
 import shiboken6
 from PySide6.QtCore import QMimeData, QObject, Qt, QThread, QUrl, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QWidget
 
 from mlabs_desktop.core import messages
 from mlabs_desktop.core.errors import Cancelled, UserError
@@ -159,6 +159,13 @@ class Worker(QThread):
             self.failed.emit(describe_exception(exc))
         else:
             self.succeeded.emit(result)
+
+
+def narrow_combo(combo: QComboBox) -> QComboBox:
+    """A combo box that may be narrower than its longest choice (elided), so the form fits a small window."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(10)
+    return combo
 
 
 def user_text(exc: BaseException) -> str:

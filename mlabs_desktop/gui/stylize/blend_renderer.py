@@ -40,9 +40,11 @@ class BlendRenderer(QObject):
         self._waiting: tuple[int, Callable[[Callable[[Any], None], Callable[[], bool]], QImage]] | None = None
         self._tokens = itertools.count(1)
 
-    def request(self, rgb: np.ndarray, raw: np.ndarray, alpha: np.ndarray | None, options: BlendOptions) -> int:
+    def request(self, rgb: np.ndarray, raw: Callable[[], np.ndarray], alpha: np.ndarray | None,
+                options: BlendOptions) -> int:
+        """Blend ``raw()`` (made in the thread too: mixing two styles' results costs as much as blending)."""
         token = next(self._tokens)
-        self._waiting = (token, lambda report, cancelled: render_blend(rgb, raw, alpha, options))
+        self._waiting = (token, lambda report, cancelled: render_blend(rgb, raw(), alpha, options))
         self._start()
         return token
 

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QLabel
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.stylize.blend_renderer import BlendRenderer, render_blend
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem, short_reason
-from mlabs_desktop.gui.stylize.style_picker import EMPTY_NOTE, StylePanel
+from mlabs_desktop.gui.stylize.style_panel import StylePanel
+from mlabs_desktop.gui.stylize.style_picker import EMPTY_NOTE
 
 DEBOUNCE_PIXELS = 1_500_000  # above this, blend changes wait for the slider to rest
 
@@ -63,16 +64,16 @@ class ComparisonDisplay(QObject):
     @Slot()
     def reblend(self) -> None:
         """Show the current photo's cached result with the current strength and colours."""
-        item = self._current()
-        raw = self._photos.result(item, self._photos.style) if item is not None else None
+        item, look = self._current(), self._photos.look
+        raws = self._photos.look_raws(item, look) if item is not None else None
         self._blend_token = 0  # whatever a thread still blends for an earlier request is now stale
-        if item is None or item.image is None or raw is None:
+        if item is None or item.image is None or raws is None:
             self._compare.set_styled(None)
         elif self._is_big(item):  # a part of a second in NumPy: off the GUI thread
-            self._blend_token = self._blender.request(item.image.rgb, raw, item.image.alpha,
+            self._blend_token = self._blender.request(item.image.rgb, lambda: look.combine(raws), item.image.alpha,
                                                       self._style_panel.options())
         else:
-            self._compare.set_styled(render_blend(item.image.rgb, raw, item.image.alpha,
+            self._compare.set_styled(render_blend(item.image.rgb, look.combine(raws), item.image.alpha,
                                                   self._style_panel.options()))
 
     @Slot(int, object)
@@ -90,7 +91,7 @@ class ComparisonDisplay(QObject):
                 self._compare.set_images(item.display, None, reset_view=True)
             self.reblend()
         self._shown_id = item.id if item is not None else None
-        self._compare.set_labels("Original", self._photos.style or "Styled")
+        self._compare.set_labels("Original", self._photos.look.title or "Styled")
         self.show_state(item)
         self.shown.emit()
 
@@ -99,7 +100,7 @@ class ComparisonDisplay(QObject):
         if item is None:
             self._compare.set_overlay(None)
             return
-        state, detail = item.state(self._photos.style)
+        state, detail = item.state(self._photos.look)
         if item.image is None:
             text = (f"Could not open {item.name}\n{short_reason(detail).capitalize()}. Choose Retry in the list's "
                     "context menu, or remove it with Delete." if state == "failed"

@@ -17,6 +17,7 @@ from mlabs_desktop.core.filenames import slugify
 from mlabs_desktop.core.outputs import InputSet, occupied, styled_name
 from mlabs_desktop.core.stylize.stylizer import BlendOptions, finish
 from mlabs_desktop.gui.kit.common import Worker, confirm_replace
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.stylize.queue import QueueItem
 
 
@@ -95,7 +96,7 @@ class Exporter(QObject):
     busy_changed = Signal()
 
     def __init__(self, parent: QWidget, say: Callable[[str], None], error: Callable[[str, str], None],
-                 result: Callable[[QueueItem, str], np.ndarray | None], originals: Callable[[], list[Path]]):
+                 result: Callable[[QueueItem, Look], np.ndarray | None], originals: Callable[[], list[Path]]):
         super().__init__(parent)
         self._window, self._say, self._error, self._result = parent, say, error, result
         self._originals = originals
@@ -104,8 +105,8 @@ class Exporter(QObject):
     def is_busy(self) -> bool:
         return self._worker is not None
 
-    def save_one(self, item: QueueItem, style: str, options: BlendOptions, start: Path) -> None:
-        suggested = start / output_name(item, style, alpha=item.has_alpha)
+    def save_one(self, item: QueueItem, look: Look, options: BlendOptions, start: Path) -> None:
+        suggested = start / output_name(item, look.title, alpha=item.has_alpha)
         path, _ = QFileDialog.getSaveFileName(self._window, "Save styled photo", str(suggested),
                                               "JPEG (*.jpg *.jpeg);;PNG (*.png);;WebP (*.webp);;TIFF (*.tif *.tiff)")
         if not path:
@@ -117,14 +118,14 @@ class Exporter(QObject):
             return
         if target.name != Path(path).name and occupied(target) and not confirm_replace(self._window, [target]):
             return  # the dialog asked about the name without .jpg
-        self.start([(target, item)], style, options)
+        self.start([(target, item)], look, options)
 
-    def save_all(self, items: Sequence[QueueItem], style: str, options: BlendOptions, start: Path) -> None:
+    def save_all(self, items: Sequence[QueueItem], look: Look, options: BlendOptions, start: Path) -> None:
         folder = QFileDialog.getExistingDirectory(self._window, "Save all styled photos into", str(start))
         if not folder:
             return
         originals = InputSet(self._originals())
-        targets = unique_targets(Path(folder), items, style, replace=True, originals=originals)
+        targets = unique_targets(Path(folder), items, look.title, replace=True, originals=originals)
         existing = sum(occupied(t) for t, _ in targets)
         if existing:
             buttons = QMessageBox.StandardButton
@@ -135,13 +136,13 @@ class Exporter(QObject):
             if answer == buttons.Cancel:
                 return
             if answer == buttons.No:
-                targets = unique_targets(Path(folder), items, style, replace=False, originals=originals)
-        self.start(targets, style, options)
+                targets = unique_targets(Path(folder), items, look.title, replace=False, originals=originals)
+        self.start(targets, look, options)
 
-    def start(self, targets: Sequence[tuple[Path, QueueItem]], style: str, options: BlendOptions) -> None:
+    def start(self, targets: Sequence[tuple[Path, QueueItem]], look: Look, options: BlendOptions) -> None:
         # Only references are taken here: results spilled to disk are read in the worker, one at a time.
-        work = [ExportItem(path, it.image, it.local, lambda it=it: self._result(it, style))
-                for path, it in targets if style in it.done]
+        work = [ExportItem(path, it.image, it.local, lambda it=it: self._result(it, look))
+                for path, it in targets if it.ready(look)]
         worker = Worker(export_job(work, options), parent=self, name="export")
         # Bound methods of this GUI-thread object, so Qt delivers them on the GUI thread.
         worker.progress.connect(self._on_progress)

@@ -15,7 +15,7 @@ from mlabs_desktop.gui.kit.common import local_path
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.stylize.export import Exporter
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
-from mlabs_desktop.gui.stylize.style_picker import StylePanel
+from mlabs_desktop.gui.stylize.style_panel import StylePanel
 
 Source = Union[Path, str]
 
@@ -65,14 +65,15 @@ class PhotoFiles(QObject):
         return item.source.parent if item is not None and isinstance(item.source, Path) else Path.home()
 
     def save_current(self) -> None:
-        item = self._current()
-        if item is not None and self._photos.style in item.done:
-            self._exporter.save_one(item, self._photos.style or "", self._style_panel.options(), self._start_dir())
+        item, look = self._current(), self._photos.look
+        if item is not None and item.ready(look):
+            self._exporter.save_one(item, look, self._style_panel.options(), self._start_dir())
 
     def save_all(self) -> None:
-        done = [it for it in self._photos.items.values() if self._photos.style in it.done]
+        look = self._photos.look
+        done = [it for it in self._photos.items.values() if it.ready(look)]
         if done:
-            self._exporter.save_all(done, self._photos.style or "", self._style_panel.options(), self._start_dir())
+            self._exporter.save_all(done, look, self._style_panel.options(), self._start_dir())
 
     def copy_current(self) -> None:
         image = self._compare.styled_image()

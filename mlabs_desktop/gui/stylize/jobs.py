@@ -15,18 +15,65 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from mlabs_desktop.core.images.decode import LoadedImage
+from mlabs_desktop.core.stylize.controls import mix_results
 from mlabs_desktop.core.stylize.stylizer import BlendOptions
 
 _tokens = itertools.count(1)
 
 
+@dataclass(frozen=True)
+class Run:
+    """One network pass whose raw result the queue keeps: a style at a brush size, perhaps with a sibling's weights."""
+
+    style: str
+    brush: float = 1.0
+    weights_of: str | None = None  # a style fine-tuned from the same parent, whose weights are blended in
+    weights_amount: float = 0.0
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the Stylize view shows and saves: a style, its brush size, and a second style mixed in.
+
+    A mix of results re-blends two cached runs for any amount; a mix of weights
+    (``mix_weights``) is one network, so a new amount is a new run.
+    """
+
+    style: str | None = None
+    brush: float = 1.0
+    mix: str | None = None
+    mix_amount: float = 0.0
+    mix_weights: bool = False
+
+    def runs(self) -> tuple[Run, ...]:
+        if self.style is None:
+            return ()
+        if self.mix is None:
+            return (Run(self.style, self.brush),)
+        if self.mix_weights:
+            return (Run(self.style, self.brush, self.mix, self.mix_amount),)
+        return Run(self.style, self.brush), Run(self.mix, self.brush)
+
+    def combine(self, raws: list[np.ndarray]) -> np.ndarray:
+        """One raw result from those of `runs`: a mix of results blends the two."""
+        return mix_results(raws[0], raws[1], self.mix_amount) if len(raws) == 2 else raws[0]
+
+    @property
+    def title(self) -> str:
+        """"Swirls", "Swirls + 30 % Waves, brush 2×": the comparison's label and the saved files' names."""
+        text = self.style or ""
+        if self.style and self.mix:
+            text += f" {'blended with' if self.mix_weights else '+'} {self.mix_amount * 100:.0f} % {self.mix}"
+        return text + (f", brush {self.brush:g}×" if self.style and self.brush != 1.0 else "")
+
+
 @dataclass(frozen=True, eq=False)
 class StyleJob:
-    """Load a photo (downloading a URL first) and, when a style is given, run the network on it."""
+    """Load a photo (downloading a URL first) and run each of ``runs`` on it."""
 
     item_id: int
     source: Union[Path, str]             # a file, or an http(s) URL fetched in the worker
-    model_name: str | None               # None: only load the photo (no style yet)
+    runs: tuple[Run, ...]                # empty: only load the photo (no style yet)
     device: str = "auto"
     image: LoadedImage | None = None  # the cached original; None loads it
     token: int = field(default_factory=lambda: next(_tokens))
@@ -79,7 +126,7 @@ class LoadFailed:
 @dataclass(frozen=True)
 class Styled:
     item_id: int
-    model_name: str
+    run: Run
     raw: np.ndarray  # the network's float result, unclipped, the photo's size
     seconds: float
     precision: str = "float32"  # what the network computed in ("bfloat16" where the model passes the gate)

@@ -1,9 +1,9 @@
 """The photo queue of the Stylize view: what each photo holds, and the queue running it (the list is `queue_list`).
 
 An item keeps its original (float RGB + alpha) and the network's raw float result
-per style, so strength and colour changes re-blend from memory instead of running
-the network again. Its state (queued / running / done / failed) is always for the
-style currently picked.
+per `Run` (a style at a brush size), so strength, colour and mix changes re-blend
+from memory instead of running the network again. Its state (queued / running /
+done / failed) is always for the `Look` currently picked, which may need two runs.
 
 Memory stays bounded however long the queue: originals past their budget are
 let go (and read from their file again when shown or saved), results past
@@ -26,8 +26,8 @@ from PySide6.QtGui import QImage, QPixmap
 from mlabs_desktop.core.images.decode import LoadedImage
 from mlabs_desktop.core.hardware.memory import host_memory
 from mlabs_desktop.core.stylize.result_store import ResultStore
-from mlabs_desktop.gui.stylize.jobs import (ImageLoaded, JobEnded, JobFailed, JobStarted, LoadFailed, StatusText,
-                                            Styled, StyleJob)
+from mlabs_desktop.gui.stylize.jobs import (ImageLoaded, JobEnded, JobFailed, JobStarted, LoadFailed, Look, Run,
+                                            StatusText, Styled, StyleJob)
 from mlabs_desktop.gui.stylize.worker import StylizeQueue
 
 if TYPE_CHECKING:
@@ -52,13 +52,13 @@ class QueueItem:
     image: LoadedImage | None = None              # the original, once loaded
     display: QImage | None = None                 # the same, ready to draw (made in the worker)
     thumb: QPixmap | None = None
-    done: set[str] = field(default_factory=set)   # styles with a result in the queue's `ResultStore`
+    done: set[Run] = field(default_factory=set)   # runs with a result in the queue's `ResultStore`
     local: Path | None = None                     # the file the original was read from (a URL's download)
     has_alpha: bool = False                       # known once opened, kept when the original is let go
-    seconds: dict[str, float] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)          # style -> why it failed
+    seconds: dict[Run, float] = field(default_factory=dict)
+    errors: dict[Run, str] = field(default_factory=dict)          # run -> why it failed
     load_error: str | None = None                 # the photo itself is unusable
-    running: str | None = None                    # the style the worker runs on it now ("": loading)
+    running: tuple[Run, ...] | None = None        # what the worker runs on it now (empty: only loading)
 
     @property
     def name(self) -> str:
@@ -71,17 +71,24 @@ class QueueItem:
     def stem(self) -> str:
         return Path(self.name).stem or "image"
 
-    def state(self, style: str | None) -> tuple[str, str]:
-        """(state, detail) for ``style``: the words the list and the tooltip show."""
+    def ready(self, look: Look) -> bool:
+        """Every run ``look`` needs is done."""
+        runs = look.runs()
+        return bool(runs) and all(run in self.done for run in runs)
+
+    def state(self, look: Look) -> tuple[str, str]:
+        """(state, detail) for ``look``: the words the list and the tooltip show."""
         if self.load_error:
             return "failed", self.load_error
-        if style is None:
+        runs = look.runs()
+        if not runs:
             return "queued", "Waiting for a style"
-        if style in self.errors:
-            return "failed", self.errors[style]
-        if style in self.done:
-            return "done", f"Done in {self.seconds.get(style, 0):.1f} s"
-        if self.running is not None and self.running == style:
+        failed = next((run for run in runs if run in self.errors), None)
+        if failed is not None:
+            return "failed", self.errors[failed]
+        if self.ready(look):
+            return "done", f"Done in {sum(self.seconds.get(run, 0) for run in runs):.1f} s"
+        if self.running is not None and any(run in self.running for run in runs):
             return "running", "Loading…" if self.image is None else "Stylizing…"
         return "queued", "Queued"
 
@@ -104,12 +111,12 @@ class PhotoQueue(QObject):
     changed = Signal(int, bool)       # item id, whether its pictures changed (not only its state)
     failed = Signal(str, str, bool)   # photo name, message, failed while opening (not while styling)
     status = Signal(str)              # download progress and the like
-    _result_dropped = Signal(object)  # (item id, style): neither memory nor disk could keep it
+    _result_dropped = Signal(object)  # (item id, run): neither memory nor disk could keep it
 
     def __init__(self, library: Callable[[], Library], device: Callable[[], str], parent: QObject | None = None):
         super().__init__(parent)
         self.items: dict[int, QueueItem] = {}
-        self.style: str | None = None
+        self.look = Look()
         self.shown: int | None = None
         self.worker = StylizeQueue(library, self)
         self.worker.event.connect(self._on_event)
@@ -121,15 +128,29 @@ class PhotoQueue(QObject):
         self.results = ResultStore(results_budget, dropped=self._result_dropped.emit)
         self.precisions: dict[str, str] = {}  # style -> what its network last computed in
 
+    @property
+    def style(self) -> str | None:
+        return self.look.style
+
     # -- what the view asks
 
     def originals(self) -> list[Path]:
         """The files the queued photos were read from: a save never writes over one of them."""
         return [path for item in self.items.values() for path in (item.source, item.local)
                 if isinstance(path, Path)]
-    def result(self, item: QueueItem, style: str | None, *, keep: bool = True) -> np.ndarray | None:
-        """The raw result of ``item`` in ``style``, read back from disk if it was spilled."""
-        return self.results.get((item.id, style), keep=keep) if style in item.done else None
+
+    def result(self, item: QueueItem, run: Run, *, keep: bool = True) -> np.ndarray | None:
+        """The raw result of ``run`` on ``item``, read back from disk if it was spilled."""
+        return self.results.get((item.id, run), keep=keep) if run in item.done else None
+
+    def look_raws(self, item: QueueItem, look: Look, *, keep: bool = True) -> list[np.ndarray] | None:
+        """The raw results of ``look``'s runs on ``item`` (`Look.combine` makes one); None until all are done."""
+        raws = [self.result(item, run, keep=keep) for run in look.runs()]
+        return None if not raws or any(raw is None for raw in raws) else raws  # type: ignore[return-value]
+
+    def look_result(self, item: QueueItem, look: Look, *, keep: bool = True) -> np.ndarray | None:
+        raws = self.look_raws(item, look, keep=keep)
+        return None if raws is None else look.combine(raws)
 
     def originals_bytes(self) -> int:
         return sum(self._originals.values())
@@ -155,10 +176,13 @@ class PhotoQueue(QObject):
             self.added.emit()
         return added, first
 
-    def set_style(self, name: str | None, first: int | None = None) -> None:
-        """Queue every photo again for ``name`` (``first`` ahead); cached results come back at once."""
-        self.style = name
-        self.worker.discard(lambda job: isinstance(job, StyleJob))  # they were for the old style
+    def set_look(self, look: Look, first: int | None = None) -> None:
+        """Queue every photo again for ``look`` (``first`` ahead); cached results come back at once."""
+        same_runs = look.runs() == self.look.runs()
+        self.look = look
+        if same_runs:
+            return  # a new amount of a mix of results: only the picture changes
+        self.worker.discard(lambda job: isinstance(job, StyleJob))  # they were for the old look
         for item in sorted(self.items.values(), key=lambda it: it.id != first):
             if self._needs_work(item):
                 self._submit(item)
@@ -187,38 +211,40 @@ class PhotoQueue(QObject):
         for item_id in gone:  # a job running on one finishes; its result finds no item and is dropped
             item = self.items.pop(item_id, None)
             self._originals.pop(item_id, None)
-            for style in item.done if item else ():
-                self.results.discard((item_id, style))
+            for run in item.done if item else ():
+                self.results.discard((item_id, run))
 
     def retry(self, ids: Sequence[int]) -> None:
         for item in (self.items[i] for i in ids if i in self.items):
-            if item.load_error or self.style in item.errors:
+            if item.load_error or any(run in item.errors for run in self.look.runs()):
                 item.load_error = None
-                item.errors.pop(self.style or "", None)
+                for run in self.look.runs():
+                    item.errors.pop(run, None)
                 self._submit(item)
                 self.changed.emit(item.id, False)
 
     # -- internals
-    def _needs_style(self, item: QueueItem) -> bool:
-        return self.style is not None and self.style not in item.done and self.style not in item.errors
+    def _missing(self, item: QueueItem) -> tuple[Run, ...]:
+        """The current look's runs that ``item`` has neither a result nor a failure for."""
+        return tuple(run for run in self.look.runs() if run not in item.done and run not in item.errors)
 
     def _needs_work(self, item: QueueItem) -> bool:
-        """Not failed, and never opened yet or missing a result in the current style, and not running it."""
-        if item.load_error or item.running == (self.style or ""):
+        """Not failed, and never opened yet or missing a result in the current look, and not running it."""
+        missing = self._missing(item)
+        if item.load_error or (item.running is not None and set(missing) <= set(item.running)):
             return False
-        return item.local is None or self._needs_style(item)
+        return item.local is None or bool(missing)
 
     def _job(self, item: QueueItem) -> StyleJob:
         # Once opened, a photo is read again from its local file: a URL is not downloaded twice.
-        # A photo let go of whose result is kept is only read again, never re-run.
-        style = self.style if self._needs_style(item) else None
-        return StyleJob(item.id, item.local or item.source, style, self._device(), item.image)
+        # A photo let go of whose results are kept is only read again, never re-run.
+        return StyleJob(item.id, item.local or item.source, self._missing(item), self._device(), item.image)
 
     def _submit(self, item: QueueItem) -> None:
         self.worker.submit(self._job(item))
 
     def _pin(self) -> None:
-        self.results.pin({(self.shown, self.style)} if self.shown is not None else set())
+        self.results.pin({(self.shown, run) for run in self.look.runs()} if self.shown is not None else set())
 
     def _keep_original(self, item: QueueItem) -> None:
         assert item.image is not None and item.display is not None
@@ -235,11 +261,11 @@ class PhotoQueue(QObject):
 
     @Slot(object)
     def _on_result_dropped(self, key: object) -> None:
-        item_id, style = key  # type: ignore[misc]
+        item_id, run = key  # type: ignore[misc]
         item = self.items.get(item_id)
-        if item is None or style not in item.done:
+        if item is None or run not in item.done:
             return
-        item.done.discard(style)
+        item.done.discard(run)
         if item_id == self.shown:
             self.show(item_id)  # on screen, so run it again now; others wait until they are shown
         self.changed.emit(item_id, False)
@@ -255,7 +281,7 @@ class PhotoQueue(QObject):
             return  # removed meanwhile, or an All styles job (its dialog listens itself)
         new_pixels = False
         if isinstance(event, JobStarted):
-            item.running = event.job.model_name or ""  # "": only loading, no style yet
+            item.running = event.job.runs
         elif isinstance(event, ImageLoaded):
             item.image, item.display, item.local, new_pixels = event.image, event.display, event.image.path, True
             item.has_alpha = event.image.alpha is not None
@@ -265,17 +291,19 @@ class PhotoQueue(QObject):
             item.load_error = event.message
             self.failed.emit(item.name, event.message, True)
         elif isinstance(event, Styled):
-            item.done.add(event.model_name)
-            item.seconds[event.model_name] = event.seconds
-            self.precisions[event.model_name] = event.precision
-            self.results.put((item.id, event.model_name), event.raw)
-            new_pixels = event.model_name == self.style
+            item.done.add(event.run)
+            item.seconds[event.run] = event.seconds
+            if event.run.weights_of is None:  # a blend of weights always runs in float32
+                self.precisions[event.run.style] = event.precision
+            self.results.put((item.id, event.run), event.raw)
+            new_pixels = item.ready(self.look) and event.run in self.look.runs()
         elif isinstance(event, JobFailed):
-            if event.job.model_name:
-                item.errors[event.job.model_name] = event.message
-            else:
+            unfinished = [run for run in event.job.runs if run not in item.done]
+            for run in unfinished:  # the run that failed and those it kept from running
+                item.errors[run] = event.message
+            if not unfinished:
                 item.load_error = event.message
-            self.failed.emit(item.name, event.message, not event.job.model_name)
+            self.failed.emit(item.name, event.message, not unfinished)
         elif isinstance(event, JobEnded):
             item.running = None
         self.changed.emit(item.id, new_pixels)

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QListWidget, QListWidgetItem, 
                                QStyleOptionViewItem, QWidget)
 
 from mlabs_desktop.gui.kit.canvas import ALERT, paint_alert_disc
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.stylize.queue import QueueItem, short_reason
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -115,19 +116,19 @@ class PhotoQueueList(QListWidget):
     def row_of(self, item_id: int) -> QListWidgetItem | None:
         return self._rows.get(item_id)
 
-    def add(self, item: QueueItem, style: str | None) -> QListWidgetItem:
+    def add(self, item: QueueItem, look: Look) -> QListWidgetItem:
         entry = QListWidgetItem(item.name)
         entry.setData(ID_ROLE, item.id)
         self.addItem(entry)
         self._rows[item.id] = entry
-        self.refresh(item, style)
+        self.refresh(item, look)
         return entry
 
-    def refresh(self, item: QueueItem, style: str | None) -> None:
+    def refresh(self, item: QueueItem, look: Look) -> None:
         entry = self.row_of(item.id)
         if entry is None:
             return
-        state, detail = item.state(style)
+        state, detail = item.state(look)
         entry.setData(STATE_ROLE, state)
         entry.setData(DETAIL_ROLE, detail)
         entry.setData(THUMB_ROLE, item.thumb)

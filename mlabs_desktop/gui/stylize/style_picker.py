@@ -13,12 +13,11 @@ from typing import Sequence
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QListView, QListWidget,
-                               QListWidgetItem, QSlider, QStackedWidget, QStyle, QStyledItemDelegate,
+from PySide6.QtWidgets import (QAbstractItemView, QLabel, QListView, QListWidget,
+                               QListWidgetItem, QStackedWidget, QStyle, QStyledItemDelegate,
                                QStyleOptionViewItem, QVBoxLayout, QWidget)
 
 from mlabs_desktop.core.library.store import PREVIEW, STYLE_THUMB, Model
-from mlabs_desktop.core.stylize.stylizer import BlendOptions
 from mlabs_desktop.gui.kit.common import pixmap_from_file
 
 ICON = 84
@@ -187,52 +186,6 @@ class StylePicker(QWidget):
     def _on_current(self, entry: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if entry is not None:
             self.styleChosen.emit(str(entry.data(Qt.ItemDataRole.UserRole)))
-
-
-class StylePanel(QWidget):
-    """The Stylize view's right column: which style, how strong, whose colours."""
-
-    styleChosen = Signal(str)
-    blendChanged = Signal()
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.picker = StylePicker()
-        self.picker.styleChosen.connect(self.styleChosen)
-        self.strength = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=100, pageStep=10,
-                                toolTip="How much of the style to apply; 0 % is the original photo")
-        self.strength.setAccessibleName("Strength")
-        self.strength_value = QLabel("100 %")
-        self.strength.valueChanged.connect(lambda v: self.strength_value.setText(f"{v} %"))
-        self.strength.valueChanged.connect(self.blendChanged)
-        self.preserve = QCheckBox("Preserve colours", toolTip="Keep the photo's own colours and take only the "
-                                                              "brushwork (brightness) from the style")
-        self.preserve.toggled.connect(self.blendChanged)
-        title = QLabel("<b>Style</b>")
-        title.setContentsMargins(2, 0, 0, 0)
-        strength_row = QHBoxLayout()
-        self.strength_caption = QLabel("Strength")
-        strength_row.addWidget(self.strength_caption)
-        strength_row.addStretch(1)
-        strength_row.addWidget(self.strength_value)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(8)
-        layout.addWidget(title)
-        layout.addWidget(self.picker, 1)
-        layout.addSpacing(4)
-        layout.addLayout(strength_row)
-        layout.addWidget(self.strength)
-        layout.addWidget(self.preserve)
-        self.setMinimumWidth(236)
-
-    def options(self) -> BlendOptions:
-        return BlendOptions(self.strength.value() / 100.0, self.preserve.isChecked())
-
-    def set_blend_enabled(self, enabled: bool) -> None:
-        """Strength and colours mean something only once there is a style; they look it, captions too."""
-        for widget in (self.strength_caption, self.strength_value, self.strength, self.preserve):
-            widget.setEnabled(enabled)
 
 
 def _mtime(path: Path) -> float:

@@ -1,8 +1,8 @@
 """The Stylize view: drop photos, pick a style, compare before and after, save.
 
 Data flow: dropped paths -> queue items -> one serial worker runs the network ->
-the raw float result is cached per item and style -> strength and colour options
-re-blend that cache in NumPy (never re-running the network) -> the comparison
+the raw float result is cached per item and run (a style at a brush size) -> strength,
+colour and mix options re-blend that cache in NumPy (never re-running the network) -> the comparison
 (`display.ComparisonDisplay`). Open, paste, save and copy are `files.PhotoFiles`;
 drops arrive through `chrome.PhotoDrops`. Each part talks to the view by signals.
 """
@@ -27,7 +27,7 @@ from mlabs_desktop.gui.stylize.export import Exporter
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
 from mlabs_desktop.gui.stylize.queue_list import PhotoQueueList
 from mlabs_desktop.gui.kit.services import Services
-from mlabs_desktop.gui.stylize.style_picker import StylePanel
+from mlabs_desktop.gui.stylize.style_panel import StylePanel
 from mlabs_desktop.gui.stylize.chrome import (DropOverlay, EmptyState, FailureReport, PhotoDrops, panel_title,
                                               text_button, view_action)
 from mlabs_desktop.gui.stylize.display import ComparisonDisplay
@@ -54,7 +54,7 @@ class StylizeView(QWidget):
         self.photos.status.connect(self._say)
         self.photos.worker.busy_changed.connect(self._update_status)
         self._exporter = Exporter(self, self._say, services.hub.error.emit,
-                                  lambda item, style: self.photos.result(item, style, keep=False),
+                                  lambda item, look: self.photos.look_result(item, look, keep=False),
                                   self.photos.originals)
         self._exporter.busy_changed.connect(self._update_actions)
         self.compare = BeforeAfterView()
@@ -139,10 +139,11 @@ class StylizeView(QWidget):
         self.center.addWidget(self.empty)
         self.center.addWidget(self.compare)
 
-        # Right: style, strength, colours.
-        self.picker, self.strength, self.preserve = (self.style_panel.picker, self.style_panel.strength,
+        # Right: style, strength, colours, brush size, mix.
+        self.picker, self.strength, self.preserve = (self.style_panel.picker, self.style_panel.strength.slider,
                                                      self.style_panel.preserve)
         self.style_panel.styleChosen.connect(self._set_style)
+        self.style_panel.lookChanged.connect(self._apply_look)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False, handleWidth=12)
         for widget, stretch in ((self.queue_panel, 0), (self.center, 1), (self.style_panel, 0)):
@@ -199,7 +200,7 @@ class StylizeView(QWidget):
             return 0
         added, first = self.photos.add([*files, *urls])
         for item_id in sorted(set(self.photos.items) - set(self.queue_list.ids())):
-            self.queue_list.add(self.photos.items[item_id], self.photos.style)
+            self.queue_list.add(self.photos.items[item_id], self.photos.look)
         self._update_panels()
         if first is not None:
             self.queue_list.select_id(first)
@@ -227,11 +228,12 @@ class StylizeView(QWidget):
         except (OSError, UserError) as exc:
             models = []
             self._say(f"Cannot read the library: {user_text(exc)}")
-        self.picker.set_models(models)
+        self.style_panel.set_models(models)
         names = self.picker.names()
         self.style_panel.set_blend_enabled(bool(names))
         if self.photos.style in names:
             self.picker.select(self.photos.style)
+            self._apply_look()  # the mix's second style may have gone
         else:
             self._set_style(names[0] if names else None)
         self._update_actions()
@@ -242,13 +244,20 @@ class StylizeView(QWidget):
 
     @Slot(str)
     def _set_style(self, name: str | None) -> None:
-        if name == self.photos.style:
-            return
         if name is not None:
             self.picker.select(name)
-        self.photos.set_style(name, first=self.queue_list.current_id())
+        self.style_panel.mix.set_style(name)
+        self._apply_look()
+
+    @Slot()
+    def _apply_look(self) -> None:
+        """Show what the panel now asks for: cached results at once, the rest queued."""
+        look = self.style_panel.look()
+        if look == self.photos.look:
+            return
+        self.photos.set_look(look, first=self.queue_list.current_id())
         for item in self.photos.items.values():
-            self.queue_list.refresh(item, name)
+            self.queue_list.refresh(item, look)
         self.display.show_current(reset_view=False)
         self._update_status()
 
@@ -281,7 +290,7 @@ class StylizeView(QWidget):
             menu = QMenu(self)
             items = [self.photos.items[i] for i in ids if i in self.photos.items]
             menu.addAction("Retry", lambda: self.photos.retry(ids)).setEnabled(
-                any(it.state(self.photos.style)[0] == "failed" for it in items))
+                any(it.state(self.photos.look)[0] == "failed" for it in items))
             menu.addAction(self.remove_action)
             menu.exec(self.queue_list.viewport().mapToGlobal(pos))
 
@@ -291,10 +300,10 @@ class StylizeView(QWidget):
         item = self.photos.items.get(item_id)
         if item is None:
             return
-        self.queue_list.refresh(item, self.photos.style)
+        self.queue_list.refresh(item, self.photos.look)
         if item_id == self.queue_list.current_id():
             if new_pixels:  # loaded: a new picture and Fit; styled: the same picture, new right side
-                self.display.show_current(reset_view=self.photos.style not in item.done)
+                self.display.show_current(reset_view=not item.ready(self.photos.look))
             else:
                 self.display.show_state(item)
         self._update_status()
@@ -314,11 +323,11 @@ class StylizeView(QWidget):
     def _update_actions(self) -> None:
         item = self._current()
         loaded = item is not None and item.image is not None
-        ready = loaded and self.photos.style in item.done  # type: ignore[union-attr]
+        ready = loaded and item.ready(self.photos.look)  # type: ignore[union-attr]
         saving = self._exporter.is_busy()
         self.save_action.setEnabled(ready and not saving)
         self.copy_action.setEnabled(ready)
-        any_done = any(self.photos.style in it.done for it in self.photos.items.values())
+        any_done = any(it.ready(self.photos.look) for it in self.photos.items.values())
         self.save_all_action.setEnabled(any_done and not saving)
         self.all_action.setEnabled(loaded and bool(self.picker.names()))
         self.fit_action.setEnabled(loaded)
@@ -327,7 +336,7 @@ class StylizeView(QWidget):
     @Slot()
     def _update_status(self) -> None:
         self._update_actions()
-        states = [it.state(self.photos.style)[0] for it in self.photos.items.values()]
+        states = [it.state(self.photos.look)[0] for it in self.photos.items.values()]
         finished, failed = sum(s in ("done", "failed") for s in states), states.count("failed")
         running = next((it for it in self.photos.items.values() if it.running), None)
         busy = self.photos.worker.is_busy() and self.photos.style is not None and finished < len(states)
@@ -335,11 +344,11 @@ class StylizeView(QWidget):
         self.progress.setRange(0, max(1, len(states)))
         self.progress.setValue(finished)
         if running is not None and busy:
-            text = f"Stylizing {running.name} with {self.photos.style} — {finished + 1} of {len(states)}"
+            text = f"Stylizing {running.name} with {self.photos.look.title} — {finished + 1} of {len(states)}"
         elif states and self.photos.style:
             hint = " — drag the divider to compare" if self.compare.mode() == "split" else ""
             precision = self.photos.precisions.get(self.photos.style)
-            text = f"{finished - failed} of {len(states)} photos in {self.photos.style}" + (
+            text = f"{finished - failed} of {len(states)} photos in {self.photos.look.title}" + (
                 f" ({precision})" if precision else "") + (
                 f", {failed} failed" if failed else hint)
         else:

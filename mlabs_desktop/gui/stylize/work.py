@@ -20,10 +20,12 @@ from mlabs_desktop.core.images.decode import LoadedImage, load_image
 from mlabs_desktop.core.images.ops import resize_max, to_uint8
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.hardware.memory import out_of_memory
+from mlabs_desktop.core.stylize.controls import run_with_brush
 from mlabs_desktop.core.stylize.stylizer import finish
 from mlabs_desktop.gui.stylize.blend_renderer import display_image
 from mlabs_desktop.gui.kit.common import Throttle, user_text
-from mlabs_desktop.gui.stylize.jobs import AllStylesJob, ImageLoaded, LoadFailed, StatusText, Styled, StyleJob, Tile
+from mlabs_desktop.gui.stylize.jobs import (AllStylesJob, ImageLoaded, LoadFailed, Run, StatusText, Styled, StyleJob,
+                                            Tile)
 
 if TYPE_CHECKING:
     from mlabs_desktop.core.library.store import Library
@@ -43,23 +45,29 @@ class StylizerCache:
     def __init__(self, library: Callable[[], "Library"], keep: int = 3):
         self._library = library
         self._keep = keep
-        self._items: OrderedDict[tuple[str, str, str], "Stylizer"] = OrderedDict()
+        self._items: OrderedDict[tuple, "Stylizer"] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, model_name: str, device: str) -> "Stylizer":
+        return self.for_run(Run(model_name), device)
+
+    def for_run(self, run: Run, device: str) -> "Stylizer":
+        """The network ``run`` needs: a style's own, or a blend of two siblings' weights (its brush is the caller's)."""
         from mlabs_desktop.core.stylize import stylizer as stylize  # looked up at call time: tests count Stylizer.run
 
         if "keras" not in sys.modules:
             # Importing TensorFlow holds the interpreter lock for up to a second at a time: give
             # the GUI thread a moment to draw the photo just loaded before that starts.
             time.sleep(0.2)
-        model = self._library().get(model_name)
-        # The update time is in the key: a model retrained since is loaded afresh.
-        key = (str(model.folder), model.manifest.updated, device)
+        models = [self._library().get(name) for name in (run.style, run.weights_of) if name is not None]
+        # The update times are in the key: a model retrained since is loaded afresh.
+        key = (*((str(m.folder), m.manifest.updated) for m in models), run.weights_amount, device)
         with self._lock:
             found = self._items.pop(key, None)
-            if found is None:
-                found = stylize.Stylizer(model, device, precision="auto")  # bfloat16 only when it looks the same
+            if found is None and len(models) == 2:
+                found = stylize.Stylizer.blended(*models, run.weights_amount, device, precision="auto")
+            elif found is None:
+                found = stylize.Stylizer(models[0], device, precision="auto")  # bfloat16 only when it looks the same
             self._items[key] = found
             while len(self._items) > self._keep:
                 self._items.popitem(last=False)
@@ -102,20 +110,21 @@ def run_style_job(job: StyleJob, cache: StylizerCache, report: Callable[[Any], N
     if cancelled():
         raise Cancelled()
     image = job.image or _load(job, report, cancelled)
-    if image is None or job.model_name is None:
+    if image is None:
         return
-    if cancelled():
-        raise Cancelled()
-    stylizer = cache.get(job.model_name, job.device)
-    started = time.perf_counter()
-    try:
-        raw = stylizer.run(image.rgb)
-    except Exception as exc:  # noqa: BLE001 - memory errors come as several types
-        if out_of_memory(exc):
-            raise UserError(memory_message(image.path.name, image.size)) from None
-        raise
-    report(Styled(job.item_id, job.model_name, np.asarray(raw, np.float32), time.perf_counter() - started,
-                  stylizer.precision))
+    for run in job.runs:
+        if cancelled():
+            raise Cancelled()
+        stylizer = cache.for_run(run, job.device)
+        started = time.perf_counter()
+        try:
+            raw = run_with_brush(stylizer.run, image.rgb, run.brush)
+        except Exception as exc:  # noqa: BLE001 - memory errors come as several types
+            if out_of_memory(exc):
+                raise UserError(memory_message(image.path.name, image.size)) from None
+            raise
+        report(Styled(job.item_id, run, np.asarray(raw, np.float32), time.perf_counter() - started,
+                      stylizer.precision))
 
 
 def run_all_styles_job(job: AllStylesJob, cache: StylizerCache, report: Callable[[Any], None],

@@ -23,7 +23,7 @@ from mlabs_desktop.core.training import presets
 from mlabs_desktop.core.config import PARAMS, TrainingConfig, coerce_param
 from mlabs_desktop.core.hardware.devices import no_gpu_hint
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.gui.kit.common import user_text
+from mlabs_desktop.gui.kit.common import narrow_combo, user_text
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.train.inputs import form_group, note_label, with_error
 
@@ -38,13 +38,6 @@ CHOICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU", "classic": "Cl
                  "default": "Default (no checkerboard)", "lite": "Lite (about 4x faster)",
                  "tiny": "Tiny (fastest, for previews)"}
 PRESET_EXCLUDED = ("device",)   # a preset says how to train, not on which machine
-
-
-def narrow_combo(combo: QComboBox) -> QComboBox:
-    """A combo box that may be narrower than its longest choice (elided), so the form fits a small window."""
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(10)
-    return combo
 
 
 def strength_to_weight(position: int) -> float:

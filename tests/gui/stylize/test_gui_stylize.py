@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from conftest import write_photos
 from mlabs_desktop.core.stylize import stylizer as stylize
 from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.gui.stylize.jobs import Run
 from mlabs_desktop.gui.stylize.all_styles import compose_grid
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.stylize.view import StylizeView
@@ -42,7 +43,7 @@ class Harness:
 
     def state(self, row: int = 0) -> tuple[str, str]:
         item = self.view.photos.items[int(self.view.queue_list.item(row).data(Qt.ItemDataRole.UserRole))]
-        return item.state(self.view.photos.style)
+        return item.state(self.view.photos.look)
 
     def wait_idle(self) -> None:
         self.qtbot.waitUntil(lambda: not self.view.is_busy(), timeout=WAIT_MS)
@@ -185,7 +186,7 @@ def test_big_photos_reblend_in_a_thread(tiny_model, harness, photo, run_calls, m
     harness.qtbot.waitUntil(lambda: bytes(view.compare.styled_image().constBits()) != first, timeout=5000)
     harness.wait_idle()
     view.strength.setValue(40)  # no change: nothing to do
-    small = blend_renderer.render_blend(view.photos.items[1].image.rgb, view.photos.result(view.photos.items[1], "tiny"),
+    small = blend_renderer.render_blend(view.photos.items[1].image.rgb, view.photos.result(view.photos.items[1], Run("tiny")),
                                         None, view.style_panel.options())
     assert bytes(view.compare.styled_image().constBits()) == bytes(small.constBits())
     assert len(run_calls) == 1
@@ -275,7 +276,7 @@ def test_saving_never_replaces_an_original(tiny_model, harness, photo, tmp_path,
     twin = photo.with_name("photo0-tiny.jpg")
     twin.write_bytes(before)
     harness.view.open_paths([twin])
-    harness.qtbot.waitUntil(lambda: all("tiny" in it.done for it in harness.view.photos.items.values()),
+    harness.qtbot.waitUntil(lambda: all(Run("tiny") in it.done for it in harness.view.photos.items.values()),
                             timeout=WAIT_MS)
     boxes = MessageBoxes()
     boxes.install(monkeypatch)

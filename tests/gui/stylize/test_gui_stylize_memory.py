@@ -18,6 +18,7 @@ from mlabs_desktop.core.images.decode import load_image
 from mlabs_desktop.core.images.ops import to_uint8
 from mlabs_desktop.core.stylize import result_store, stylizer as stylize
 from mlabs_desktop.core.stylize.stylizer import finish
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.stylize import queue as photo_queue
 from test_gui_stylize import WAIT_MS, Harness
 
@@ -68,7 +69,7 @@ def expected(path: Path, options=stylize.BlendOptions()) -> np.ndarray:
 
 
 def all_done(view) -> bool:  # noqa: ANN001 - StylizeView
-    return all(item.state(view.photos.style)[0] == "done" for item in view.photos.items.values()) \
+    return all(item.state(view.photos.look)[0] == "done" for item in view.photos.items.values()) \
         and not view.is_busy()
 
 
@@ -126,7 +127,7 @@ def test_results_that_cannot_be_kept_run_again_when_shown(tiny_model, harness, p
     view.photos.results._reserve = 1 << 60  # the store was made before the patch
     view.open_paths(pngs[:3])
     qtbot.waitUntil(lambda: not view.is_busy() and len(run_calls) == 3, timeout=WAIT_MS)
-    states = [it.state("tiny")[0] for it in view.photos.items.values()]
+    states = [it.state(Look("tiny"))[0] for it in view.photos.items.values()]
     assert states.count("done") == 1 and states.count("queued") == 2  # only the shown one kept; no loop
     assert "1 of 3 photos" in view.status.text()
 
@@ -137,9 +138,9 @@ def test_results_that_cannot_be_kept_run_again_when_shown(tiny_model, harness, p
     harness.wait_idle()
     assert len(list(folder.iterdir())) == 1
 
-    dropped = next(it for it in view.photos.items.values() if it.state("tiny")[0] == "queued")
+    dropped = next(it for it in view.photos.items.values() if it.state(Look("tiny"))[0] == "queued")
     view.queue_list.select_id(dropped.id)  # shown: run again
-    qtbot.waitUntil(lambda: dropped.state("tiny")[0] == "done" and view.compare.styled_image() is not None,
+    qtbot.waitUntil(lambda: dropped.state(Look("tiny"))[0] == "done" and view.compare.styled_image() is not None,
                     timeout=WAIT_MS)
     harness.wait_idle()
     assert len(run_calls) == 4
