@@ -32,10 +32,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def float32_unless_asked(monkeypatch: pytest.MonkeyPatch):
     """Results must not depend on whether the test machine's CPU has bfloat16: tests stylize in
-    float32 unless they ask for bfloat16 themselves (tests/test_precision.py)."""
-    from mlabs_desktop.core.networks import precision
+    float32 unless they ask for bfloat16 themselves (tests/core/networks/test_precision.py), and train in
+    float32 (mixed bfloat16 is the default on such CPUs)."""
+    from mlabs_desktop.core.hardware import cpu_info
 
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +98,7 @@ def tiny_config(style: Path, photos: Path, vgg: Path, **changes):
     # them eagerly through VGG19, which took over a second of every tiny run's five.
     base = dict(style=str(style), train_path=str(photos), vgg_path=str(vgg), image_size=32, batch_size=2,
                 epochs=1, checkpoint_iterations=2, max_steps=2, architecture="lite", name="tiny",
-                test=str(SAMPLES / "chelsea.jpg"), seed=1, style_scale=0.25)
+                test=str(SAMPLES / "chelsea.jpg"), seed=1, style_scale=0.25, precision="float32")
     base.update(changes)
     return TrainingConfig(**base)
 

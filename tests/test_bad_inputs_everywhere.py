@@ -209,11 +209,11 @@ def test_dropping_the_corpus_on_the_stylize_view(corpus, tiny_model, qtbot, mess
             assert event.isAccepted()
         items = list(view.photos.items.values())  # in the order dropped
         assert len(items) == len(tried)
-        style = view.photos.style
-        qtbot.waitUntil(lambda: all(it.state(style)[0] in ("done", "failed") for it in items), timeout=WAIT_MS)
+        look = view.photos.look
+        qtbot.waitUntil(lambda: all(it.state(look)[0] in ("done", "failed") for it in items), timeout=WAIT_MS)
         harness.wait_idle()
         for (name, info), item in zip(tried.items(), items):
-            state, reason = item.state(style)
+            state, reason = item.state(look)
             assert "Traceback" not in reason, reason
             if name == "non-utf8-name":
                 # Qt turns the undecodable bytes of a dropped file's URL into other characters, so the

@@ -179,7 +179,7 @@ def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(ti
     trace = MemoryTrace()
 
     def finished() -> int:
-        return sum(1 for item in view.photos.items.values() if item.state("tiny")[0] in ("done", "failed"))
+        return sum(1 for item in view.photos.items.values() if item.state(view.photos.look)[0] in ("done", "failed"))
 
     per_photo_ms = 300 if budgets == QUEUE_BUDGETS else 20_000  # a 3-megapixel photo takes seconds on a CPU
     gaps.start()
@@ -204,7 +204,7 @@ def test_batch_stylize_in_the_app_keeps_memory_flat_and_the_window_responsive(ti
                  held_by_the_queue_since_warm_up=f"{held_mb:.1f} MB ({held / (total - done_at_warm) / 1024:.0f} KB "
                                                  "a photo)",
                  largest_GUI_gap=f"{work:.0f} ms (idle {idle:.0f} ms; adding the folder {1000 * adding:.0f} ms)")
-    assert [item.state("tiny")[0] for item in view.photos.items.values()] == ["done"] * total
+    assert [item.state(view.photos.look)[0] for item in view.photos.items.values()] == ["done"] * total
     assert harness.errors == []
     shown = view.photos.items[view.queue_list.current_id()]
     assert view.photos.results.memory_bytes() <= budgets[1] + shown.image.rgb.nbytes  # and the one on screen

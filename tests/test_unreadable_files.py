@@ -82,14 +82,14 @@ def test_dropped_on_the_stylize_view_it_fails_with_a_reason(locked):
         view.open_paths([Path({str(locked)!r})])
         item = next(iter(view.photos.items.values()))
         deadline = time.monotonic() + 60
-        while item.state(None)[0] != "failed" and time.monotonic() < deadline:
+        while item.state(view.photos.look)[0] != "failed" and time.monotonic() < deadline:
             app.processEvents()
             time.sleep(0.02)
         for _ in range(50):
             app.processEvents()
             time.sleep(0.01)
         view.cancel_and_wait(10_000)
-        print("STATE", item.state(None))
+        print("STATE", item.state(view.photos.look))
         print("ERRORS", errors)
     """)
     result = run_honouring_modes(["-c", script])

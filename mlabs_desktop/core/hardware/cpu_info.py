@@ -33,6 +33,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def cpu_has_bfloat16() -> bool:
+    """AVX512-BF16 or AMX-BF16 on this CPU (Linux reports them in /proc/cpuinfo)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def cpu_model() -> str:
     for line in _cpuinfo().splitlines():
         if line.split(":")[0].strip() == "model name":

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from mlabs_desktop.core.hardware.cpu_info import cpu_flags
+from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.devices import DeviceInfo
 
 PSNR_GATE_DB = 40.0
@@ -39,15 +39,10 @@ class Fidelity:
         return bool(self.psnr_db >= PSNR_GATE_DB)
 
 
-def cpu_has_bfloat16() -> bool:
-    """AVX512-BF16 or AMX-BF16 on this CPU (Linux reports them in /proc/cpuinfo)."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
-
-
 def bfloat16_supported(device: DeviceInfo) -> bool:
     if device.kind == "gpu":
         return (device.compute_capability or (0, 0)) >= (8, 0)  # bfloat16 tensor cores from Ampere on
-    return cpu_has_bfloat16()
+    return cpu_info.cpu_has_bfloat16()
 
 
 def build_reduced_network(architecture: str, input_scale: float):

@@ -93,7 +93,7 @@ class Trainer:
         config = self.config
         device = choose_device(config.device)
         previous_policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(training_precision(device))
+        keras.config.set_dtype_policy(training_precision(device, config.precision))
         try:
             strategy = make_strategy(device, self.replica_devices)
             if strategy and self.config.batch_size % replica_count(strategy):
@@ -136,7 +136,11 @@ class Trainer:
         where = f"{replica_count(strategy)} replicas" if strategy else device.label
         length = (f"{config.steps:,} steps in all" if config.steps else
                   f"{config.epochs} epochs of {stream.steps_per_epoch} steps")
-        self._log(f"training on {where}: {len(stream.paths)} images, {length}")
+        import keras
+
+        policy = keras.config.dtype_policy().name
+        mixed = f", in {policy.replace('_', ' ')}" if policy != "float32" else ""
+        self._log(f"training on {where}: {len(stream.paths)} images, {length}{mixed}")
         small, looked = count_small_images(stream.paths, config.image_size)
         if small:
             self._log(f"{small} of {looked} training images checked are smaller than {config.image_size} px and "

@@ -91,7 +91,8 @@ def _muted(text: str = "") -> QLabel:
 def precision_text(model: Model) -> str:
     """What the model's network computes in when it stylizes here, as far as it is known yet."""
     from mlabs_desktop.core.library.store import WEIGHTS
-    from mlabs_desktop.core.networks.precision import cpu_has_bfloat16, known_fidelity
+    from mlabs_desktop.core.hardware.cpu_info import cpu_has_bfloat16
+    from mlabs_desktop.core.networks.precision import known_fidelity
 
     if not cpu_has_bfloat16():
         return "float32"

@@ -36,8 +36,8 @@ SUFFIXES = {"image-size": " px", "checkpoint-iterations": " steps", "batch-size"
 SPECIAL_TEXTS = {"max-steps": "no limit", "steps": "as the epochs give"}  # what 0 means
 CHOICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU", "classic": "Classic (reference)",
                  "default": "Default (no checkerboard)", "lite": "Lite (about 4x faster)",
-                 "tiny": "Tiny (fastest, for previews)"}
-PRESET_EXCLUDED = ("device",)   # a preset says how to train, not on which machine
+                 "tiny": "Tiny (fastest, for previews)", "float32": "Full (float32)"}
+PRESET_EXCLUDED = ("device", "precision")   # a preset says how to train, not on which machine
 
 
 def strength_to_weight(position: int) -> float:

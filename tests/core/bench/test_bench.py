@@ -57,11 +57,11 @@ def test_the_bfloat16_limit_is_measured_where_the_device_has_it(monkeypatch):
     from mlabs_desktop.core.bench.measure import reduced_precision_limits
     from mlabs_desktop.core.bench.report import format_report
     from mlabs_desktop.core.hardware.devices import DeviceInfo
-    from mlabs_desktop.core.networks import precision
+    from mlabs_desktop.core.hardware import cpu_info
 
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
     assert reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True) == {"supported": False}
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)  # any CPU computes it, if slowly
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)  # any CPU computes it, if slowly
     limits = reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True)
     assert limits["supported"] and min(limits["matmul_gflops"].values()) > 0 and min(limits["conv_gflops"].values()) > 0
     report = {"machine": {"cpu": "x", "processor": "x", "cpu_count": 2, "keras_backend": "tensorflow",

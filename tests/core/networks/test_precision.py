@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.networks import precision
 from mlabs_desktop.core.hardware.devices import DeviceInfo
 from mlabs_desktop.core.errors import UserError
@@ -30,14 +31,14 @@ def test_sample_photos_are_real_photos_of_one_size():
 def test_support_follows_the_hardware(monkeypatch):
     assert precision.bfloat16_supported(DeviceInfo("gpu", "A100", 0, (8, 0)))
     assert not precision.bfloat16_supported(DeviceInfo("gpu", "V100", 0, (7, 0)))
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
     assert not precision.bfloat16_supported(DeviceInfo("cpu", "CPU"))
 
 
 @pytest.fixture
 def bf16_cpu(monkeypatch):
     """Treat this CPU as having bfloat16 (it computes the same either way, only faster with AVX512-BF16)."""
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)
 
 
 def _counting_measure(monkeypatch):
@@ -69,7 +70,7 @@ def test_bfloat16_output_is_close_to_float32(tiny_model, bf16_cpu):
 
 
 def test_without_bfloat16_hardware(tiny_model, monkeypatch):
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
     assert Stylizer(tiny_model, "cpu", precision="auto").precision == "float32"
     with pytest.raises(UserError, match="bfloat16"):
         Stylizer(tiny_model, "cpu", precision="bfloat16")

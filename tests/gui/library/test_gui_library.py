@@ -82,12 +82,13 @@ def test_card_and_details_of_the_tiny_model(view, tiny_model):
 
 def test_details_say_what_precision_the_model_stylizes_in(tiny_model, monkeypatch):
     from mlabs_desktop.core.library.store import WEIGHTS
+    from mlabs_desktop.core.hardware import cpu_info
     from mlabs_desktop.core.networks import precision
     from mlabs_desktop.gui.library.details import precision_text
 
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
     assert precision_text(tiny_model) == "float32"
-    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)
     assert precision_text(tiny_model).startswith("float32 or bfloat16: decided when it first stylizes")
     precision.cached_fidelity(tiny_model.folder / WEIGHTS, lambda: precision.Fidelity(45.2, 3))
     assert precision_text(tiny_model) == "bfloat16 (looks the same as float32: 45.2 dB PSNR)"
