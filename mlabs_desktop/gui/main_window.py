@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
 
     def _open_clips(self, clips: list) -> None:
         if self.stylize_view is not None:
-            self.clips.open(clips, *self.stylize_view.clip_style())
+            self.clips.open(clips, *self.stylize_view.clip_look())
 
     # ---------------------------------------------------------------- views
     def _create_view(self, name: str) -> QWidget:

@@ -9,6 +9,7 @@ Cancel; Save copies the finished clip where the user says, atomically.
 
 from __future__ import annotations
 
+import html
 import shutil
 import uuid
 from pathlib import Path
@@ -32,9 +33,12 @@ from mlabs_desktop.gui.kit.common import Worker
 from mlabs_desktop.gui.kit.services import Services
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.stylize.blend_renderer import display_image
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.stylize.work import StylizerCache
 
 SCRUB_DELAY_MS = 150    # the frame is stylized once the scrubber rests this long
+STEADY_NEEDS = ("Steady holds one style at its trained brush size: with another Brush size or a Mix of two "
+                "styles' results, each frame is styled on its own")
 
 
 def clock(seconds: float) -> str:
@@ -44,21 +48,21 @@ def clock(seconds: float) -> str:
 
 
 class ClipWindow(QWidget):
-    """One clip in one style. The owner calls ``cancel_and_wait`` before quitting."""
+    """One clip in one look (a style, its brush size, a mix). The owner calls ``cancel_and_wait`` before quitting."""
 
     closed = Signal(object)
 
-    def __init__(self, services: Services, info: ClipInfo, style: str, options: BlendOptions,
+    def __init__(self, services: Services, info: ClipInfo, look: Look, options: BlendOptions,
                  stylizers: StylizerCache, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
-        self.info, self.style, self.options = info, style, options
+        self.info, self.look, self.options = info, look, options
         self._services = services
         self._stylizers = stylizers  # shared by every clip window: a style's network loads once
         self._rendered: dict[str, Path] = {}     # "preview" / "whole" -> the finished file in the cache folder
         self._worker: Worker | None = None
         self._still_wanted: float | None = None
         self._closed = False
-        self.setWindowTitle(f"{info.path.name} in {style} - MachineLabs Desktop")
+        self.setWindowTitle(f"{info.path.name} in {look.title} - MachineLabs Desktop")
         self._build()
         self._scrub_timer = QTimer(self, singleShot=True, interval=SCRUB_DELAY_MS)
         self._scrub_timer.timeout.connect(self._show_moment)
@@ -70,16 +74,18 @@ class ClipWindow(QWidget):
         info = self.info
         sound = f", sound ({info.audio})" if info.audio else ", no sound"
         self.facts = QLabel(f"<b>{info.path.name}</b> &nbsp; {info.width}x{info.height}, {info.fps:.3g} frames/s, "
-                            f"{clock(info.seconds)}, {info.frames:,} frames{sound} &nbsp; Style: <b>{self.style}</b>")
+                            f"{clock(info.seconds)}, {info.frames:,} frames{sound} &nbsp; "
+                            f"Style: <b>{html.escape(self.look.title)}</b>")
         self.compare = BeforeAfterView()
-        self.compare.set_labels("Original", self.style)
+        self.compare.set_labels("Original", self.look.title)
         self.scrubber = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=max(0, info.frames - 1),
                                 toolTip="Pick the moment to compare (arrow keys step one frame)")
         self.scrubber.setAccessibleName("Frame")
         self.scrubber.valueChanged.connect(self._on_scrub)
         self.time_label = QLabel(minimumWidth=120, alignment=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.steady = QCheckBox("Steady", checked=True, toolTip="Hold the look steady from frame to frame "
-                                "(about half the speed); off styles each frame on its own")
+        self.steady = QCheckBox("Steady", checked=self.look.as_trained, enabled=self.look.as_trained,
+                                toolTip="Hold the look steady from frame to frame (about half the speed); off "
+                                        "styles each frame on its own" if self.look.as_trained else STEADY_NEEDS)
         self.preview_button = QPushButton(f"Preview first {PREVIEW_SECONDS:.0f} s",
                                           toolTip="Render the clip's first seconds, to scrub through before "
                                                   "committing to the whole clip")
@@ -151,7 +157,7 @@ class ClipWindow(QWidget):
 
                 styled = frame_at(probe(rendered), seconds).astype(np.float32)
             else:
-                stylizer = self._stylizers.get(self.style, self._services.settings.default_device)
+                stylizer = self._stylizers.for_look(self.look, self._services.settings.default_device)
                 styled = finish(original.astype(np.float32), stylizer.run(original), self.options)
             return display_image(original, None), display_image(styled, None), rendered is not None
         return job
@@ -160,7 +166,8 @@ class ClipWindow(QWidget):
         original, styled, from_render = result
         self.compare.set_images(original, styled)
         self.compare.set_overlay(None)
-        self.compare.set_labels("Original", f"{self.style}, {'as rendered' if from_render else 'this frame alone'}")
+        shown = "as rendered" if from_render else "this frame alone"
+        self.compare.set_labels("Original", f"{self.look.title}, {shown}")
 
     # ------------------------------------------------------------------ rendering
     def render(self, seconds: float | None) -> None:
@@ -172,7 +179,7 @@ class ClipWindow(QWidget):
         options = ClipOptions(self.options, steady=self.steady.isChecked(), seconds=seconds)
 
         def job(report, cancelled):
-            stylizer = self._stylizers.get(self.style, self._services.settings.default_device)
+            stylizer = self._stylizers.for_look(self.look, self._services.settings.default_device)
             return kind, stylize_clip(stylizer, self.info.path, target, options, report, cancelled).path
         worker = Worker(job, name=f"clip-{kind}")
         worker.progress.connect(self._on_progress)
@@ -209,7 +216,7 @@ class ClipWindow(QWidget):
 
     # ------------------------------------------------------------------ saving
     def default_target(self) -> Path:
-        return self.info.path.with_name(styled_name(self.info.path.stem, self.style, ".mp4"))
+        return self.info.path.with_name(styled_name(self.info.path.stem, self.look.title, ".mp4"))
 
     def save_dialog(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Save stylized clip", str(self.default_target()),

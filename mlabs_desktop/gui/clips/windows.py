@@ -13,6 +13,7 @@ from mlabs_desktop.core.video.clips import probe
 from mlabs_desktop.gui.clips.clip_window import ClipWindow
 from mlabs_desktop.gui.kit.common import user_text
 from mlabs_desktop.gui.kit.services import Services
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.stylize.work import StylizerCache
 
 NO_STYLE = ("Pick a style in the Stylize view first (or train one in Train), then open the clip again.")
@@ -25,10 +26,10 @@ class ClipWindows(QObject):
         self.windows: list[ClipWindow] = []
         self._stylizers = StylizerCache(services.library)
 
-    def open(self, paths: Sequence[Path], style: str | None, options: BlendOptions) -> int:
+    def open(self, paths: Sequence[Path], look: Look, options: BlendOptions) -> int:
         """A window for each clip that can be read; a message for each that cannot. Returns how many opened."""
         error = self._services.hub.error.emit
-        if style is None:
+        if look.style is None:
             error("No style to apply", NO_STYLE)
             return 0
         opened = 0
@@ -38,7 +39,7 @@ class ClipWindows(QObject):
             except UserError as exc:
                 error(f"Cannot open {Path(path).name}", user_text(exc))
                 continue
-            window = ClipWindow(self._services, info, style, options, self._stylizers)
+            window = ClipWindow(self._services, info, look, options, self._stylizers)
             window.closed.connect(self._forget)
             self.windows.append(window)
             window.show()

@@ -54,6 +54,15 @@ class Look:
             return (Run(self.style, self.brush, self.mix, self.mix_amount),)
         return Run(self.style, self.brush), Run(self.mix, self.brush)
 
+    @property
+    def mixes_results(self) -> bool:
+        return self.mix is not None and not self.mix_weights
+
+    @property
+    def as_trained(self) -> bool:
+        """One network at its trained brush size: what steady video mode can run."""
+        return self.brush == 1.0 and not self.mixes_results
+
     def combine(self, raws: list[np.ndarray]) -> np.ndarray:
         """One raw result from those of `runs`: a mix of results blends the two."""
         return mix_results(raws[0], raws[1], self.mix_amount) if len(raws) == 2 else raws[0]

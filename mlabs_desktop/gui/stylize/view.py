@@ -24,6 +24,7 @@ from mlabs_desktop.core.video.clips import is_clip_path
 from mlabs_desktop.gui.stylize.before_after import BeforeAfterView
 from mlabs_desktop.gui.kit.common import DROP_ADVICE, expand_images, user_text
 from mlabs_desktop.gui.stylize.export import Exporter
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.stylize.queue import PhotoQueue, QueueItem
 from mlabs_desktop.gui.stylize.queue_list import PhotoQueueList
 from mlabs_desktop.gui.kit.services import Services
@@ -176,9 +177,9 @@ class StylizeView(QWidget):
         self._set_style(name)
         return True
 
-    def clip_style(self) -> tuple[str | None, BlendOptions]:
-        """The style and blend a clip opened now is stylized with."""
-        return self.picker.current(), self.style_panel.options()
+    def clip_look(self) -> tuple[Look, BlendOptions]:
+        """The look and blend a clip opened now is stylized with: what the photos show."""
+        return self.photos.look, self.style_panel.options()
 
     @Slot(list)
     def open_paths(self, paths: Sequence[Source]) -> int:

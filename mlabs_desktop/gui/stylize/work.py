@@ -6,6 +6,7 @@ per model, never at import or construction.
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 import time
@@ -24,8 +25,8 @@ from mlabs_desktop.core.stylize.controls import run_with_brush
 from mlabs_desktop.core.stylize.stylizer import finish
 from mlabs_desktop.gui.stylize.blend_renderer import display_image
 from mlabs_desktop.gui.kit.common import Throttle, user_text
-from mlabs_desktop.gui.stylize.jobs import (AllStylesJob, ImageLoaded, LoadFailed, Run, StatusText, Styled, StyleJob,
-                                            Tile)
+from mlabs_desktop.gui.stylize.jobs import (AllStylesJob, ImageLoaded, LoadFailed, Look, Run, StatusText, Styled,
+                                            StyleJob, Tile)
 
 if TYPE_CHECKING:
     from mlabs_desktop.core.library.store import Library
@@ -72,6 +73,18 @@ class StylizerCache:
             while len(self._items) > self._keep:
                 self._items.popitem(last=False)
             return found
+
+
+    def for_look(self, look: Look, device: str) -> "Stylizer":
+        """One stylizer for all of ``look``: brush and mix set on a copy (the cached one stays as trained)."""
+        first = look.runs()[0]
+        stylizer = self.for_run(Run(first.style, 1.0, first.weights_of, first.weights_amount), device)
+        if look.as_trained:
+            return stylizer
+        controlled = copy.copy(stylizer)  # shares the network; only the controls differ
+        controlled.set_controls(look.brush, (self.get(look.mix, device), look.mix_amount)
+                                if look.mixes_results and look.mix else None)
+        return controlled
 
 
 def _load(job: StyleJob, report: Callable[[Any], None], cancelled: Callable[[], bool]) -> LoadedImage | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
@@ -11,6 +12,7 @@ from clip_helpers import SIZE, decoded, sample
 from mlabs_desktop.core.paths import cache_dir
 from mlabs_desktop.core.stylize.stylizer import BlendOptions
 from mlabs_desktop.core.video.samples import pan_frames, write_clip
+from mlabs_desktop.gui.stylize.jobs import Look
 from mlabs_desktop.gui.kit.services import Services
 
 from gui_helpers import drop, message_boxes, no_thread_leaks  # noqa: F401 - autouse fixtures
@@ -100,5 +102,36 @@ def test_a_clip_without_a_style_or_that_cannot_be_read_says_what_to_do(window, t
     window.stylize_view.open_paths([bad])
     assert errors[-1][0] == "Cannot open broken.mov" and "try converting it to mp4" in errors[-1][1]
     ok = write_clip(tmp_path / "ok.mp4", pan_frames(sample(), SIZE, 3))
-    assert window.clips.open([ok], None, BlendOptions()) == 0  # an empty library: nothing picked
+    assert window.clips.open([ok], Look(), BlendOptions()) == 0  # an empty library: nothing picked
     assert errors[-1][0] == "No style to apply" and "Pick a style" in errors[-1][1] and window.clips.windows == []
+
+
+def test_a_clip_takes_the_brush_size_and_mix_the_photos_show(window, qtbot, tmp_path):
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.stylize.stylizer import Stylizer, finish
+    from mlabs_desktop.core.video.reader import frame_at
+    from mlabs_desktop.gui.stylize.style_panel import BRUSH_STEPS
+    from sibling_styles import fine_tuned
+
+    fine_tuned(Library(), "second", Library().get("tiny"), 0.05, 1, sha="5" * 64)
+    view = window.stylize_view
+    view.refresh_styles()
+    view.style_panel.brush.slider.setValue(BRUSH_STEPS.index(2.0))
+    view.style_panel.mix.combo.setCurrentText("second")
+    view.style_panel.mix.amount.slider.setValue(8)  # 40 %
+    clip = write_clip(tmp_path / "walk.mp4", pan_frames(sample(), SIZE, 4), fps=25)
+    view.open_paths([clip])
+    [clip_window] = window.clips.windows
+    assert clip_window.look.title == "tiny + 40 % second, brush 2×"
+    assert not clip_window.steady.isEnabled() and not clip_window.steady.isChecked()  # steady runs one style
+    qtbot.waitUntil(lambda: clip_window.compare.styled_image() is not None and not clip_window.is_busy(),
+                    timeout=WAIT_MS)
+    expected = Stylizer.open("tiny", "cpu")
+    expected.set_controls(2.0, (Stylizer.open("second", "cpu"), 0.4))
+    original = frame_at(clip_window.info, 0.0)
+    wanted = np.clip(np.round(finish(original.astype(np.float32), expected.run(original), clip_window.options)), 0, 255)
+    shown = clip_window.compare.styled_image()
+    pixels = np.frombuffer(shown.constBits(), np.uint8).reshape(shown.height(), shown.bytesPerLine() // 4, 4)
+    assert np.abs(pixels[:, :SIZE[0], 2::-1].astype(float) - wanted).max() <= 1  # BGRA on little-endian
+    cached = window.clips._stylizers.get("tiny", window.services.settings.default_device)
+    assert cached.brush == 1.0 and cached.mixed is None  # the shared network stays as trained
