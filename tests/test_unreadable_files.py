@@ -89,12 +89,12 @@ def test_dropped_on_the_stylize_view_it_fails_with_a_reason(locked):
             app.processEvents()
             time.sleep(0.01)
         view.cancel_and_wait(10_000)
-        print("STATE", item.state(view.photos.look))
+        print("STATE", item.state(view.photos.look), "OPEN FAILED" if item.load_error else "")
         print("ERRORS", errors)
     """)
     result = run_honouring_modes(["-c", script])
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     state = next(line for line in result.stdout.splitlines() if line.startswith("STATE"))
-    assert "'failed'" in state and "permission denied" in state.lower(), state
+    assert "'failed'" in state and "permission denied" in state.lower() and "OPEN FAILED" in state, state
     shown = next(line for line in result.stdout.splitlines() if line.startswith("ERRORS"))
     assert "locked.png" in shown and "permission denied" in shown.lower(), shown  # the window said so

@@ -85,7 +85,10 @@ def weights_related(first: "Model", second: "Model") -> bool:
     for child, parent in ((first, second), (second, first)):
         recorded = _parent(child)
         if recorded and recorded[0] == parent.name:
-            return recorded[1] is None or recorded[1] == file_sha256(parent.file(WEIGHTS))
+            try:
+                return recorded[1] is None or recorded[1] == file_sha256(parent.file(WEIGHTS))
+            except OSError:  # a parent whose weights cannot be read cannot be blended either
+                return False
     return False
 
 

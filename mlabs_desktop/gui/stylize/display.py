@@ -106,7 +106,7 @@ class ComparisonDisplay(QObject):
                     "context menu, or remove it with Delete." if state == "failed"
                     else f"Loading {item.name}…" if state == "running" else "Waiting in the queue…")
         else:
-            text = {"running": f"Stylizing with {self._photos.style}…",
+            text = {"running": f"Stylizing with {self._photos.look.title}…",
                     "queued": "Waiting in the queue…" if self._photos.style else EMPTY_NOTE,
                     "failed": f"Failed: {short_reason(detail)}"}.get(state)
         self._compare.set_overlay(text, error=state == "failed")

@@ -48,7 +48,7 @@ class Look:
     def runs(self) -> tuple[Run, ...]:
         if self.style is None:
             return ()
-        if self.mix is None:
+        if self.mix is None or self.mix_amount == 0:
             return (Run(self.style, self.brush),)
         if self.mix_weights:
             return (Run(self.style, self.brush, self.mix, self.mix_amount),)

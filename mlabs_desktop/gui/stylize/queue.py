@@ -126,11 +126,16 @@ class PhotoQueue(QObject):
         self._originals: OrderedDict[int, int] = OrderedDict()  # loaded item id -> bytes, least recent first
         self._result_dropped.connect(self._on_result_dropped)
         self.results = ResultStore(results_budget, dropped=self._result_dropped.emit)
-        self.precisions: dict[str, str] = {}  # style -> what its network last computed in
+        self.precisions: dict[Run, str] = {}  # what each run's network last computed in
 
     @property
     def style(self) -> str | None:
         return self.look.style
+
+    def precision(self) -> str | None:
+        """What the current look's networks computed in ("float32 and bfloat16" when they differ); None until run."""
+        found = {self.precisions.get(run) for run in self.look.runs()}
+        return None if None in found or not found else " and ".join(sorted(found))
 
     # -- what the view asks
 
@@ -235,10 +240,20 @@ class PhotoQueue(QObject):
             return False
         return item.local is None or bool(missing)
 
+    def _never_ran(self, item: QueueItem, ended: StyleJob) -> bool:
+        """Runs the look needs that ``ended`` did not cover (the look changed meanwhile, or a run before them failed).
+
+        A result that ran and could not be kept is not among them: it runs again when shown, never in a loop.
+        """
+        waiting = any(getattr(job, "item_id", None) == item.id for job in self.worker.pending())
+        return not waiting and not item.load_error and any(
+            run not in ended.runs or run not in item.seconds for run in self._missing(item))
+
     def _job(self, item: QueueItem) -> StyleJob:
         # Once opened, a photo is read again from its local file: a URL is not downloaded twice.
         # A photo let go of whose results are kept is only read again, never re-run.
-        return StyleJob(item.id, item.local or item.source, self._missing(item), self._device(), item.image)
+        runs = tuple(run for run in self._missing(item) if run not in (item.running or ()))  # never twice at once
+        return StyleJob(item.id, item.local or item.source, runs, self._device(), item.image)
 
     def _submit(self, item: QueueItem) -> None:
         self.worker.submit(self._job(item))
@@ -293,17 +308,18 @@ class PhotoQueue(QObject):
         elif isinstance(event, Styled):
             item.done.add(event.run)
             item.seconds[event.run] = event.seconds
-            if event.run.weights_of is None:  # a blend of weights always runs in float32
-                self.precisions[event.run.style] = event.precision
+            self.precisions[event.run] = event.precision
             self.results.put((item.id, event.run), event.raw)
             new_pixels = item.ready(self.look) and event.run in self.look.runs()
         elif isinstance(event, JobFailed):
-            unfinished = [run for run in event.job.runs if run not in item.done]
-            for run in unfinished:  # the run that failed and those it kept from running
-                item.errors[run] = event.message
-            if not unfinished:
+            failed = next((run for run in event.job.runs if run not in item.done), None)
+            if failed is not None:  # runs after it in the job stay missing, to run on their own
+                item.errors[failed] = event.message
+            elif not event.job.runs:
                 item.load_error = event.message
-            self.failed.emit(item.name, event.message, not unfinished)
+            self.failed.emit(item.name, event.message, not event.job.runs)
         elif isinstance(event, JobEnded):
             item.running = None
+            if not event.cancelled and self._never_ran(item, event.job):
+                self.worker.submit(self._job(item), front=item.id == self.shown)
         self.changed.emit(item.id, new_pixels)

@@ -89,7 +89,8 @@ class MixControl(QWidget):
         self.amount.moved.connect(self._on_moved)
         self.amount.settled.connect(self._on_settled)
         self.weights = QCheckBox("Blend the networks", toolTip=NOT_SIBLINGS)
-        self.weights.toggled.connect(self.changed)
+        self.weights.toggled.connect(self._on_weights)
+        self._wants_weights = False  # the user's choice, kept while a second style that cannot blend is picked
         grid.addWidget(self.weights, row + 3, 0, 1, 2)
         self._update()
 
@@ -121,6 +122,10 @@ class MixControl(QWidget):
         self.combo.blockSignals(blocked)
         self._update()
 
+    def _on_weights(self, checked: bool) -> None:
+        self._wants_weights = checked
+        self.changed.emit()
+
     def _on_style(self) -> None:
         self._update()
         self.changed.emit()
@@ -147,8 +152,7 @@ class MixControl(QWidget):
             widget.setVisible(second is not None)
         blocked = self.weights.blockSignals(True)
         self.weights.setEnabled(siblings)
-        if not siblings:
-            self.weights.setChecked(False)
+        self.weights.setChecked(siblings and self._wants_weights)
         self.weights.blockSignals(blocked)
         self.weights.setToolTip(BLEND_TIP if siblings else NOT_SIBLINGS)
 

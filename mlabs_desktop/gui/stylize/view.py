@@ -348,7 +348,7 @@ class StylizeView(QWidget):
             text = f"Stylizing {running.name} with {self.photos.look.title} — {finished + 1} of {len(states)}"
         elif states and self.photos.style:
             hint = " — drag the divider to compare" if self.compare.mode() == "split" else ""
-            precision = self.photos.precisions.get(self.photos.style)
+            precision = self.photos.precision()
             text = f"{finished - failed} of {len(states)} photos in {self.photos.look.title}" + (
                 f" ({precision})" if precision else "") + (
                 f", {failed} failed" if failed else hint)

@@ -64,6 +64,7 @@ def test_a_second_style_mixes_from_cached_results(tiny_model, harness, photo, ru
                                 view.style_panel.options())
         assert shown(view) == bytes(expected.constBits())
     assert len(run_calls) == 2  # every amount came from the two cached results
+    assert view.photos.look.runs() == (Run("tiny"),)  # at 0 % the second style is not needed
 
     mix.amount.slider.setValue(6)
     target = tmp_path / "mixed.png"
@@ -106,6 +107,12 @@ def test_sibling_styles_blend_their_networks(tiny_model, harness, photo, run_cal
     settle(harness)
     assert view.photos.look.mix_amount == 0.2 and len(run_calls) == runs + 1
     assert Run("warm", 1.0, "cold", 0.2) in item.done
+    fine_tuned(library, "stranger", tiny_model, 0.02, 3, sha="6" * 64)
+    view.refresh_styles()
+    mix.combo.setCurrentText("stranger")  # cannot blend: the box greys out...
+    assert not mix.weights.isEnabled() and not mix.blends_weights()
+    mix.combo.setCurrentText("cold")  # ...and the user's choice comes back with a sibling
+    assert mix.blends_weights() and view.photos.look.mix_weights
 
 
 def test_mixing_survives_the_second_style_leaving_the_library(tiny_model, harness, photo, run_calls):
@@ -120,3 +127,33 @@ def test_mixing_survives_the_second_style_leaving_the_library(tiny_model, harnes
     harness.view.refresh_styles()
     assert harness.view.style_panel.mix.second() is None
     assert harness.view.photos.look.runs() == (Run("tiny"),) and harness.state()[0] == "done"
+
+
+def test_a_mix_runs_each_network_once_and_a_failure_stays_with_its_style(tiny_model, harness, photo, run_calls,
+                                                                         monkeypatch):
+    from mlabs_desktop.core.errors import UserError
+    from mlabs_desktop.core.stylize import stylizer as stylize
+
+    fine_tuned(Library(), "other", tiny_model, 0.05, 4, sha="7" * 64)
+    view = harness.view
+    view.refresh_styles()
+    view.open_paths([photo])
+    view.style_panel.mix.combo.setCurrentText("other")  # while "tiny" is queued or running
+    settle(harness)
+    assert len(run_calls) == 2  # each network once, whichever moment the mix came in
+
+    counting = stylize.Stylizer.run
+
+    def failing(self, rgb):
+        if self.model.name == "tiny":
+            raise UserError("tiny cannot run")
+        return counting(self, rgb)
+
+    monkeypatch.setattr(stylize.Stylizer, "run", failing)
+    view.style_panel.brush.slider.setValue(BRUSH_STEPS.index(2.0))
+    harness.qtbot.waitUntil(lambda: harness.state()[0] == "failed" and not view.is_busy(), timeout=WAIT_MS)
+    item = view.photos.items[1]
+    assert item.errors == {Run("tiny", 2.0): "tiny cannot run"}
+    harness.qtbot.waitUntil(lambda: Run("other", 2.0) in item.done, timeout=WAIT_MS)  # it ran on its own
+    assert view.select_style("other")  # the other style alone: its result is already there
+    assert harness.state()[0] == "done"
