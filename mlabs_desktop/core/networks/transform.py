@@ -175,19 +175,21 @@ def _upsample(x, filters: int, name: str, spec: ArchitectureSpec, seed: int | No
                                   kernel_initializer=init, name=name)(x)
 
 
-def _norm(x, name: str, spec: ArchitectureSpec, relu: bool = True):
-    x = InstanceNormalization(spec.epsilon, name=f"{name}_norm")(x)
+def _norm(x, name: str, spec: ArchitectureSpec, relu: bool = True, layer: type | None = None):
+    x = (layer or InstanceNormalization)(spec.epsilon, name=f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
 def build_transform_network(architecture: str = "default", input_scale: float = 1.0 / 255.0,
                             input_shape: tuple[int | None, int | None] = (None, None),
-                            seed: int | None = None, plain_layers: bool = False) -> keras.Model:
+                            seed: int | None = None, plain_layers: bool = False,
+                            norm_layer: type | None = None) -> keras.Model:
     """Build an untrained transform network of the named architecture.
 
     ``plain_layers`` builds each layer as the architecture defines it (upsample, pad,
     `Conv2D`) instead of the faster folded and blocked layers that compute the same
     sums: the reference's own layout, which the bench times beside ours.
+    ``norm_layer``: a subclass of `InstanceNormalization` computing the same (`fused_norm`).
     """
     try:
         spec = ARCHITECTURES[architecture]
@@ -197,19 +199,20 @@ def build_transform_network(architecture: str = "default", input_scale: float = 
     w1, w2, w3 = spec.widths
     pixels = keras.Input(shape=(*input_shape, 3), name="pixels")
     x = layers.Rescaling(input_scale, name="input_scale")(pixels)
-    x = _norm(_conv(x, w1, 9, 1, "conv1", spec, seed), "conv1", spec)
-    x = _norm(_conv(x, w2, 3, 2, "conv2", spec, seed), "conv2", spec)
-    x = _norm(_conv(x, w3, 3, 2, "conv3", spec, seed), "conv3", spec)
+    n = norm_layer
+    x = _norm(_conv(x, w1, 9, 1, "conv1", spec, seed), "conv1", spec, layer=n)
+    x = _norm(_conv(x, w2, 3, 2, "conv2", spec, seed), "conv2", spec, layer=n)
+    x = _norm(_conv(x, w3, 3, 2, "conv3", spec, seed), "conv3", spec, layer=n)
     for i in range(1, RESIDUAL_BLOCKS + 1):
         skip = x
-        x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec, seed), f"res{i}_a", spec)
-        x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec, seed), f"res{i}_b", spec, relu=False)
+        x = _norm(_conv(x, w3, 3, 1, f"res{i}_a", spec, seed), f"res{i}_a", spec, layer=n)
+        x = _norm(_conv(x, w3, 3, 1, f"res{i}_b", spec, seed), f"res{i}_b", spec, relu=False, layer=n)
         x = layers.Add(name=f"res{i}_add")([skip, x])
-    x = _norm(_upsample(x, w2, "up1", spec, seed, plain_layers), "up1", spec)
-    x = _norm(_upsample(x, w1, "up2", spec, seed, plain_layers), "up2", spec)
+    x = _norm(_upsample(x, w2, "up1", spec, seed, plain_layers), "up1", spec, layer=n)
+    x = _norm(_upsample(x, w1, "up2", spec, seed, plain_layers), "up2", spec, layer=n)
     x = _conv(x, 3, 9, 1, "out", spec, seed, plain_layers)
     if spec.norm_output:
-        x = _norm(x, "out", spec, relu=False)
+        x = _norm(x, "out", spec, relu=False, layer=n)
     styled = StyleOutput(spec.squash, name="styled", dtype="float32")(x)
     model = keras.Model(pixels, styled, name=f"transform_{architecture}")
     model.architecture = architecture
