@@ -24,6 +24,8 @@ from mlabs_desktop.core.hardware.devices import DeviceInfo
 PSNR_GATE_DB = 40.0
 FIDELITY_SIZE = (320, 240)   # sample photos are fitted to this for the check (a second or two per model)
 PRECISIONS = ("auto", "float32", "bfloat16")
+# Verdicts are measured again when the bfloat16 network computes differently (2: fused instance norms).
+REDUCED_NETWORK_VERSION = 2
 REDUCED_POLICY = "mixed_bfloat16"  # variables stay float32; instance-norm statistics and the output too
 
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -98,7 +100,7 @@ def _verdict_path(weights_file: Path) -> Path | None:
     except OSError:  # weights converted on the fly (a reference checkpoint): nothing stable to key on
         return None
     key = hashlib.sha256(f"{weights_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{PSNR_GATE_DB}|"
-                         f"{FIDELITY_SIZE}".encode()).hexdigest()[:32]
+                         f"{FIDELITY_SIZE}|{REDUCED_NETWORK_VERSION}".encode()).hexdigest()[:32]
     return cache_dir() / "precision" / f"{key}.json"
 
 
