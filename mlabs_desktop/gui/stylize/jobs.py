@@ -56,7 +56,8 @@ class Look:
 
     @property
     def mixes_results(self) -> bool:
-        return self.mix is not None and not self.mix_weights
+        """Two networks run and their results are blended (not at 0 %, where only the first is needed)."""
+        return len(self.runs()) == 2
 
     @property
     def as_trained(self) -> bool:

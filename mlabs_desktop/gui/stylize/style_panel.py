@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from mlabs_desktop.core.stylize.controls import weights_related
@@ -27,15 +27,15 @@ BLEND_TIP = ("Blend the two networks' weights into one network, for styles fine-
 NOT_SIBLINGS = "Only for two styles fine-tuned from the same model (Train > Fine-tune from a library model)"
 
 
-class CaptionedSlider(QWidget):
-    """A caption, the value in words on the right, and a slider below: one grid row pair of its owner."""
+class CaptionedSlider(QObject):
+    """A caption, the value in words on the right, and a slider below: two rows of its owner's grid."""
 
     moved = Signal(int)     # every position, while dragging too
     settled = Signal(int)   # a position the user stopped at: let go, or a key or click
 
     def __init__(self, caption: str, steps: int, value: int, tip: str, words: Callable[[int], str],
-                 grid: QGridLayout, row: int):
-        super().__init__()
+                 grid: QGridLayout, row: int, parent: QObject | None = None):
+        super().__init__(parent)
         self.caption = QLabel(caption, toolTip=tip)
         self.value = QLabel(alignment=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=steps, value=value,
@@ -63,7 +63,7 @@ class CaptionedSlider(QWidget):
             widget.setEnabled(enabled)
 
 
-class MixControl(QWidget):
+class MixControl(QObject):
     """"Mix with" a second style, how much of it, and whether to blend the networks' weights instead of results.
 
     ``changed`` fires when what must run changes, or the amount of a mix of results
@@ -72,8 +72,8 @@ class MixControl(QWidget):
 
     changed = Signal()
 
-    def __init__(self, grid: QGridLayout, row: int):
-        super().__init__()
+    def __init__(self, grid: QGridLayout, row: int, parent: QObject | None = None):
+        super().__init__(parent)
         self._models: dict = {}
         self._style: str | None = None
         self._enabled = True
@@ -85,7 +85,7 @@ class MixControl(QWidget):
         grid.addWidget(self.caption, row, 0)
         grid.addWidget(self.combo, row, 1)
         self.amount = CaptionedSlider("Amount", 20, 10, "How much of the second style: 0 % is the first style alone",
-                                      lambda v: f"{v * 5} %", grid, row + 1)
+                                      lambda v: f"{v * 5} %", grid, row + 1, self)
         self.amount.moved.connect(self._on_moved)
         self.amount.settled.connect(self._on_settled)
         self.weights = QCheckBox("Blend the networks", toolTip=NOT_SIBLINGS)
@@ -172,13 +172,12 @@ class StylePanel(QWidget):
         super().__init__(parent)
         self.picker = StylePicker()
         self.picker.styleChosen.connect(self.styleChosen)
-        self.picker.styleChosen.connect(lambda name: self.mix.set_style(name))
         controls = QGridLayout()
         controls.setContentsMargins(0, 4, 0, 0)
         controls.setVerticalSpacing(6)
         controls.setColumnStretch(1, 1)
         self.strength = CaptionedSlider("Strength", 100, 100, "How much of the style to apply; 0 % is the original "
-                                        "photo", lambda v: f"{v} %", controls, 0)
+                                        "photo", lambda v: f"{v} %", controls, 0, self)
         self.strength.moved.connect(self.blendChanged)
         self.preserve = QCheckBox("Preserve colours", toolTip="Keep the photo's own colours and take only the "
                                                               "brushwork (brightness) from the style")
@@ -188,10 +187,10 @@ class StylePanel(QWidget):
         self.brush = CaptionedSlider("Brush size", len(BRUSH_STEPS) - 1, BRUSH_STEPS.index(1.0),
                                      "The size of the brush strokes: 2× paints strokes twice as large. Each size "
                                      "runs the style once; going back to one is instant",
-                                     lambda i: f"{BRUSH_STEPS[i]:g}×", controls, 4)
+                                     lambda i: f"{BRUSH_STEPS[i]:g}×", controls, 4, self)
         self.brush.settled.connect(self.lookChanged)
         controls.setRowMinimumHeight(6, 8)
-        self.mix = MixControl(controls, 7)
+        self.mix = MixControl(controls, 7, self)
         self.mix.changed.connect(self.lookChanged)
         title = QLabel("<b>Style</b>")
         title.setContentsMargins(2, 0, 0, 0)

@@ -82,8 +82,8 @@ class StylizerCache:
         if look.as_trained:
             return stylizer
         controlled = copy.copy(stylizer)  # shares the network; only the controls differ
-        controlled.set_controls(look.brush, (self.get(look.mix, device), look.mix_amount)
-                                if look.mixes_results and look.mix else None)
+        controlled.set_controls(look.brush, (self.for_run(look.runs()[1], device), look.mix_amount)
+                                if look.mixes_results else None)
         return controlled
 
 
