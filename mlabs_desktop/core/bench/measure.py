@@ -231,9 +231,7 @@ def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
     if not p.bfloat16_supported(device):
         return {"supported": False}
     net = build_transform_network(architecture, seed=0)
-    reduced = p.build_reduced_network(architecture, 1.0 / 255.0)
-    reduced.set_weights(net.get_weights())
-    full, fast = make_forward(net), make_forward(reduced)
+    full, fast = make_forward(net), p.reduced_forward(architecture, 1.0 / 255.0, net.get_weights())
     image = np.random.default_rng(0).uniform(0, 255, (1, size[1], size[0], 3)).astype(np.float32)
     full_s, fast_s = _best_time(lambda: full(image), repeats), _best_time(lambda: fast(image), repeats)
     fidelity = p.measure_fidelity(full, fast, p.sample_photos())

@@ -35,14 +35,17 @@ def run_network(forward: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray) ->
     return crop_to(forward(padded[None])[0], hw)
 
 
-def make_forward(net, channels: int = 3) -> Callable[[np.ndarray], np.ndarray]:
-    """Compiled inference for any image size: float32 (B, H, W, ``channels``) in, float32 out."""
+def make_forward(net, channels: int = 3, batch: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Compiled inference for any image size: float32 (B, H, W, ``channels``) in, float32 out.
+
+    ``batch``: a fixed batch size the graph is traced for (TensorFlow), where layers do better knowing it.
+    """
     backend = keras_backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         fn = tf.function(lambda x: net(x, training=False),
-                         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)])
+                         input_signature=[tf.TensorSpec([batch, None, None, channels], tf.float32)])
         return lambda x: fn(tf.constant(x, tf.float32)).numpy()
     from keras import ops
 

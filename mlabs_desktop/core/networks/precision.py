@@ -62,6 +62,18 @@ def build_reduced_network(architecture: str, input_scale: float):
         keras.config.set_dtype_policy(previous)
 
 
+def reduced_forward(architecture: str, input_scale: float, weights: list[np.ndarray]) -> Forward:
+    """Compiled bfloat16 inference of one image at a time, with ``weights`` (a float32 network's `get_weights`).
+
+    Traced for a batch of one, so each instance norm is a single fused kernel with the ReLU after it.
+    """
+    from mlabs_desktop.core.networks.inference import make_forward
+
+    reduced = build_reduced_network(architecture, input_scale)
+    reduced.set_weights(weights)
+    return make_forward(reduced, batch=1)
+
+
 def psnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
     """PSNR of two 0..255 images after the clipping every saved image gets."""
     diff = np.clip(reference, 0, 255).astype(np.float64) - np.clip(candidate, 0, 255)

@@ -10,8 +10,8 @@ so each of the four output phases (even or odd row, even or odd column) is a
 2x2 convolution of the input with taps summed from the 3x3 kernel. All four run
 as one 2x2 convolution with 4x the output channels (vector units stay full),
 on the input edge-padded by 1 (the upsampled image's reflection padding reads
-exactly the border pixels again); each phase is then read at its own offset
-and the phases are interleaved. It does 16/36 of the multiply-adds and gives
+exactly the border pixels again); one reshape and transpose then interleave
+the phases (a pixel shuffle). It does 16/36 of the multiply-adds and gives
 the same numbers up to float rounding (docs/decisions/blocked-convolutions.md).
 
 The layer keeps `Conv2D`'s own (3, 3, C, F) kernel: weights files,
@@ -55,27 +55,23 @@ class UpsampleConv2D(layers.Conv2D):
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._taps = phase_taps()
+        self._taps = phase_taps()[::-1].copy()  # odd phase first: the order `call` reads them out in
 
     def _phase_kernel(self):
         channels, filters = self.kernel.shape[2], self.kernel.shape[3]
-        taps = ops.cast(self._taps, self.compute_dtype)
-        kernel = ops.einsum("atr,bsc,rcio->tsiabo", taps, taps, self.kernel)
-        return ops.reshape(kernel, (2, 2, channels, PHASES * PHASES * filters))
+        # Summed in float32 (the variable's own precision; also a faster einsum than bfloat16's).
+        kernel = ops.einsum("atr,bsc,rcio->tsiabo", self._taps, self._taps, ops.cast(self.kernel, "float32"))
+        return ops.cast(ops.reshape(kernel, (2, 2, channels, PHASES * PHASES * filters)), self.compute_dtype)
 
     def call(self, inputs):
         filters = self.kernel.shape[3]
         y = ops.conv(_edge_pad(inputs), self._phase_kernel(), strides=1, padding="valid")
-        height, width = ops.shape(inputs)[1], ops.shape(inputs)[2]
-
-        def phase(a: int, b: int):  # output pixels (2i + a, 2j + b), read at their window's offset
-            k = (a * PHASES + b) * filters
-            return y[:, a:a + height, b:b + width, k:k + filters]
-
-        # Interleave with 4-D concatenations and reshapes only (TFLite slices at most 5-D).
-        rows = [ops.reshape(ops.concatenate([phase(a, 0), phase(a, 1)], axis=-1), (-1, height, 2 * width, filters))
-                for a in range(PHASES)]
-        out = ops.reshape(ops.concatenate(rows, axis=2), (-1, PHASES * height, PHASES * width, filters))
+        batch, rows, cols = ops.shape(y)[:3]  # a batch size known when traced stays known after
+        # Window (r, c) holds output rows 2r - 1 (odd phase, first) and 2r (even), and so for columns:
+        # pixel-shuffled, the windows give the output offset by one, cropped off. Rank 4 only (TFLite).
+        y = ops.reshape(y, (-1, cols, PHASES, PHASES * filters))
+        y = ops.transpose(y, (0, 2, 1, 3))
+        out = ops.reshape(y, (batch, PHASES * rows, PHASES * cols, filters))[:, 1:-1, 1:-1]
         return out + ops.cast(self.bias, out.dtype) if self.use_bias else out
 
     def compute_output_shape(self, input_shape):

@@ -103,7 +103,6 @@ class Stylizer:
     def _use_precision(self, wanted: str) -> str:
         from mlabs_desktop.core.networks import precision as p
         from mlabs_desktop.core.library.store import WEIGHTS
-        from mlabs_desktop.core.networks.inference import make_forward
 
         if wanted not in p.PRECISIONS:
             raise UserError.worded("{voice.precision} must be one of {choices}, not {wanted!r}",
@@ -114,8 +113,8 @@ class Stylizer:
             raise UserError.worded("{device} has no bfloat16 arithmetic (it needs AVX512-BF16, AMX or an Ampere or "
                                    "newer GPU); set {voice.precision} to float32", device=self.device.label)
         try:
-            reduced = p.build_reduced_network(self.model.manifest.architecture, self.model.manifest.input_scale)
-            reduced.set_weights(self.net.get_weights())
+            forward = p.reduced_forward(self.model.manifest.architecture, self.model.manifest.input_scale,
+                                        self.net.get_weights())
         except Exception:  # noqa: BLE001 - "auto" promises a result, and float32 always gives one
             if wanted != "auto":
                 raise
@@ -124,7 +123,6 @@ class Stylizer:
             logging.getLogger("mlabs_desktop").warning("bfloat16 network not built; stylizing in float32",
                                                        exc_info=True)
             return "float32"
-        forward = make_forward(reduced)
         if wanted == "auto":
             check = lambda: p.measure_fidelity(self._forward, forward, p.sample_photos())  # noqa: E731
             if not p.cached_fidelity(self.model.folder / WEIGHTS, check).passes:

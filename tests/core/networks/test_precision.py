@@ -99,9 +99,8 @@ def test_the_gate_judges_trained_weights_and_random_ones_are_not_the_test(vgg_h5
     from mlabs_desktop.core.training.trainer import Trainer
 
     def fidelity(net):
-        reduced = precision.build_reduced_network("lite", 1 / 255)
-        reduced.set_weights(net.get_weights())
-        return precision.measure_fidelity(make_forward(net), make_forward(reduced), precision.sample_photos())
+        reduced = precision.reduced_forward("lite", 1 / 255, net.get_weights())
+        return precision.measure_fidelity(make_forward(net), reduced, precision.sample_photos())
 
     trained = Trainer(tiny_config(style_image, photos_dir, vgg_h5, name="gate", steps=40, max_steps=0,
                                   checkpoint_iterations=1000)).run()
