@@ -91,13 +91,30 @@ def cmd_library(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference_timing(checkout: str | None, vgg_mat: str | None):
+    """What the bench calls to time the reference (None: not asked for); paths are checked now, not after it."""
+    from mlabs_desktop.core.bench.reference import check_checkout, time_reference
+
+    if checkout is None:
+        if vgg_mat is not None:
+            raise UserError("--reference-vgg needs --reference-checkout: the checkout whose training it times")
+        return None
+    src = check_checkout(Path(checkout))
+    mat = None if vgg_mat is None else Path(vgg_mat).expanduser()
+    if mat is not None and not mat.is_file():
+        raise UserError(f"{vgg_mat} is not a file: --reference-vgg takes MatConvNet's imagenet-vgg-verydeep-19.mat")
+    return lambda: time_reference(src, mat)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    reference = _reference_timing(args.reference_checkout, args.reference_vgg)  # wrong paths answered at once
     engine()
     from mlabs_desktop.core.bench.measure import run_benchmark
     from mlabs_desktop.core.bench.report import format_report
     from mlabs_desktop.gui.startup_probe import measure_startup
 
-    report = run_benchmark(quick=args.quick, architectures=args.architecture, startup=measure_startup)
+    report = run_benchmark(quick=args.quick, architectures=args.architecture, startup=measure_startup,
+                           reference=reference)
     say(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

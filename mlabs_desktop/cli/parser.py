@@ -119,6 +119,11 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON")
     bench.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
     bench.add_argument("--architecture", action="append", choices=ARCHITECTURES)
+    bench.add_argument("--reference-checkout", metavar="DIR",
+                       help="also time the reference implementation with its own code: a checkout of "
+                            "lengstrom/fast-style-transfer (runs that checkout's code)")
+    bench.add_argument("--reference-vgg", metavar="FILE.mat",
+                       help="with --reference-checkout: the MatConvNet VGG19 file its training step needs")
 
     import_ckpt = sub.add_parser("import-checkpoint", help="add a reference (TF1) checkpoint to the library")
     import_ckpt.add_argument("path", help="folder holding checkpoint + fns.ckpt.*, or a .ckpt prefix")

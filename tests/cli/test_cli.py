@@ -169,6 +169,17 @@ def test_bench_quick_json_has_every_figure():
     assert report["startup"]["tensorflow_imported_before_window"] is False
 
 
+def test_timing_the_reference_needs_a_checkout_of_it(tmp_path):
+    """Checked before the bench starts: a wrong path is answered in a second, not after ten minutes."""
+    assert_user_error(cli("bench", f"--reference-checkout={tmp_path}"), "is not a checkout of fast-style-transfer")
+    assert_user_error(cli("bench", f"--reference-vgg={tmp_path / 'x.mat'}"), "--reference-vgg needs --reference-checkout")
+    (tmp_path / "src").mkdir()
+    for name in ("transform", "vgg", "optimize", "utils"):
+        (tmp_path / "src" / f"{name}.py").write_text("")
+    assert_user_error(cli("bench", f"--reference-checkout={tmp_path}", f"--reference-vgg={tmp_path / 'x.mat'}"),
+                      "--reference-vgg takes MatConvNet's imagenet-vgg-verydeep-19.mat")
+
+
 def test_asking_for_a_missing_gpu_explains_how_to_get_one(tiny_model, tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (8, 8)).save(photo)

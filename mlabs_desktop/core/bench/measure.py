@@ -22,6 +22,7 @@ import numpy as np
 
 from mlabs_desktop.core.bench.video import bench_video
 from mlabs_desktop.core.config import ARCHITECTURES
+from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
 from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, configure_tensorflow, device_scope,
                                                  keras_backend, training_precision)
@@ -34,7 +35,7 @@ STYLIZE_SIZES = {"256x256": (256, 256), "1024x680": (1024, 680), "4000x3000": (4
 TIMED_ONCE_ABOVE = 4_000_000  # pixels: such sizes are timed in one run, their warm-up included
 
 
-def _best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0, warm_up: bool = True) -> float:
+def best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0, warm_up: bool = True) -> float:
     """Best wall time of ``fn`` over ``repeats`` calls (after one warm-up call unless told not to)."""
     if warm_up:
         fn()
@@ -67,7 +68,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> fl
         # Summing on the device waits for the product without timing a copy of it to the host.
         run = lambda: ops.convert_to_numpy(ops.sum(ops.matmul(a, b)))  # noqa: E731
     with _torch_matmul_like_convolutions():
-        seconds = _best_time(run, repeats)
+        seconds = best_time(run, repeats)
     return 2 * n**3 / seconds / 1e9
 
 
@@ -89,7 +90,7 @@ def conv_gflops(dtype: str = "float32", repeats: int = 5) -> float:
         run = lambda: fn().numpy()  # noqa: E731
     else:  # summing on the device waits for the result without timing a copy of it
         run = lambda: ops.convert_to_numpy(ops.sum(ops.conv(x, kernel, padding="same")))  # noqa: E731
-    seconds = _best_time(run, repeats)
+    seconds = best_time(run, repeats)
     return 2 * h * w * k * k * c * c / seconds / 1e9
 
 
@@ -100,10 +101,11 @@ def reduced_precision_limits(device: DeviceInfo, matmul_side: int, quick: bool) 
     if not p.bfloat16_supported(device):
         return {"supported": False}
     repeats = 2 if quick else 5
+    # float16 too where the hardware has it, to show what the backend makes of it (the networks do not use it)
+    dtypes = ("float32", "bfloat16") + (("float16",) if device.kind == "gpu" or cpu_info.cpu_has_float16() else ())
     return {"supported": True,
-            "matmul_gflops": {dtype: round(matmul_gflops(matmul_side, repeats, dtype), 1)
-                              for dtype in ("float32", "bfloat16")},
-            "conv_gflops": {dtype: round(conv_gflops(dtype, repeats), 1) for dtype in ("float32", "bfloat16")},
+            "matmul_gflops": {dtype: round(matmul_gflops(matmul_side, repeats, dtype), 1) for dtype in dtypes},
+            "conv_gflops": {dtype: round(conv_gflops(dtype, repeats), 1) for dtype in dtypes},
             "conv": dict(LIMIT_CONV)}
 
 
@@ -161,7 +163,7 @@ def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats:
         # On a CPU a huge photo's warm-up would double a long measurement; a GPU takes a
         # second, and JAX compiles each new shape, which a single timed run would count.
         once = w * h > TIMED_ONCE_ABOVE and device.kind != "gpu"
-        seconds = _best_time(lambda: run_any_size(forward, tiled, image, device),
+        seconds = best_time(lambda: run_any_size(forward, tiled, image, device),
                              1 if once else repeats, warm_up=not once)
         mp_per_s = w * h / seconds / 1e6
         results[label] = {"seconds": round(seconds, 4), "megapixels_per_s": round(mp_per_s, 3),
@@ -192,7 +194,7 @@ def bench_convolutions(architecture: str, size: tuple[int, int] = (1024, 680), r
                 single = keras.Model(inp := keras.Input(layer.input.shape[1:]), layer(inp))
                 x = np.random.default_rng(0).standard_normal((1, *layer.input.shape[1:])).astype(np.float32)
                 forward = make_forward(single, channels=x.shape[-1])
-                seconds = _best_time(lambda: forward(x), repeats)
+                seconds = best_time(lambda: forward(x), repeats)
                 layers.append((layer.name, seconds, 2 * conv_multiply_adds(layer),
                                2 * conv_multiply_adds(layer, executed=True)))
     seconds = sum(item[1] for item in layers)
@@ -233,7 +235,7 @@ def bench_reduced_precision(architecture: str, device: DeviceInfo, repeats: int,
     net = build_transform_network(architecture, seed=0)
     full, fast = make_forward(net), p.reduced_forward(architecture, 1.0 / 255.0, net.get_weights())
     image = np.random.default_rng(0).uniform(0, 255, (1, size[1], size[0], 3)).astype(np.float32)
-    full_s, fast_s = _best_time(lambda: full(image), repeats), _best_time(lambda: fast(image), repeats)
+    full_s, fast_s = best_time(lambda: full(image), repeats), best_time(lambda: fast(image), repeats)
     fidelity = p.measure_fidelity(full, fast, p.sample_photos())
     flops = 2 * multiply_adds_per_pixel(architecture) * size[0] * size[1]
     return {"supported": True, "size": f"{size[0]}x{size[1]}", "float32_seconds": round(full_s, 4),
@@ -317,7 +319,7 @@ def _time_train_step(architecture: str, batch: int, size: int, repeats: int, pip
     net = build_transform_network(architecture)
     step = make_train_step(net, loss_net, targets, LossWeights(7.5, 1e2, 2e2), make_optimizer(1e-3, net))
     data = np.random.default_rng(2).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
-    seconds = _best_time(lambda: step(data), repeats)
+    seconds = best_time(lambda: step(data), repeats)
     result = {"batch": batch, "image_size": size, "seconds": round(seconds, 3),
               "images_per_s": round(batch / seconds, 2)}
     if pipeline_steps:
@@ -340,8 +342,9 @@ def _add_fractions(entry: dict, limit: float) -> None:
 
 
 def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
-                  startup: Callable[[int], dict] | None = None) -> dict:
-    """Every measurement; ``startup(runs)`` times the app's window (the command line passes the app's probe)."""
+                  startup: Callable[[int], dict] | None = None, reference: Callable[[], dict] | None = None) -> dict:
+    """Every measurement; ``startup(runs)`` times the app's window (the command line passes the app's probe),
+    ``reference()`` the reference implementation with its own code (`bench.reference`)."""
     architectures = architectures or list(ARCHITECTURES)
     device = choose_device("auto")
     report: dict = {
@@ -387,6 +390,8 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                 data["train_step_mixed_bfloat16"] = bench_train_step(arch, **shape, precision="mixed_bfloat16")
             data["video"] = bench_video(arch, device, quick)
             report["architectures"][arch] = data
+        if reference is not None:
+            report["reference_measured"] = reference()
         report["matmul_gflops_after"] = round(matmul_gflops(matmul_side), 1)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if startup is not None:

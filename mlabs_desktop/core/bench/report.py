@@ -22,6 +22,9 @@ def format_report(report: dict) -> str:
                      f"float32 {mm['float32']}); {c['kernel']}x{c['kernel']} conv {c['channels']}->{c['channels']} at "
                      f"{c['width']}x{c['height']} {cv['bfloat16']} GFLOP/s ({cv['bfloat16'] / cv['float32']:.1f}x its "
                      f"float32 {cv['float32']})")
+        if "float16" in mm:
+            lines.append(f"float16 (not used by the networks): matmul {mm['float16']} GFLOP/s, conv {cv['float16']} "
+                         f"GFLOP/s")
     for arch, data in report["architectures"].items():
         lines.append(f"\n{arch} ({data['multiply_adds_per_pixel']:,.0f} multiply-adds per pixel as defined, "
                      f"{data['executed_multiply_adds_per_pixel']:,.0f} executed)")
@@ -65,9 +68,35 @@ def format_report(report: dict) -> str:
     lines.append(f"\nreference implementation on the project's machine class (2 cores, AVX-512): "
                  f"{ref['stylize_mp_per_s_1024x680']} MP/s "
                  f"at 1024x680, {ref['train_step_seconds_b4_256']} s per training step (batch 4, 256 px)")
+    lines.extend(_measured_reference(report))
     lines.append(f"peak resident memory: {report['peak_rss_mb']:.0f} MB")
     start = report.get("startup") or {}
     if start.get("window_shown_seconds") is not None:
         lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
                      f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
     return "\n".join(lines)
+
+
+def _measured_reference(report: dict) -> list[str]:
+    """The reference timed with its own code in this run, beside `classic`, its network here."""
+    ref = report.get("reference_measured")
+    if not ref:
+        return []
+    lines = [f"reference implementation timed in this run with its own code ({ref['checkout']}): "
+             f"{ref['stylize_seconds_1024x680']:.3f} s per 1024x680 photo ({ref['stylize_mp_per_s_1024x680']} MP/s)"
+             + (f", {ref['train_step_seconds_b4_256']:.3f} s per training step (batch 4, 256 px)"
+                if "train_step_seconds_b4_256" in ref else "; training step not timed (give --reference-vgg)")]
+    classic = report["architectures"].get("classic")
+    if classic:
+        ours = classic["stylize"].get("1024x680")
+        fast = classic["stylize_bfloat16"]
+        if ours:
+            lines.append(f"  classic here: {ref['stylize_seconds_1024x680'] / ours['seconds']:.2f}x the reference's "
+                         "speed in float32" + (f", {ref['stylize_seconds_1024x680'] / fast['bfloat16_seconds']:.2f}x "
+                                               "in bfloat16" if fast["supported"] else ""))
+        if "train_step_seconds_b4_256" in ref and classic["train_step"]["image_size"] == 256:
+            step = classic["train_step"]
+            lines.append(f"  classic training step here ({step['precision']}): "
+                         f"{ref['train_step_seconds_b4_256'] / step['seconds']:.2f}x the reference's speed")
+    return lines
+

@@ -38,6 +38,11 @@ def cpu_has_bfloat16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def cpu_has_float16() -> bool:
+    """float16 arithmetic on this CPU: AVX512-FP16 or AMX-FP16 (x86), half-precision vectors (ARM)."""
+    return bool(cpu_flags() & {"avx512_fp16", "amx_fp16", "asimdhp", "fphp"})
+
+
 def cpu_model() -> str:
     for line in _cpuinfo().splitlines():
         if line.split(":")[0].strip() == "model name":

@@ -62,10 +62,32 @@ def test_the_bfloat16_limit_is_measured_where_the_device_has_it(monkeypatch):
     monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
     assert reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True) == {"supported": False}
     monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)  # any CPU computes it, if slowly
+    monkeypatch.setattr(cpu_info, "cpu_has_float16", lambda: False)
+    assert "float16" not in reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True)["matmul_gflops"]
+    monkeypatch.setattr(cpu_info, "cpu_has_float16", lambda: True)
     limits = reduced_precision_limits(DeviceInfo("cpu", "CPU"), 256, quick=True)
     assert limits["supported"] and min(limits["matmul_gflops"].values()) > 0 and min(limits["conv_gflops"].values()) > 0
+    assert set(limits["conv_gflops"]) == {"float32", "bfloat16", "float16"}
     report = {"machine": {"cpu": "x", "processor": "x", "cpu_count": 2, "keras_backend": "tensorflow",
                           "device": "CPU", "vector_extensions": []}, "matmul_gflops": 1, "matmul_gflops_after": 1,
               "reduced_precision_limits": limits, "architectures": {}, "peak_rss_mb": 1,
               "reference": {"stylize_mp_per_s_1024x680": 0.5, "train_step_seconds_b4_256": 4.6}}
-    assert "bfloat16 limit: matmul" in format_report(report)
+    text = format_report(report)
+    assert "bfloat16 limit: matmul" in text and "float16 (not used by the networks): matmul" in text
+
+
+def test_the_reference_timed_in_the_run_is_set_beside_classic():
+    from mlabs_desktop.core.bench.report import _measured_reference
+
+    report = {"reference_measured": {"checkout": "/src/fst", "stylize_seconds_1024x680": 0.9,
+                                     "stylize_mp_per_s_1024x680": 0.774, "train_step_seconds_b4_256": 2.4},
+              "architectures": {"classic": {
+                  "stylize": {"1024x680": {"seconds": 0.6}},
+                  "stylize_bfloat16": {"supported": True, "bfloat16_seconds": 0.18},
+                  "train_step": {"image_size": 256, "seconds": 1.2, "precision": "mixed_bfloat16"}}}}
+    text = "\n".join(_measured_reference(report))
+    assert "0.900 s per 1024x680 photo" in text and "2.400 s per training step" in text
+    assert "1.50x the reference's speed in float32, 5.00x in bfloat16" in text
+    assert "training step here (mixed_bfloat16): 2.00x the reference's speed" in text
+    del report["reference_measured"]["train_step_seconds_b4_256"]
+    assert "training step not timed (give --reference-vgg)" in "\n".join(_measured_reference(report))
