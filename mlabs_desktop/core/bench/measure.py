@@ -25,7 +25,7 @@ from mlabs_desktop.core.config import ARCHITECTURES
 from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
 from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, configure_tensorflow, device_scope,
-                                                 keras_backend, training_precision)
+                                                 dtype_policy, keras_backend, training_precision)
 
 REFERENCE = {  # the reference implementation on this project's machine class (design.md)
     "stylize_mp_per_s_1024x680": 0.50,
@@ -291,14 +291,8 @@ def bench_pipeline(step, batch: int, size: int, steps: int, photo_size: tuple[in
 def bench_train_step(architecture: str, batch: int = 4, size: int = 256, repeats: int = 3,
                      pipeline_steps: int = 0, precision: str = "float32") -> dict:
     """One training step's time under the dtype ``precision`` policy (the Trainer's choice per device)."""
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
+    with dtype_policy(precision):
         result = _time_train_step(architecture, batch, size, repeats, pipeline_steps)
-    finally:
-        keras.config.set_dtype_policy(previous)
     return {**result, "precision": precision}
 
 

@@ -163,6 +163,19 @@ def _capability(text: str | None) -> tuple[int, int] | None:
         return None
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras's dtype policy (global, per thread) set to ``name`` for the block, then put back."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def training_precision(device: DeviceInfo, wanted: str = "auto") -> str:
     """The Keras dtype policy training uses on ``device``: mixed precision where it was measured to help.
 

@@ -50,17 +50,12 @@ def bfloat16_supported(device: DeviceInfo) -> bool:
 
 def build_reduced_network(architecture: str, input_scale: float):
     """The transform network computing in bfloat16, for inference (its weights are set by the caller)."""
-    import keras
-
+    from mlabs_desktop.core.hardware.devices import dtype_policy
     from mlabs_desktop.core.networks.fused_norm import FusedInstanceNormalization
     from mlabs_desktop.core.networks.transform import build_transform_network
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(REDUCED_POLICY)
-    try:
+    with dtype_policy(REDUCED_POLICY):
         return build_transform_network(architecture, input_scale, norm_layer=FusedInstanceNormalization)
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def reduced_forward(architecture: str, input_scale: float, weights: list[np.ndarray]) -> Forward:

@@ -19,7 +19,8 @@ import numpy as np
 from mlabs_desktop import __version__
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.events import DistillStepEvent, EventCallback, LogEvent
-from mlabs_desktop.core.hardware.devices import choose_device, device_scope, import_keras_quietly
+from mlabs_desktop.core.hardware.devices import (choose_device, device_scope, dtype_policy, import_keras_quietly,
+                                                 training_precision)
 from mlabs_desktop.core.images.decode import load_image
 from mlabs_desktop.core.images.encode import save_image, save_thumbnail
 from mlabs_desktop.core.images.ops import to_uint8
@@ -43,6 +44,7 @@ class DistillConfig:
     image_size: int = 256
     learning_rate: float = 2e-3
     device: str = "auto"
+    precision: str = "auto"         # the student's: mixed where training uses it on the device; or float32
     held_out: int = 8               # photos kept out of training to measure the copy on
     seed: int | None = None         # the copy's initial weights and photo order; random when None
 
@@ -106,17 +108,22 @@ class Distiller:
         train, held = _photos(config, teacher_model)
         device = choose_device(config.device)
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        policy = training_precision(device, config.precision)
         with device_scope(device):
             teacher = Stylizer(teacher_model, config.device, precision="float32")
-            student = build_transform_network(config.architecture, seed=seed)
-            student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error")
-            self._log(f"distilling '{teacher_model.name}' ({teacher_model.manifest.architecture}) into a "
-                      f"{config.architecture} network on {device.label}: {len(train.paths)} photos, "
-                      f"{len(held)} kept out to measure it, {config.steps:,} steps")
-            losses, seconds = self._train(student, teacher, train, seed)
-            forward = make_forward(student)
+            with dtype_policy(policy):  # the student learns as training does on this device
+                student = build_transform_network(config.architecture, seed=seed)
+                student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error")
+                mixed = "" if policy == "float32" else f", in {policy.replace('_', ' ')}"
+                self._log(f"distilling '{teacher_model.name}' ({teacher_model.manifest.architecture}) into a "
+                          f"{config.architecture} network on {device.label}{mixed}: {len(train.paths)} photos, "
+                          f"{len(held)} kept out to measure it, {config.steps:,} steps")
+                losses, seconds = self._train(student, teacher, train, seed)
+            copy = build_transform_network(config.architecture)  # judged as it will stylize: in float32
+            copy.set_weights(student.get_weights())
+            forward = make_forward(copy)
             psnr = self._measure(forward, teacher, held or train.paths[:config.held_out])
-        model = self._save(name, teacher_model, train.root, student, forward, losses, seconds, psnr, len(held),
+        model = self._save(name, teacher_model, train.root, copy, forward, losses, seconds, psnr, len(held),
                            device.label)
         self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' on "
                   f"{len(held)} photos it did not train on")

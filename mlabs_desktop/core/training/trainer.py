@@ -25,8 +25,8 @@ from mlabs_desktop.core.networks import loss_network as vgg
 from mlabs_desktop.core.images.ops import is_flat
 from mlabs_desktop.core.config import TrainingConfig, model_steps, run_end, unusual_params
 from mlabs_desktop.core.training.dataset import BatchStream, added_since, count_small_images
-from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, device_scope, import_keras_quietly,
-                                                 training_precision)
+from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, device_scope, dtype_policy,
+                                                 import_keras_quietly, training_precision)
 from mlabs_desktop.core.training.distribute import make_strategy, replica_count
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import DoneEvent, EventCallback, LogEvent, OutOfMemoryEvent, StepEvent
@@ -89,12 +89,10 @@ class Trainer:
         self.on_event(LogEvent(message, level))
 
     def run(self) -> Model:
-        keras = import_keras_quietly()  # from any thread: waits while another one is still importing Keras
+        import_keras_quietly()  # from any thread: waits while another one is still importing Keras
         config = self.config
         device = choose_device(config.device)
-        previous_policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(training_precision(device, config.precision))
-        try:
+        with dtype_policy(training_precision(device, config.precision)):
             strategy = make_strategy(device, self.replica_devices)
             if strategy and self.config.batch_size % replica_count(strategy):
                 raise UserError.worded("{voice.batch_size} {batch} cannot be split evenly across {replicas} GPUs; "
@@ -102,8 +100,6 @@ class Trainer:
                                        replicas=replica_count(strategy))
             with strategy.scope() if strategy else device_scope(device):
                 return self._run(device, strategy)
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
 
     def _build(self, inputs: PreparedInputs, writer: ModelWriter):
         import keras

@@ -44,3 +44,22 @@ def test_a_copy_needs_photos_and_a_free_name(tiny_model, tmp_path):
     with pytest.raises(UserError, match="already exists"):
         Distiller(DistillConfig("tiny", name="tiny")).run()
 
+
+
+def test_the_copy_learns_in_mixed_precision_where_training_does(tiny_model, tmp_path, monkeypatch):
+    """On a CPU with bfloat16 units the student trains in mixed bfloat16; the saved copy is float32 weights."""
+    from mlabs_desktop.core.events import LogEvent
+    from mlabs_desktop.core.hardware import cpu_info
+    from mlabs_desktop.core.networks.weights import load_weight_arrays
+
+    monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)
+    photos = write_photos(tmp_path / "photos", count=5, size=(48, 48))
+    for precision, name in (("auto", "mixed"), ("float32", "full")):
+        events: list = []
+        config = DistillConfig("tiny", train_path=str(photos), steps=3, batch_size=2, image_size=32, held_out=1,
+                               seed=0, precision=precision, name=name)
+        model = Distiller(config, events.append).run().model
+        said = " ".join(e.message for e in events if isinstance(e, LogEvent))
+        assert ("in mixed bfloat16" in said) == (precision == "auto")
+        arrays = load_weight_arrays(model.file("weights.npz"))
+        assert arrays and all(a.dtype == np.float32 for a in arrays.values())
