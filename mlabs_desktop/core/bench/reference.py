@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import re
 import sys
@@ -24,6 +25,8 @@ import numpy as np
 from mlabs_desktop.core.errors import UserError
 
 MODULES = ("transform", "vgg", "optimize", "utils")  # the checkout's src/ modules, imported by these names
+# What its code imports beyond NumPy, by import name and package name.
+REQUIREMENTS = {"tensorflow": "tensorflow", "scipy": "scipy", "imageio": "imageio", "PIL": "Pillow"}
 STEP_SHAPE = (4, 256, 256, 3)    # the reference's own batch and crop
 TIMED_STEPS = 4                  # after one step of warm-up
 
@@ -34,6 +37,10 @@ def check_checkout(checkout: Path) -> Path:
     missing = [f"src/{name}.py" for name in MODULES if not (src / f"{name}.py").is_file()]
     if missing:
         raise UserError(f"{checkout} is not a checkout of fast-style-transfer: it has no {', '.join(missing)}")
+    absent = [package for module, package in REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
+    if absent:
+        raise UserError(f"the reference's own code needs {', '.join(absent)}, not installed here: "
+                        f"pip install {' '.join(absent)}")
     return src
 
 

@@ -82,6 +82,8 @@ def _measured_reference(report: dict) -> list[str]:
     ref = report.get("reference_measured")
     if not ref:
         return []
+    if "error" in ref:
+        return [f"reference implementation: its own code failed, so it was not timed ({ref['error']})"]
     lines = [f"reference implementation timed in this run with its own code ({ref['checkout']}): "
              f"{ref['stylize_seconds_1024x680']:.3f} s per 1024x680 photo ({ref['stylize_mp_per_s_1024x680']} MP/s)"
              + (f", {ref['train_step_seconds_b4_256']:.3f} s per training step (batch 4, 256 px)"

@@ -32,8 +32,8 @@ class FusedInstanceNormalization(InstanceNormalization):
         kernel = self._grouped if x.shape[-1] % CHANNEL_MULTIPLE else self._fused
         if x.shape[0] == 1:  # no branch: a ReLU after the kernel then fuses into it (grappler's remapper)
             return kernel(x)
-        return tf.cond(tf.equal(tf.shape(x)[0], 1), lambda: kernel(x),
-                       lambda: InstanceNormalization.call(self, x, training))
+        return _same_shape(tf.cond(tf.equal(tf.shape(x)[0], 1), lambda: kernel(x),
+                                   lambda: InstanceNormalization.call(self, x, training)), x)
 
     def _fused(self, x):
         import tensorflow as tf
@@ -70,5 +70,12 @@ class FusedInstanceNormalization(InstanceNormalization):
                 variance=tiled(variance), epsilon=self.epsilon, is_training=False)
             return tf.reshape(y, shape)
 
-        return tf.cond(tf.equal(shape[1] * shape[2] % groups, 0), pooled,
-                       lambda: InstanceNormalization.call(self, x))
+        return _same_shape(tf.cond(tf.equal(shape[1] * shape[2] % groups, 0), pooled,
+                                   lambda: InstanceNormalization.call(self, x)), x)
+
+
+def _same_shape(y, x):
+    """``y`` with ``x``'s static shape: a branch's result has none, and the layers after it need it (a
+    convolution whose input has no known channel count went to XLA, and later norms lost their fusion)."""
+    y.set_shape(x.shape)
+    return y

@@ -25,7 +25,7 @@ PSNR_GATE_DB = 40.0
 FIDELITY_SIZE = (320, 240)   # sample photos are fitted to this for the check (a second or two per model)
 PRECISIONS = ("auto", "float32", "bfloat16")
 # Verdicts are measured again when the bfloat16 network computes differently (2: fused instance norms;
-# 3: norms fused with their ReLUs, grouped narrow norms, phase kernels summed in float32).
+# 3: norms fused with their ReLUs, grouped narrow norms, phase kernels summed in float32 arithmetic).
 REDUCED_NETWORK_VERSION = 3
 REDUCED_POLICY = "mixed_bfloat16"  # variables stay float32; instance-norm statistics and the output too
 

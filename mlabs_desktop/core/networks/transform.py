@@ -119,7 +119,8 @@ class ReflectionPadding2D(layers.Layer):
 
     def call(self, x):
         # Mirrored strips joined by concatenation: two plain copies, where TensorFlow's MirrorPad
-        # kernel took twice as long in bfloat16 (docs/decisions/bfloat16-elementwise.md).
+        # kernel took twice as long in bfloat16 (docs/decisions/bfloat16-elementwise.md). Sides must
+        # exceed the pad, as for MirrorPad: `inference.MIN_SIDE` and the tiling see to it.
         p = self.pad
         x = ops.concatenate([ops.flip(x[:, 1:p + 1], 1), x, ops.flip(x[:, -p - 1:-1], 1)], axis=1)
         return ops.concatenate([ops.flip(x[:, :, 1:p + 1], 2), x, ops.flip(x[:, :, -p - 1:-1], 2)], axis=2)

@@ -59,7 +59,7 @@ class UpsampleConv2D(layers.Conv2D):
 
     def _phase_kernel(self):
         channels, filters = self.kernel.shape[2], self.kernel.shape[3]
-        # Summed in float32 (the variable's own precision; also a faster einsum than bfloat16's).
+        # Summed in float32: a faster einsum than bfloat16's, and one rounding of the sums to bfloat16.
         kernel = ops.einsum("atr,bsc,rcio->tsiabo", self._taps, self._taps, ops.cast(self.kernel, "float32"))
         return ops.cast(ops.reshape(kernel, (2, 2, channels, PHASES * PHASES * filters)), self.compute_dtype)
 

@@ -110,19 +110,25 @@ class Distiller:
         seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         policy = training_precision(device, config.precision)
         with device_scope(device):
-            teacher = Stylizer(teacher_model, config.device, precision="float32")
+            # Its targets in bfloat16 where the model passes the precision check (40 dB or better, far above
+            # what the copy reaches), the copy judged against its float32 results.
+            teacher = Stylizer(teacher_model, config.device, precision="float32" if config.precision == "float32"
+                               else "auto")
             with dtype_policy(policy):  # the student learns as training does on this device
                 student = build_transform_network(config.architecture, seed=seed)
-                student.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error")
-                mixed = "" if policy == "float32" else f", in {policy.replace('_', ' ')}"
+                rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.steps)  # settles at the end
+                student.compile(optimizer=keras.optimizers.Adam(rate), loss="mean_squared_error")
+                reduced = ([f"learning in {policy.replace('_', ' ')}"] if policy != "float32" else []) + (
+                    [f"the original running in {teacher.precision}"] if teacher.precision != "float32" else [])
+                how = f" ({', '.join(reduced)})" if reduced else ""
                 self._log(f"distilling '{teacher_model.name}' ({teacher_model.manifest.architecture}) into a "
-                          f"{config.architecture} network on {device.label}{mixed}: {len(train.paths)} photos, "
+                          f"{config.architecture} network on {device.label}{how}: {len(train.paths)} photos, "
                           f"{len(held)} kept out to measure it, {config.steps:,} steps")
                 losses, seconds = self._train(student, teacher, train, seed)
             copy = build_transform_network(config.architecture)  # judged as it will stylize: in float32
             copy.set_weights(student.get_weights())
             forward = make_forward(copy)
-            psnr = self._measure(forward, teacher, held or train.paths[:config.held_out])
+            psnr = self._measure(forward, make_forward(teacher.net), held or train.paths[:config.held_out])
         model = self._save(name, teacher_model, train.root, copy, forward, losses, seconds, psnr, len(held),
                            device.label)
         self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' on "
@@ -134,7 +140,9 @@ class Distiller:
 
     def _train(self, student, teacher, train: FolderScan, seed: int) -> tuple[list[float], float]:
         config = self.config
-        teacher_forward = make_forward(teacher.net)
+        full = make_forward(teacher.net)
+        targets = full if teacher.precision == "float32" else (  # its bfloat16 network runs one photo at a time
+            lambda batch: np.stack([teacher.run(photo) for photo in batch]))
         stream = BatchStream(train, config.batch_size, config.image_size, seed)
         losses: list[float] = []
         started = time.perf_counter()
@@ -143,7 +151,7 @@ class Distiller:
             for step, _epoch, batch, _paths in batches:
                 if step >= config.steps or self._stop.is_set():
                     break
-                target = teacher_forward(batch)
+                target = targets(batch)
                 losses.append(float(student.train_on_batch(batch, target)))
                 elapsed = time.perf_counter() - started
                 self.on_event(DistillStepEvent(step + 1, config.steps, losses[-1], elapsed,
@@ -155,13 +163,14 @@ class Distiller:
         return losses, time.perf_counter() - started
 
     @staticmethod
-    def _measure(forward, teacher, photos: tuple[Path, ...]) -> float:
+    def _measure(forward, reference, photos: tuple[Path, ...]) -> float:
+        """Mean PSNR of the copy's ``forward`` against the original's float32 ``reference`` on ``photos``."""
         from mlabs_desktop.core.networks.precision import psnr_db
 
         scores = []
         for path in photos:
             rgb = load_image(path, max_size=EVALUATION_SIDE).rgb.astype(np.float32)
-            scores.append(psnr_db(teacher.run(rgb), run_network(forward, rgb)))
+            scores.append(psnr_db(run_network(reference, rgb), run_network(forward, rgb)))
         return float(np.mean(scores))
 
     def _save(self, name: str, teacher: Model, photos: Path, student, forward, losses: list[float],

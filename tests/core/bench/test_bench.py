@@ -91,3 +91,6 @@ def test_the_reference_timed_in_the_run_is_set_beside_classic():
     assert "training step here (mixed_bfloat16): 2.00x the reference's speed" in text
     del report["reference_measured"]["train_step_seconds_b4_256"]
     assert "training step not timed (give --reference-vgg)" in "\n".join(_measured_reference(report))
+    report["reference_measured"] = {"error": "AttributeError: module 'vgg' has no attribute 'net'"}
+    assert _measured_reference(report) == ["reference implementation: its own code failed, so it was not timed "
+                                           "(AttributeError: module 'vgg' has no attribute 'net')"]

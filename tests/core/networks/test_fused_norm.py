@@ -37,6 +37,21 @@ def test_the_bfloat16_network_runs_the_fused_kernel_in_every_norm():
     assert len(fused) == len(norms) + 2  # the two 8-channel layers: statistics, then normalising
 
 
+def test_grouped_norms_keep_the_shape_the_layers_after_them_need():
+    """A branch's result has no static shape; without it tiny's convolutions went to XLA and its norms unfused."""
+    import tensorflow as tf
+
+    net = precision.build_reduced_network("tiny", 1 / 255)
+    graph = tf.function(lambda x: net(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, None, None, 3], tf.float32)).graph.as_graph_def()
+    library = graph.library.function
+    assert not [f.signature.name for f in library if "xla" in f.signature.name.lower()]
+    assert len([n for n in graph.node if n.op in ("If", "StatelessIf")]) == 2  # the two 8-channel norms only
+    feeding = {node.name: node.op for node in graph.node}
+    fused_relus = [n for n in graph.node if n.op == "Relu" and feeding[n.input[0].split(":")[0]] == "FusedBatchNormV3"]
+    assert len(fused_relus) == 8  # every ReLU after a 16- or 32-channel norm
+
+
 @pytest.mark.parametrize("channels", [8, 3])  # tiny's widest layers; classic's output
 @pytest.mark.parametrize("size", [(24, 32), (5, 7)])  # the second's pixels do not group: the formula's
 def test_other_widths_pool_the_statistics_of_pixel_groups_exactly(size, channels):
