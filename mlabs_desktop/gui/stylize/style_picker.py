@@ -106,8 +106,11 @@ class StylePicker(QWidget):
         self.list.setItemDelegate(_TileDelegate(self.list))
         self.list.setMouseTracking(True)  # hover rings
         # Tiles sit on the panel; a ring shows when the keyboard is on the list.
+        # A style sheet reaches the list's scroll bar too: without its own background its groove was not
+        # painted (black in screenshots) once the styles outgrew the panel.
         self.list.setStyleSheet("QListWidget { background: transparent; border: 2px solid transparent; "
-                                "border-radius: 4px; } QListWidget:focus { border-color: palette(highlight); }")
+                                "border-radius: 4px; } QListWidget:focus { border-color: palette(highlight); } "
+                                "QScrollBar:vertical { background: palette(window); }")
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setWrapping(True)
