@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.events import DistillStepEvent
+from mlabs_desktop.core.events import DistillStepEvent, LogEvent
+from mlabs_desktop.core.hardware.devices import choose_device, training_precision
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.stylize.stylizer import Stylizer
 from mlabs_desktop.core.training.distill import DistillConfig, Distiller
@@ -22,6 +23,8 @@ def test_a_copy_learns_its_teacher_and_lands_in_the_library(tiny_model, tmp_path
     result = Distiller(config, events.append).run()
     steps = [e for e in events if isinstance(e, DistillStepEvent)]
     assert [e.step for e in steps] == list(range(1, 41)) and steps[-1].eta_seconds == 0
+    said = " ".join(e.message for e in events if isinstance(e, LogEvent))  # as training learns on this machine
+    assert ("learning in mixed bfloat16" in said) == (training_precision(choose_device("cpu")) == "mixed_bfloat16")
     # It learns: about halfway down in 40 steps (0.52-0.56 of the start over seeds 0-4 on this teacher).
     assert np.mean([e.loss for e in steps[-10:]]) < 0.7 * np.mean([e.loss for e in steps[:5]])
     model = result.model
@@ -46,19 +49,17 @@ def test_a_copy_needs_photos_and_a_free_name(tiny_model, tmp_path):
 
 
 
-def test_the_copy_learns_in_mixed_precision_where_training_does(tiny_model, tmp_path, monkeypatch):
-    """On a CPU with bfloat16 units the student trains in mixed bfloat16, and the copy stylizes like any model."""
-    from mlabs_desktop.core.events import LogEvent
+def test_float32_turns_reduced_precision_off(tiny_model, tmp_path, monkeypatch):
+    """Even on a CPU with bfloat16 units, precision float32 keeps the copy and the original in float32."""
     from mlabs_desktop.core.hardware import cpu_info
 
     monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)
     photos = write_photos(tmp_path / "photos", count=5, size=(48, 48))
-    for precision, name in (("auto", "mixed"), ("float32", "full")):
-        events: list = []
-        config = DistillConfig("tiny", train_path=str(photos), steps=3, batch_size=2, image_size=32, held_out=1,
-                               seed=0, precision=precision, name=name)
-        model = Distiller(config, events.append).run().model
-        said = " ".join(e.message for e in events if isinstance(e, LogEvent))
-        assert ("learning in mixed bfloat16" in said) == (precision == "auto")
-        photo = np.random.default_rng(0).uniform(0, 255, (40, 52, 3)).astype(np.float32)
-        assert np.isfinite(Stylizer(model, "cpu").run(photo)).all()
+    events: list = []
+    config = DistillConfig("tiny", train_path=str(photos), steps=3, batch_size=2, image_size=32, held_out=1,
+                           seed=0, precision="float32", name="full")
+    model = Distiller(config, events.append).run().model
+    said = " ".join(e.message for e in events if isinstance(e, LogEvent))
+    assert "distilling 'tiny'" in said and "bfloat16" not in said
+    photo = np.random.default_rng(0).uniform(0, 255, (40, 52, 3)).astype(np.float32)
+    assert np.isfinite(Stylizer(model, "cpu").run(photo)).all()
