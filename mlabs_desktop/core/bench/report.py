@@ -101,4 +101,3 @@ def _measured_reference(report: dict) -> list[str]:
             lines.append(f"  classic training step here ({step['precision']}): "
                          f"{ref['train_step_seconds_b4_256'] / step['seconds']:.2f}x the reference's speed")
     return lines
-

@@ -124,11 +124,12 @@ class Distiller:
                 self._log(f"distilling '{teacher_model.name}' ({teacher_model.manifest.architecture}) into a "
                           f"{config.architecture} network on {device.label}{how}: {len(train.paths)} photos, "
                           f"{len(held)} kept out to measure it, {config.steps:,} steps")
-                losses, seconds = self._train(student, teacher, train, seed)
+                reference = make_forward(teacher.net)  # the original in float32: targets, or the copy's judge
+                losses, seconds = self._train(student, teacher, reference, train, seed)
             copy = build_transform_network(config.architecture)  # judged as it will stylize: in float32
             copy.set_weights(student.get_weights())
             forward = make_forward(copy)
-            psnr = self._measure(forward, make_forward(teacher.net), held or train.paths[:config.held_out])
+            psnr = self._measure(forward, reference, held or train.paths[:config.held_out])
         model = self._save(name, teacher_model, train.root, copy, forward, losses, seconds, psnr, len(held),
                            device.label)
         self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' on "
@@ -138,10 +139,9 @@ class Distiller:
     def _log(self, message: str, level: str = "info") -> None:
         self.on_event(LogEvent(message, level))
 
-    def _train(self, student, teacher, train: FolderScan, seed: int) -> tuple[list[float], float]:
+    def _train(self, student, teacher, reference, train: FolderScan, seed: int) -> tuple[list[float], float]:
         config = self.config
-        full = make_forward(teacher.net)
-        targets = full if teacher.precision == "float32" else (  # its bfloat16 network runs one photo at a time
+        targets = reference if teacher.precision == "float32" else (  # its bfloat16 network runs one photo at a time
             lambda batch: np.stack([teacher.run(photo) for photo in batch]))
         stream = BatchStream(train, config.batch_size, config.image_size, seed)
         losses: list[float] = []
