@@ -20,7 +20,8 @@ def format_report(report: dict) -> str:
         mm, cv, c = limits["matmul_gflops"], limits["conv_gflops"], limits["conv"]
         lines.append(f"bfloat16 limit: matmul {mm['bfloat16']} GFLOP/s ({mm['bfloat16'] / mm['float32']:.1f}x its "
                      f"float32 {mm['float32']}); {c['kernel']}x{c['kernel']} conv {c['channels']}->{c['channels']} at "
-                     f"{c['width']}x{c['height']} {cv['bfloat16']} GFLOP/s ({cv['bfloat16'] / cv['float32']:.1f}x its "
+                     f"{c['width']}x{c['height']} ({c['in_a_row']} in a row) {cv['bfloat16']} GFLOP/s "
+                     f"({cv['bfloat16'] / cv['float32']:.1f}x its "
                      f"float32 {cv['float32']})")
         if "float16" in mm:
             lines.append(f"float16 (not used by the networks): matmul {mm['float16']} GFLOP/s, conv {cv['float16']} "
