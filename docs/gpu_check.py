@@ -35,8 +35,9 @@ try:
 except ImportError:
     sys.modules["platformdirs"] = types.ModuleType("platformdirs")
 
-from mlabs_desktop.core.bench.measure import best_time, matmul_gflops, random_vgg_weights  # noqa: E402
+from mlabs_desktop.core.bench.measure import random_vgg_weights  # noqa: E402
 from mlabs_desktop.core.hardware.devices import dtype_policy, keras_backend  # noqa: E402
+from mlabs_desktop.core.hardware.rates import best_time, matmul_gflops  # noqa: E402
 from mlabs_desktop.core.networks.transform import multiply_adds_per_pixel  # noqa: E402
 
 # VGG19 to relu5_1 (the deepest layer the losses use), multiply-adds per input pixel, from its widths.

@@ -33,10 +33,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def float32_unless_asked(monkeypatch: pytest.MonkeyPatch):
     """Results must not depend on whether the test machine's CPU has bfloat16: tests stylize in
     float32 unless they ask for bfloat16 themselves (tests/core/networks/test_precision.py), and train in
-    float32 (mixed bfloat16 is the default on such CPUs)."""
+    float32 (mixed bfloat16 is the default on such CPUs). A test that gives the CPU bfloat16 gives it AMX
+    too (bfloat16 then pays without timing it) unless it says otherwise (test_bfloat16_speed.py)."""
     from mlabs_desktop.core.hardware import cpu_info
 
     monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(cpu_info, "cpu_has_amx_bfloat16", lambda: True)
 
 
 @pytest.fixture(autouse=True)

@@ -88,7 +88,7 @@ def build_parser() -> ArgumentParser:
     stylize.add_argument("--max-size", type=int, help="photos: downsize so the longest side is at most N")
     stylize.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
-                         help="auto: bfloat16 where the hardware has it and this model's output stays within "
+                         help="auto: bfloat16 where it is faster here and this model's output stays within "
                               "40 dB PSNR of float32 on real photos (checked once per model), else float32")
     stylize.add_argument("--brush", type=float, default=1.0, metavar="X",
                          help="brush strokes X times the size the style was trained with (0.25-4; 1: as trained)")

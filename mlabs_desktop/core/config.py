@@ -64,7 +64,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max-steps", int, "Stop after this many steps of this run (0 = no limit).", 0, 10**9),
     ParamSpec("architecture", str, "Transform network: classic (the reference), default (no checkerboard artefacts), lite (about 4x faster), tiny (about 2x faster than lite, for previews, video and slow machines).", choices=ARCHITECTURES),
     ParamSpec("device", str, "Where to train: auto picks a GPU when one is visible.", choices=DEVICES),
-    ParamSpec("precision", str, "What training computes in: auto uses mixed bfloat16 where the GPU or CPU has bfloat16 units (about twice as fast, to the same loss); float32 always computes in full precision.", choices=TRAINING_PRECISIONS),
+    ParamSpec("precision", str, "What training computes in: auto uses mixed bfloat16 where the GPU or CPU computes it faster than float32 (about twice as fast with AMX or an Ampere GPU, to the same loss); float32 always computes in full precision.", choices=TRAINING_PRECISIONS),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 

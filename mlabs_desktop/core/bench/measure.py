@@ -15,6 +15,7 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,8 +25,9 @@ from mlabs_desktop.core.bench.video import bench_video
 from mlabs_desktop.core.config import ARCHITECTURES
 from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
-from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, configure_tensorflow, device_scope,
-                                                 dtype_policy, keras_backend, training_precision)
+from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope, dtype_policy, keras_backend
+from mlabs_desktop.core.hardware.rates import LIMIT_CONV, best_time, conv_gflops, matmul_gflops
+from mlabs_desktop.core.networks.precision import training_precision
 
 REFERENCE = {  # the reference implementation on this project's machine class (design.md)
     "stylize_mp_per_s_1024x680": 0.50,
@@ -33,75 +35,6 @@ REFERENCE = {  # the reference implementation on this project's machine class (d
 }
 STYLIZE_SIZES = {"256x256": (256, 256), "1024x680": (1024, 680), "4000x3000": (4000, 3000)}
 TIMED_ONCE_ABOVE = 4_000_000  # pixels: such sizes are timed in one run, their warm-up included
-
-
-def best_time(fn: Callable[[], object], repeats: int, min_seconds: float = 0.0, warm_up: bool = True) -> float:
-    """Best wall time of ``fn`` over ``repeats`` calls (after one warm-up call unless told not to)."""
-    if warm_up:
-        fn()
-    best = float("inf")
-    started = time.perf_counter()
-    count = 0
-    while count < repeats or time.perf_counter() - started < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        count += 1
-    return best
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
-    """Matmul rate through the same backend the networks use: the machine's limit in ``dtype``.
-
-    On a GPU the backends run float32 convolutions on tensor cores (TF32); the
-    matmul is measured under the same setting so the two compare like for like.
-    """
-    from keras import ops
-
-    a = ops.cast(ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32)), dtype)
-    b = ops.cast(ops.convert_to_tensor(np.random.default_rng(1).standard_normal((n, n), np.float32)), dtype)
-    if keras_backend() == "tensorflow":
-        tf = configure_tensorflow()
-        fn = tf.function(lambda: tf.linalg.matmul(a, b))
-        run = lambda: fn().numpy()  # noqa: E731
-    else:
-        # Summing on the device waits for the product without timing a copy of it to the host.
-        run = lambda: ops.convert_to_numpy(ops.sum(ops.matmul(a, b)))  # noqa: E731
-    with _torch_matmul_like_convolutions():
-        seconds = best_time(run, repeats)
-    return 2 * n**3 / seconds / 1e9
-
-
-# The convolution that dominates the networks: 3x3, 128 channels in and out, at a quarter of 1024x680.
-LIMIT_CONV = {"height": 170, "width": 256, "channels": 128, "kernel": 3}
-# Convolutions timed in a row, each on the last one's output, so the one sum that waits for them is
-# a small part of the time (alone, it cut bfloat16's rate by a tenth).
-LIMIT_CONV_CHAIN = 8
-
-
-def conv_gflops(dtype: str = "float32", repeats: int = 5) -> float:
-    """Rate of `LIMIT_CONV` in ``dtype`` on tensors already in it: the ceiling a network's convolutions can reach."""
-    from keras import ops
-
-    h, w, c, k = LIMIT_CONV["height"], LIMIT_CONV["width"], LIMIT_CONV["channels"], LIMIT_CONV["kernel"]
-    rng = np.random.default_rng(2)
-    x = ops.cast(ops.convert_to_tensor(rng.standard_normal((1, h, w, c)).astype(np.float32)), dtype)
-    gain = 1 / np.sqrt(k * k * c)  # each output as large as the input: no overflow down the chain
-    kernel = ops.cast(ops.convert_to_tensor(rng.standard_normal((k, k, c, c)).astype(np.float32) * gain), dtype)
-
-    def chain(y):
-        for _ in range(LIMIT_CONV_CHAIN):
-            y = ops.conv(y, kernel, padding="same")
-        return ops.sum(y)
-
-    if keras_backend() == "tensorflow":
-        tf = configure_tensorflow()
-        fn = tf.function(lambda: chain(x))
-        run = lambda: fn().numpy()  # noqa: E731
-    else:  # summing on the device waits for the result without timing a copy of it
-        run = lambda: ops.convert_to_numpy(chain(x))  # noqa: E731
-    seconds = best_time(run, repeats)
-    return LIMIT_CONV_CHAIN * 2 * h * w * k * k * c * c / seconds / 1e9
 
 
 def reduced_precision_limits(device: DeviceInfo, matmul_side: int, quick: bool) -> dict:
@@ -113,25 +46,11 @@ def reduced_precision_limits(device: DeviceInfo, matmul_side: int, quick: bool) 
     repeats = 2 if quick else 5
     # float16 too where the hardware has it, to show what the backend makes of it (the networks do not use it)
     dtypes = ("float32", "bfloat16") + (("float16",) if device.kind == "gpu" or cpu_info.cpu_has_float16() else ())
-    return {"supported": True,
+    conv = replace(LIMIT_CONV, in_a_row=2) if quick else LIMIT_CONV  # quick: a machine without bf16 emulates it
+    return {"supported": True, "used_by_default": p.bfloat16_pays(device),
             "matmul_gflops": {dtype: round(matmul_gflops(matmul_side, repeats, dtype), 1) for dtype in dtypes},
-            "conv_gflops": {dtype: round(conv_gflops(dtype, repeats), 1) for dtype in dtypes},
-            "conv": {**LIMIT_CONV, "in_a_row": LIMIT_CONV_CHAIN}}
-
-
-@contextlib.contextmanager
-def _torch_matmul_like_convolutions():
-    if keras_backend() != "torch":
-        yield
-        return
-    import torch
-
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
+            "conv_gflops": {dtype: round(conv_gflops(dtype, repeats, conv), 1) for dtype in dtypes},
+            "conv": asdict(conv)}
 
 
 def peak_rss_mb() -> float:

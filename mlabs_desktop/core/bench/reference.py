@@ -65,7 +65,7 @@ def time_reference_stylize(src: Path, size: tuple[int, int] = (1024, 680), repea
     """Seconds for one photo through the reference's network, as its evaluate.py runs it (raw 0..255 pixels)."""
     import tensorflow as tf
 
-    from mlabs_desktop.core.bench.measure import best_time
+    from mlabs_desktop.core.hardware.rates import best_time
 
     with _reference_modules(src) as ref, tf.Graph().as_default(), tf.compat.v1.Session() as session:
         image = tf.compat.v1.placeholder(tf.float32, shape=(1, size[1], size[0], 3))

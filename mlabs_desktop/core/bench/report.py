@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlabs_desktop.core.hardware.bfloat16_speed import MIN_SPEEDUP
+
 
 def _percent(entry: dict) -> str:
     """The fraction of matmul as defined, and as executed."""
@@ -23,6 +25,9 @@ def format_report(report: dict) -> str:
                      f"{c['width']}x{c['height']} ({c['in_a_row']} in a row) {cv['bfloat16']} GFLOP/s "
                      f"({cv['bfloat16'] / cv['float32']:.1f}x its "
                      f"float32 {cv['float32']})")
+        if not limits.get("used_by_default", True):
+            lines.append(f"the app does not use bfloat16 here by default: under {MIN_SPEEDUP}x float32 in its own "
+                         "speed check (--precision=bfloat16 asks for it)")
         if "float16" in mm:
             lines.append(f"float16 (not used by the networks): matmul {mm['float16']} GFLOP/s, conv {cv['float16']} "
                          f"GFLOP/s")

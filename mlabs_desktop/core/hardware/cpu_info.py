@@ -54,3 +54,8 @@ def vector_extensions() -> list[str]:
     """The vector extensions of `VECTOR_EXTENSIONS` this CPU has, widest first."""
     flags = cpu_flags()
     return [name for name in VECTOR_EXTENSIONS if name in flags]
+
+
+def cpu_has_amx_bfloat16() -> bool:
+    """AMX's bfloat16 tiles: the matrix units that make bfloat16 several times float32 (`bfloat16_speed`)."""
+    return "amx_bf16" in cpu_flags()

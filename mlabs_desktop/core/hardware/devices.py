@@ -176,26 +176,6 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def training_precision(device: DeviceInfo, wanted: str = "auto") -> str:
-    """The Keras dtype policy training uses on ``device``: mixed precision where it was measured to help.
-
-    bfloat16 from Ampere on (float32's range: no loss scaling, so no skipped
-    steps), float16 with loss scaling on Volta and Turing, bfloat16 on CPUs with
-    AVX512-BF16 or AMX under TensorFlow (docs/decisions/mixed-training-cpu.md). PyTorch
-    is left in float32: it runs eagerly, and measured slower mixed (docs/decisions/precision-gate.md).
-    ``wanted`` "float32" always gives float32.
-    """
-    from mlabs_desktop.core.hardware import cpu_info
-
-    if wanted == "float32" or keras_backend() == "torch":
-        return "float32"
-    if device.kind == "cpu":
-        return "mixed_bfloat16" if keras_backend() == "tensorflow" and cpu_info.cpu_has_bfloat16() else "float32"
-    if not device.mixed_precision_helps:
-        return "float32"
-    return "mixed_bfloat16" if (device.compute_capability or (0, 0)) >= (8, 0) else "mixed_float16"
-
-
 def choose_device(wanted: str) -> DeviceInfo:
     """Resolve ``auto|cpu|gpu`` to a device; asking for a missing GPU is a user error."""
     if wanted not in ("auto", "cpu", "gpu"):

@@ -1,13 +1,14 @@
-"""Reduced-precision stylizing: bfloat16 where the hardware has it, used only when it looks the same.
+"""What the networks compute in: bfloat16 where it is faster than float32, and for stylizing only
+when it looks the same.
 
-bfloat16 keeps float32's range with 8 bits of mantissa, so the convolutions
-run about twice as fast on CPUs with AVX512-BF16/AMX and on tensor-core GPUs.
-Whether a given model's output survives that is a property of its weights,
+bfloat16 keeps float32's range with 8 bits of mantissa. On CPUs with AMX and on
+tensor-core GPUs the convolutions run several times as fast; with AVX512-BF16
+alone they ran slower, so such a CPU is timed first (`hardware.bfloat16_speed`).
+Whether a given model's output survives the rounding is a property of its weights,
 so it is measured, not assumed: the model runs both ways on the shipped sample
 photos (real photographs) and bfloat16 is used only when every one stays
 within `PSNR_GATE_DB` of float32. The verdict is cached per weights file.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -43,9 +44,38 @@ class Fidelity:
 
 
 def bfloat16_supported(device: DeviceInfo) -> bool:
+    """The device computes bfloat16 in hardware (`bfloat16_pays` says whether it is worth it)."""
     if device.kind == "gpu":
         return (device.compute_capability or (0, 0)) >= (8, 0)  # bfloat16 tensor cores from Ampere on
     return cpu_info.cpu_has_bfloat16()
+
+
+def bfloat16_pays(device: DeviceInfo) -> bool:
+    """bfloat16 is faster than float32 on the device: "auto" uses it only then."""
+    from mlabs_desktop.core.hardware.bfloat16_speed import cpu_bfloat16_pays
+
+    return bfloat16_supported(device) if device.kind == "gpu" else cpu_bfloat16_pays()
+
+
+def training_precision(device: DeviceInfo, wanted: str = "auto") -> str:
+    """The Keras dtype policy training uses on ``device``: mixed precision where it was measured to help.
+
+    bfloat16 from Ampere on (float32's range: no loss scaling, so no skipped
+    steps), float16 with loss scaling on Volta and Turing, bfloat16 on CPUs where it
+    beats float32 (`bfloat16_speed`) under TensorFlow (docs/decisions/mixed-training-cpu.md). PyTorch
+    is left in float32: it runs eagerly, and measured slower mixed (docs/decisions/precision-gate.md).
+    ``wanted`` "float32" always gives float32.
+    """
+    from mlabs_desktop.core.hardware.bfloat16_speed import cpu_bfloat16_pays
+    from mlabs_desktop.core.hardware.devices import keras_backend
+
+    if wanted == "float32" or keras_backend() == "torch":
+        return "float32"
+    if device.kind == "cpu":
+        return "mixed_bfloat16" if keras_backend() == "tensorflow" and cpu_bfloat16_pays() else "float32"
+    if not device.mixed_precision_helps:
+        return "float32"
+    return "mixed_bfloat16" if (device.compute_capability or (0, 0)) >= (8, 0) else "mixed_float16"
 
 
 def build_reduced_network(architecture: str, input_scale: float):

@@ -71,7 +71,7 @@ class Stylizer:
 
     def __init__(self, model: Model, device: str = "auto", precision: str = "float32",
                  weights: dict[str, np.ndarray] | None = None):
-        """``precision``: float32, bfloat16, or auto (bfloat16 where supported and it passes `precision`'s check).
+        """``precision``: float32, bfloat16, or auto (bfloat16 where it is faster and passes `precision`'s check).
 
         ``weights``: others than the model's own (a blend of two styles' weights); "auto" keeps
         them in float32, since the check is made, and remembered, per weights file.
@@ -107,7 +107,7 @@ class Stylizer:
         if wanted not in p.PRECISIONS:
             raise UserError.worded("{voice.precision} must be one of {choices}, not {wanted!r}",
                                    choices=", ".join(p.PRECISIONS), wanted=wanted)
-        if wanted == "float32" or (wanted == "auto" and not p.bfloat16_supported(self.device)):
+        if wanted == "float32" or (wanted == "auto" and not p.bfloat16_pays(self.device)):
             return "float32"
         if not p.bfloat16_supported(self.device):
             raise UserError.worded("{device} has no bfloat16 arithmetic (it needs AVX512-BF16, AMX or an Ampere or "

@@ -19,13 +19,13 @@ import numpy as np
 from mlabs_desktop import __version__
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.events import DistillStepEvent, EventCallback, LogEvent
-from mlabs_desktop.core.hardware.devices import (choose_device, device_scope, dtype_policy, import_keras_quietly,
-                                                 training_precision)
+from mlabs_desktop.core.hardware.devices import choose_device, device_scope, dtype_policy, import_keras_quietly
 from mlabs_desktop.core.images.decode import load_image
 from mlabs_desktop.core.images.encode import save_image, save_thumbnail
 from mlabs_desktop.core.images.ops import to_uint8
 from mlabs_desktop.core.library.store import LOSSES, PREVIEW, STYLE_THUMB, WEIGHTS, Library, Manifest, Model
 from mlabs_desktop.core.networks.inference import make_forward, run_network
+from mlabs_desktop.core.networks.precision import training_precision
 from mlabs_desktop.core.networks.weights import model_arrays, save_weight_arrays
 from mlabs_desktop.core.training.dataset import BatchStream, FolderScan, scan_folder
 from mlabs_desktop.resources import sample_image

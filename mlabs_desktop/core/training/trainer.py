@@ -26,7 +26,8 @@ from mlabs_desktop.core.images.ops import is_flat
 from mlabs_desktop.core.config import TrainingConfig, model_steps, run_end, unusual_params
 from mlabs_desktop.core.training.dataset import BatchStream, added_since, count_small_images
 from mlabs_desktop.core.hardware.devices import (DeviceInfo, choose_device, device_scope, dtype_policy,
-                                                 import_keras_quietly, training_precision)
+                                                 import_keras_quietly)
+from mlabs_desktop.core.networks.precision import training_precision
 from mlabs_desktop.core.training.distribute import make_strategy, replica_count
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import DoneEvent, EventCallback, LogEvent, OutOfMemoryEvent, StepEvent

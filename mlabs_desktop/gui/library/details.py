@@ -91,14 +91,16 @@ def _muted(text: str = "") -> QLabel:
 def precision_text(model: Model) -> str:
     """What the model's network computes in when it stylizes here, as far as it is known yet."""
     from mlabs_desktop.core.library.store import WEIGHTS
-    from mlabs_desktop.core.hardware.cpu_info import cpu_has_bfloat16
+    from mlabs_desktop.core.hardware.bfloat16_speed import known_cpu_bfloat16_pays
     from mlabs_desktop.core.networks.precision import known_fidelity
 
-    if not cpu_has_bfloat16():
+    pays = known_cpu_bfloat16_pays()
+    if pays is False:
         return "float32"
     verdict = known_fidelity(model.folder / WEIGHTS)
-    if verdict is None:
-        return "float32 or bfloat16: decided when it first stylizes (bfloat16 only if it looks the same)"
+    if verdict is None or pays is None:
+        return ("float32 or bfloat16: decided when it first stylizes (bfloat16 only where it is faster and "
+                "looks the same)")
     if verdict.passes:
         return f"bfloat16 (looks the same as float32: {verdict.psnr_db:.1f} dB PSNR)"
     return f"float32 (bfloat16 would differ visibly: {verdict.psnr_db:.1f} dB PSNR)"

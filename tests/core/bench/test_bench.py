@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlabs_desktop.core.bench.measure import LIMIT_CONV_CHAIN, bench_convolutions
+from mlabs_desktop.core.bench.measure import bench_convolutions
+from mlabs_desktop.core.hardware.rates import LIMIT_CONV
 from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
 
@@ -74,7 +75,11 @@ def test_the_bfloat16_limit_is_measured_where_the_device_has_it(monkeypatch):
               "reference": {"stylize_mp_per_s_1024x680": 0.5, "train_step_seconds_b4_256": 4.6}}
     text = format_report(report)
     assert "bfloat16 limit: matmul" in text and "float16 (not used by the networks): matmul" in text
-    assert f"({LIMIT_CONV_CHAIN} in a row)" in text  # the sum after one convolution no longer counts in its rate
+    assert limits["conv"]["in_a_row"] < LIMIT_CONV.in_a_row  # quick: fewer, on machines that emulate bfloat16
+    assert f"({limits['conv']['in_a_row']} in a row)" in text  # the sum after one convolution is not all it times
+    assert "does not use bfloat16 here" not in text
+    limits["used_by_default"] = False  # AVX512-BF16 without AMX, timed slower
+    assert "the app does not use bfloat16 here by default: under 1.2x float32" in format_report(report)
 
 
 def test_the_reference_timed_in_the_run_is_set_beside_classic():

@@ -110,3 +110,14 @@ def test_the_gate_judges_trained_weights_and_random_ones_are_not_the_test(vgg_h5
     judged = fidelity(net)
     assert judged.passes and not random_init.passes  # measured: 42.9 dB after 20 steps, 31.4 dB untrained
     assert judged.psnr_db > random_init.psnr_db + 5
+
+
+def test_where_bfloat16_is_slower_auto_keeps_float32_and_asking_still_works(tiny_model, bf16_cpu, monkeypatch):
+    from mlabs_desktop.core.hardware import bfloat16_speed
+
+    monkeypatch.setattr(cpu_info, "cpu_has_amx_bfloat16", lambda: False)  # AVX512-BF16 alone
+    monkeypatch.setattr(bfloat16_speed, "measure_speedup", lambda: 0.6)  # as measured without AMX
+    calls = _counting_measure(monkeypatch)
+    assert Stylizer(tiny_model, "cpu", precision="auto").precision == "float32"
+    assert not calls  # not even the fidelity check: speed rules it out first
+    assert Stylizer(tiny_model, "cpu", precision="bfloat16").precision == "bfloat16"

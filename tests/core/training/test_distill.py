@@ -7,7 +7,8 @@ import pytest
 
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import DistillStepEvent, LogEvent
-from mlabs_desktop.core.hardware.devices import choose_device, training_precision
+from mlabs_desktop.core.hardware.devices import choose_device
+from mlabs_desktop.core.networks.precision import training_precision
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.stylize.stylizer import Stylizer
 from mlabs_desktop.core.training.distill import DistillConfig, Distiller

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import SAMPLES, tiny_config, write_photos
 from mlabs_desktop.core.hardware import cpu_info
-from mlabs_desktop.core.hardware.devices import DeviceInfo, training_precision
+from mlabs_desktop.core.hardware.devices import DeviceInfo
+from mlabs_desktop.core.networks.precision import training_precision
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.training.trainer import Trainer
 

@@ -92,6 +92,13 @@ def test_details_say_what_precision_the_model_stylizes_in(tiny_model, monkeypatc
     assert precision_text(tiny_model).startswith("float32 or bfloat16: decided when it first stylizes")
     precision.cached_fidelity(tiny_model.folder / WEIGHTS, lambda: precision.Fidelity(45.2, 3))
     assert precision_text(tiny_model) == "bfloat16 (looks the same as float32: 45.2 dB PSNR)"
+    from mlabs_desktop.core.hardware import bfloat16_speed
+
+    monkeypatch.setattr(cpu_info, "cpu_has_amx_bfloat16", lambda: False)  # AVX512-BF16 alone, not timed yet
+    assert precision_text(tiny_model).startswith("float32 or bfloat16: decided when it first stylizes")
+    monkeypatch.setattr(bfloat16_speed, "measure_speedup", lambda: 0.6)
+    assert not bfloat16_speed.cpu_bfloat16_pays()
+    assert precision_text(tiny_model) == "float32"  # slower here: never bfloat16, whatever the model
 
 
 def test_search_filters_by_name(view, tiny_model, tmp_path):
