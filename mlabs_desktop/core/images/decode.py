@@ -227,19 +227,30 @@ def read_rgb(path: PathLike, max_size: int | None = None, *, allow_huge: bool = 
     return load_image(path, max_size, allow_huge=allow_huge).rgb
 
 
+@dataclass(frozen=True)
+class CropVariety:
+    """How training crops vary beyond their position: not at all for style training, as the reference."""
+    smallest: float = 1.0  # the source square's side: at least this fraction of the photo's shorter side
+    mirror: bool = False   # flipped left to right half the time
+
+
 def training_crop(path: PathLike, size: int, rng: np.random.Generator,
-                  *, allow_huge: bool = False) -> np.ndarray:
-    """A random size x size uint8 RGB crop after scaling the shorter side to ``size``."""
+                  *, allow_huge: bool = False, variety: CropVariety = CropVariety()) -> np.ndarray:
+    """A random size x size uint8 RGB crop after scaling the shorter side to ``size`` (or a part of it)."""
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
-    im = decode(Path(path), allow_huge=allow_huge, draft_scale=lambda dims: size / min(dims))
+    im = decode(Path(path), allow_huge=allow_huge, draft_scale=lambda dims: size / (min(dims) * variety.smallest))
     if im.mode in ("LA", "RGBA"):
         im = im.convert(im.mode[:-1])  # style training ignores transparency
     w, h = im.size
     side = min(w, h)  # the source square that becomes size x size
+    if variety.smallest < 1:
+        side = max(1, round(side * rng.uniform(variety.smallest, 1.0)))
     left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
     crop = im.resize((size, size), LANCZOS, box=(left, top, left + side, top + side))
     arr = to_uint8(np.asarray(crop)) if crop.mode == "F" else np.asarray(crop)
+    if variety.mirror and rng.random() < 0.5:
+        arr = arr[:, ::-1]
     return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr)
 
 

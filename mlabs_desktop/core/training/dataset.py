@@ -20,7 +20,7 @@ import numpy as np
 
 from mlabs_desktop.core.config import steps_per_epoch
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, training_crop
+from mlabs_desktop.core.images.decode import IMAGE_EXTENSIONS, CropVariety, training_crop
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,9 @@ class BatchStream:
     """
 
     def __init__(self, scan: FolderScan, batch_size: int, image_size: int, seed: int,
-                 workers: int | None = None, prefetch: int = 2):
+                 workers: int | None = None, prefetch: int = 2, variety: CropVariety = CropVariety()):
         self.scan = scan
+        self.variety = variety
         self.root = scan.root
         self.paths = scan.paths
         self.batch_size = batch_size
@@ -129,7 +130,7 @@ class BatchStream:
     def _decode(self, index: int, rng_seed: tuple[int, ...]) -> np.ndarray | None:
         path = self.paths[index]
         try:
-            return training_crop(path, self.image_size, np.random.default_rng(rng_seed))
+            return training_crop(path, self.image_size, np.random.default_rng(rng_seed), variety=self.variety)
         except UserError as exc:
             self.skipped.add(path, str(exc))
         except Exception as exc:  # a vanished drive or a decoder bug must not end hours of training

@@ -405,3 +405,22 @@ def test_image_info(tmp_path):
     assert image_info(tmp_path / "t.jpg") is None
     assert image_info(tmp_path / "missing.jpg") is None
     assert image_info(tmp_path) is None
+
+
+def test_crop_variety_zooms_in_and_mirrors_where_asked(tmp_path):
+    from mlabs_desktop.core.images.decode import CropVariety
+
+    arr = np.zeros((64, 64, 3), np.uint8)
+    arr[:, :32] = 255  # white left half, black right half
+    path = write(tmp_path / "halves.png", Image.fromarray(arr))
+    plain = [training_crop(path, 32, np.random.default_rng(s)) for s in range(30)]
+    assert all(np.array_equal(crop, plain[0]) for crop in plain)  # a square photo: always the whole of it
+    assert plain[0][:, 0].min() == 255  # and never mirrored
+    varied = [training_crop(path, 32, np.random.default_rng(s), variety=CropVariety(smallest=0.5, mirror=True))
+              for s in range(30)]
+    white_share = {round(float((crop > 127).mean()), 2) for crop in varied}
+    assert len(white_share) > 5  # zoomed in on parts: the halves' shares vary
+    sides = [crop.mean(axis=(0, 2)) for crop in varied]  # each column's brightness
+    assert any(c[0] > c[-1] + 100 for c in sides)  # white on the left, as in the photo
+    assert any(c[0] < c[-1] - 100 for c in sides)  # white on the right: mirrored
+    assert all(crop.shape == (32, 32, 3) for crop in varied)
