@@ -35,6 +35,9 @@ EVALUATION_SIDE = 512   # held-out photos are compared at this longest side
 # whole photos only, it matched the original 2.7 dB better on its own photos than on others
 # (docs/decisions/fast-copy-precision.md).
 CROP_VARIETY = CropVariety(smallest=0.5, mirror=True)
+# About twice the gradients' usual size (their median was 4,300-9,000 over the first 400 steps): one odd
+# batch no longer throws the copy back hundreds of steps, as one did at step 1,000.
+GRADIENT_CLIP = 1e4
 
 
 @dataclass
@@ -121,7 +124,8 @@ class Distiller:
             with dtype_policy(policy):  # the student learns as training does on this device
                 student = build_transform_network(config.architecture, seed=seed)
                 rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.steps)  # settles at the end
-                student.compile(optimizer=keras.optimizers.Adam(rate), loss="mean_squared_error")
+                student.compile(optimizer=keras.optimizers.Adam(rate, global_clipnorm=GRADIENT_CLIP),
+                                loss="mean_squared_error")
                 reduced = ([f"learning in {policy.replace('_', ' ')}"] if policy != "float32" else []) + (
                     [f"the original running in {teacher.precision}"] if teacher.precision != "float32" else [])
                 how = f" ({', '.join(reduced)})" if reduced else ""

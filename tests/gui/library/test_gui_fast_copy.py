@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QFormLayout
 
 from mlabs_desktop.core.library.store import Library
 from mlabs_desktop.core.training.distill import DistillConfig
@@ -33,6 +33,9 @@ def test_a_fast_copy_lands_in_the_library_and_is_selected(view, qtbot, tiny_mode
     assert "dB PSNR against the original style on 2 photos" in dialog.status.text()
     assert Library().get("tiny (fast copy)").manifest.architecture == "tiny"
     assert view.selected_name() == "tiny (fast copy)"
+    labels = {key: [form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())]
+              for key, form in view.details.forms.items()}
+    assert "PSNR to original (dB)" in labels["statistics"] and "Copied from" in labels["provenance"]
     dialog.close()
 
 
