@@ -233,6 +233,10 @@ class CropVariety:
     smallest: float = 1.0  # the source square's side: at least this fraction of the photo's shorter side
     mirror: bool = False   # flipped left to right half the time
 
+    def __post_init__(self):
+        if not 0 < self.smallest <= 1:
+            raise ValueError(f"smallest must be in (0, 1], got {self.smallest}")
+
 
 def training_crop(path: PathLike, size: int, rng: np.random.Generator,
                   *, allow_huge: bool = False, variety: CropVariety = CropVariety()) -> np.ndarray:

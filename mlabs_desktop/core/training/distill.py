@@ -35,8 +35,8 @@ EVALUATION_SIDE = 512   # held-out photos are compared at this longest side
 # whole photos only, it matched the original 2.7 dB better on its own photos than on others
 # (docs/decisions/fast-copy-precision.md).
 CROP_VARIETY = CropVariety(smallest=0.5, mirror=True)
-# About twice the gradients' usual size (their median was 4,300-9,000 over the first 400 steps): one odd
-# batch no longer throws the copy back hundreds of steps, as one did at step 1,000.
+# Near the gradients' usual size early on (their median was 4,300-9,000 over the first 400 steps, single steps
+# 2-4x that): one odd batch no longer throws the copy back hundreds of steps, as one did at step 1,000.
 GRADIENT_CLIP = 1e4
 
 

@@ -25,7 +25,7 @@ STATE_TEXT = {"training": "in training or interrupted", "stopped": "stopped earl
 STAT_LABELS = {"steps": "Steps trained", "training_seconds": "Training time", "device": "Device",
                "images": "Training photos", "skipped": "Unreadable photos skipped",
                "final_losses": "Final losses", "precision": "Stylizes in",
-               "teacher_psnr_db": "PSNR to original (dB)", "held_out_photos": "Photos judged on"}
+               "teacher_psnr_db": "PSNR to original (dB)", "held_out_photos": "Held-out photos"}
 PROVENANCE_LABELS = {"source": "Source", "style": "Style image", "train_path": "Training photos",
                      "test": "Preview image", "vgg_path": "VGG19 weights", "init_from": "Fine-tuned from",
                      "seed": "Random seed", "app_version": "App version", "style_sha256": "Style SHA-256",

@@ -424,3 +424,6 @@ def test_crop_variety_zooms_in_and_mirrors_where_asked(tmp_path):
     assert any(c[0] > c[-1] + 100 for c in sides)  # white on the left, as in the photo
     assert any(c[0] < c[-1] - 100 for c in sides)  # white on the right: mirrored
     assert all(crop.shape == (32, 32, 3) for crop in varied)
+    for wrong in (0.0, 1.5):
+        with pytest.raises(ValueError):
+            CropVariety(smallest=wrong)
