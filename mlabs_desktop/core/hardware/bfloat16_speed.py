@@ -13,8 +13,8 @@ import threading
 from importlib import metadata
 
 from mlabs_desktop.core.atomic import write_text
-from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.devices import DeviceInfo, device_scope, keras_backend
 from mlabs_desktop.core.paths import cache_dir
 

@@ -9,6 +9,7 @@ so it is measured, not assumed: the model runs both ways on the shipped sample
 photos (real photographs) and bfloat16 is used only when every one stays
 within `PSNR_GATE_DB` of float32. The verdict is cached per weights file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from mlabs_desktop.core.hardware import cpu_info
-from mlabs_desktop.core.hardware.devices import DeviceInfo
+from mlabs_desktop.core.hardware.devices import DeviceInfo, keras_backend
 
 PSNR_GATE_DB = 40.0
 FIDELITY_SIZE = (320, 240)   # sample photos are fitted to this for the check (a second or two per model)
@@ -67,7 +68,6 @@ def training_precision(device: DeviceInfo, wanted: str = "auto") -> str:
     ``wanted`` "float32" always gives float32.
     """
     from mlabs_desktop.core.hardware.bfloat16_speed import cpu_bfloat16_pays
-    from mlabs_desktop.core.hardware.devices import keras_backend
 
     if wanted == "float32" or keras_backend() == "torch":
         return "float32"
