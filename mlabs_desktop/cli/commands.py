@@ -161,11 +161,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
     config = DistillConfig(args.teacher, args.into, args.train_path, args.name, args.steps, args.batch_size,
                            args.image_size, device=args.device)
     distiller = Distiller(config, ProgressPrinter("text"))
-    with stop_on_interrupt(distiller):
+    with stop_on_interrupt(distiller, saving="keeping what the copy learnt"):
         result = distiller.run()
     say(f"'{result.model.name}': a {config.architecture} copy of '{args.teacher}' after {format_steps(result.steps)} "
-         f"({format_duration(result.seconds)}), {result.psnr_db:.1f} dB PSNR against it on {result.held_out} "
-         f"photos it did not train on")
+         f"({format_duration(result.seconds)}), {result.psnr_db:.1f} dB PSNR against it {result.judged_on}")
     return 0
 
 
@@ -233,7 +232,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def run_lab_plan(path, **options) -> int:
-    """Prepare a lab (`core.labs.runner.prepare_lab`: plan, inputs) and run its ``train`` or ``stylizer`` here."""
+    """Prepare a lab (`core.labs.runner.prepare_lab`: plan, inputs) and run its ``train`` or ``stylize`` here."""
     from mlabs_desktop.core.labs.runner import prepare_lab
 
     return execute(parse(prepare_lab(path, **options).argv))

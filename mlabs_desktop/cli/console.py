@@ -38,8 +38,8 @@ class ProgressPrinter:
         if isinstance(event, StepEvent):
             self._draw(event)
         elif isinstance(event, DistillStepEvent):
-            self._line(event.step == event.total_steps, f"step {event.step}/{event.total_steps} loss {event.loss:.4g} "
-                       f"ETA {format_duration(event.eta_seconds)}")
+            left = "" if event.eta_seconds is None else f" ETA {format_duration(event.eta_seconds)}"
+            self._line(event.step == event.total_steps, f"step {event.step}/{event.total_steps} loss {event.loss:.4g}{left}")
         else:
             self.end_bar()
             if isinstance(event, LogEvent):
@@ -86,12 +86,12 @@ class ProgressPrinter:
 
 
 @contextmanager
-def stop_on_interrupt(trainer) -> Iterator[None]:
-    """First Ctrl-C asks the trainer to stop after a checkpoint; a second one aborts."""
+def stop_on_interrupt(trainer, saving: str = "saving a checkpoint") -> Iterator[None]:
+    """First Ctrl-C asks the trainer to stop after this step, ``saving`` what it learnt; a second one aborts."""
     def handler(signum, frame):
         if trainer.stopping:
             raise KeyboardInterrupt
-        err("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        err(f"\nstopping after this step and {saving} (Ctrl-C again to abort)")
         trainer.stop()
 
     try:

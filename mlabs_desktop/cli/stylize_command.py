@@ -37,7 +37,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         stylizer.set_controls(args.brush, mix and (Stylizer.open(mix[0], args.device, precision=args.precision),
                                                    mix[1]))
     if stylizer.precision == "bfloat16":
-        err("stylizing in bfloat16" + (" (this model's output matches float32 within the 40 dB gate)"
+        err("stylizing in bfloat16" + (" (this model's bfloat16 output is at least 40 dB PSNR against float32)"
                                         if args.precision == "auto" else ""))
     options = BlendOptions(args.strength, args.preserve_colors)
     photos = [job for job in jobs if not is_clip_job(job[1])]

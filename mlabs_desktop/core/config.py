@@ -51,9 +51,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               trains_well=(0.1, 1e3)),
     ParamSpec("style-weight", float, "How strongly the result takes on the painting's textures and colours (Gram matrices).", 0.0, 1e12,
               trains_well=(1.0, 1e5)),
-    ParamSpec("tv-weight", float, "Total-variation weight: higher gives smoother, less noisy results.", 0.0, 1e9,
+    ParamSpec("tv-weight", float, "Smoothness (total variation): higher gives smoother, less noisy results.", 0.0, 1e9,
               trains_well=(0.0, 1e4)),
-    ParamSpec("learning-rate", float, "Adam step size. Lower is slower but steadier.", 1e-7, 1.0,
+    ParamSpec("learning-rate", float, "How big each learning step is (Adam's step size). Lower is slower but steadier.", 1e-7, 1.0,
               trains_well=(1e-5, 1e-2)),
     ParamSpec("batch-size", int, "Training images per step. Larger needs more GPU memory.", 1, 1024),
     ParamSpec("steps", int, "Train the model this many steps in all, whatever the folder's size (0 = as many as the epochs give).", 0, 10**9),
@@ -62,9 +62,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("image-size", int, "Training crops are this many pixels square.", 16, 4096),
     ParamSpec("style-scale", float, "Scale the painting by this factor before learning its style: bigger gives bigger brush strokes.", 0.05, 8.0),
     ParamSpec("max-steps", int, "Stop after this many steps of this run (0 = no limit).", 0, 10**9),
-    ParamSpec("architecture", str, "Transform network: classic (the reference), default (no checkerboard artefacts), lite (about 4x faster), tiny (about 2x faster than lite, for previews, video and slow machines).", choices=ARCHITECTURES),
+    ParamSpec("architecture", str, "Transform network: classic (the reference), default (no checkerboard artefacts), lite (2.5-3x faster), tiny (about 2x faster than lite, for previews, video and slow machines).", choices=ARCHITECTURES),
     ParamSpec("device", str, "Where to train: auto picks a GPU when one is visible.", choices=DEVICES),
-    ParamSpec("precision", str, "What training computes in: auto uses mixed bfloat16 where the GPU or CPU computes it faster than float32 (about twice as fast with AMX or an Ampere GPU, to the same loss); float32 always computes in full precision.", choices=TRAINING_PRECISIONS),
+    ParamSpec("precision", str, "What training computes in: auto uses mixed precision where it is faster than float32 to the same loss (bfloat16 on CPUs with AMX and on Ampere or newer GPUs, about twice as fast; float16 on Volta and Turing GPUs); float32 always computes in full precision.", choices=TRAINING_PRECISIONS),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 

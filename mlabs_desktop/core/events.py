@@ -51,7 +51,7 @@ class DistillStepEvent:
     total_steps: int
     loss: float              # mean squared difference from the teacher's output, in pixel values squared
     elapsed_seconds: float
-    eta_seconds: float
+    eta_seconds: float | None  # None until the second step: the first one compiles
     kind = "distill_step"
 
 

@@ -361,7 +361,8 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def _finish_running_work(self) -> bool:
-        """Ask, then stop training (a checkpoint is saved) and stylizing; False keeps the window open."""
+        """Ask, then stop training (a checkpoint is saved), fast copies (saved) and stylizing; False keeps the
+        window open."""
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
         train, stylize = self.train_view, self.stylize_view
         if train is not None and train.is_training():
@@ -373,6 +374,15 @@ class MainWindow(QMainWindow):
             if not train.request_stop_and_wait(STOP_TRAINING_TIMEOUT_MS):
                 QMessageBox.warning(self, "Quit", "Training is still saving its checkpoint. "
                                     "Try again in a moment.")
+                return False
+        if self.library_view.running_fast_copies():
+            if QMessageBox.question(self, "Quit", "A fast copy is being made. Stop it (the copy keeps what it "
+                                    "learnt, in the Library) and quit?", yes | no, no) != yes:
+                return False
+            self.status_text.setText("Stopping the fast copy…")
+            QApplication.processEvents()
+            if not self.library_view.stop_fast_copies_and_wait(STOP_TRAINING_TIMEOUT_MS):
+                QMessageBox.warning(self, "Quit", "The fast copy is still being saved. Try again in a moment.")
                 return False
         if (stylize is not None and stylize.is_busy()) or self.clips.is_busy():
             if QMessageBox.question(self, "Quit", "Stylizing is running. Cancel it and quit?",

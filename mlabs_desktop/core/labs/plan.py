@@ -1,4 +1,4 @@
-"""A lab turned into a command line: ``mlabs-desktop train`` or ``stylizer`` and its flags.
+"""A lab turned into a command line: ``mlabs-desktop train`` or ``stylize`` and its flags.
 
 `plan_lab` chooses the command from the flags, maps mounts to local folders,
 anchors relative paths at the lab's working folder and maps ``hardwareType`` to

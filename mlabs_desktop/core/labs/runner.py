@@ -10,7 +10,7 @@ datasets mounted at ``/machinelabs/mounts/NAME`` (``mounts``). Here:
   the key. Platform-only keys (``dockerImageId``, ``cli``) and unknown ones land
   in `Lab.ignored`: reported, never errors.
 * `plan.plan_lab` turns the lab into the argument list of ``mlabs-desktop
-  train`` or ``stylizer`` (chosen from the flags), with mounts mapped to local
+  train`` or ``stylize`` (chosen from the flags), with mounts mapped to local
   folders, relative paths anchored at the lab's working folder and
   ``hardwareType`` mapped to ``--device``. It reads the disk (do the folders
   exist?) but writes nothing.

@@ -205,9 +205,14 @@ class Library:
             name, n = f"{wanted} ({n})", n + 1
         return name
 
-    def create(self, manifest: Manifest, fill: Callable[[Path], None]) -> Model:
-        """Create a model atomically: ``fill(folder)`` writes its files into a staging folder."""
+    def create(self, manifest: Manifest, fill: Callable[[Path], None], rename_if_taken: bool = False) -> Model:
+        """Create a model atomically: ``fill(folder)`` writes its files into a staging folder.
+
+        ``rename_if_taken``: a name the app chose, not the user, gets a number if another model took it meanwhile.
+        """
         with library_lock(self.root):
+            if rename_if_taken:
+                manifest.name = self.unique_name(manifest.name)
             if self.find(manifest.name):
                 raise UserError(f"a model named '{manifest.name}' already exists; choose another name")
             final = self.root / slugify(manifest.name)

@@ -94,6 +94,12 @@ class SkipLog:
             self.count += 1
             self.recent.append(f"{path}: {reason}")
 
+    def warnings(self) -> list[str]:
+        """What to tell the user about the files skipped since the last call."""
+        with self._lock:
+            lines, self.recent = self.recent, []
+        return [f"skipped unreadable image {line}" for line in lines]
+
 
 class BatchStream:
     """Yields float32 batches (B, S, S, 3) in 0..255, epoch by epoch, from a step onwards.

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mlabs_desktop import __version__
+from mlabs_desktop.core.config import coerce_param
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.events import DistillStepEvent, EventCallback, LogEvent
 from mlabs_desktop.core.hardware.devices import choose_device, device_scope, dtype_policy, import_keras_quietly
@@ -60,9 +61,16 @@ class DistillConfig:
 class DistillResult:
     model: Model
     psnr_db: float                  # mean over the held-out photos, the copy against its teacher
-    held_out: int
+    held_out: int                   # photos it was judged on; 0: judged on photos it trained on
     steps: int
     seconds: float
+
+    @property
+    def judged_on(self) -> str:
+        """Which photos the PSNR is over, in words."""
+        if not self.held_out:
+            return "on photos it trained on (too few to keep some aside)"
+        return f"on {self.held_out} photo{'s' if self.held_out != 1 else ''} it did not train on"
 
 
 def _photos(config: DistillConfig, teacher: Model) -> tuple[FolderScan, tuple[Path, ...]]:
@@ -99,6 +107,11 @@ class Distiller:
         return self._stop.is_set()
 
     def run(self) -> DistillResult:
+        for param, value in (("batch-size", self.config.batch_size), ("image-size", self.config.image_size)):
+            try:  # the same bounds as training's, answered before the engine starts
+                coerce_param(param, value)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
         keras = import_keras_quietly()
         from mlabs_desktop.core.networks.transform import ARCHITECTURES, build_transform_network
         from mlabs_desktop.core.stylize.stylizer import Stylizer
@@ -108,8 +121,9 @@ class Distiller:
             raise UserError.worded("{voice.architecture} must be one of {choices}, not {arch!r}",
                                    choices=", ".join(ARCHITECTURES), arch=config.architecture)
         teacher_model = self.library.get(config.teacher)
-        name = (config.name or "").strip() or self.library.unique_name(f"{teacher_model.name} (fast copy)")
-        if self.library.find(name):
+        chosen = (config.name or "").strip()
+        name = chosen or self.library.unique_name(f"{teacher_model.name} (fast copy)")
+        if chosen and self.library.find(name):
             raise UserError.worded("a model named '{name}' already exists; pick another name ({voice.name})",
                                    name=name)
         train, held = _photos(config, teacher_model)
@@ -137,12 +151,14 @@ class Distiller:
             copy = build_transform_network(config.architecture)  # judged as it will stylize: in float32
             copy.set_weights(student.get_weights())
             forward = make_forward(copy)
-            psnr = self._measure(forward, reference, held or train.paths[:config.held_out])
-        model = self._save(name, teacher_model, train.root, copy, forward, losses, seconds, psnr, len(held),
-                           device.label)
-        self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' on "
-                  f"{len(held)} photos it did not train on")
-        return DistillResult(model, psnr, len(held), len(losses), seconds)
+            psnr, judged = self._measure(forward, reference, held, len(held))
+            if not judged:  # too few photos to keep some aside, or none of those could be read
+                psnr, _ = self._measure(forward, reference, train.paths, config.held_out)
+        model = self._save(name, teacher_model, train.root, copy, forward, losses, seconds, psnr, judged,
+                           device.label, rename_if_taken=not chosen)
+        result = DistillResult(model, psnr, judged, len(losses), seconds)
+        self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' {result.judged_on}")
+        return result
 
     def _log(self, message: str, level: str = "info") -> None:
         self.on_event(LogEvent(message, level))
@@ -154,6 +170,7 @@ class Distiller:
         stream = BatchStream(train, config.batch_size, config.image_size, seed, variety=CROP_VARIETY)
         losses: list[float] = []
         started = time.perf_counter()
+        first = 0.0  # the first step's seconds: it compiles, so it is kept out of the time left
         batches = stream.batches(0, self._stop)
         try:
             for step, _epoch, batch, _paths in batches:
@@ -162,27 +179,36 @@ class Distiller:
                 target = targets(batch)
                 losses.append(float(student.train_on_batch(batch, target)))
                 elapsed = time.perf_counter() - started
-                self.on_event(DistillStepEvent(step + 1, config.steps, losses[-1], elapsed,
-                                               elapsed / (step + 1) * (config.steps - step - 1)))
+                first = first or elapsed
+                left = (elapsed - first) / step * (config.steps - step - 1) if step else None
+                self.on_event(DistillStepEvent(step + 1, config.steps, losses[-1], elapsed, left))
         finally:
             batches.close()
+            for warning in stream.skipped.warnings():
+                self._log(warning, "warning")
         if not losses:
             raise Cancelled()
         return losses, time.perf_counter() - started
 
     @staticmethod
-    def _measure(forward, reference, photos: tuple[Path, ...]) -> float:
-        """Mean PSNR of the copy's ``forward`` against the original's float32 ``reference`` on ``photos``."""
+    def _measure(forward, reference, photos: tuple[Path, ...], count: int) -> tuple[float, int]:
+        """Mean PSNR of the copy's ``forward`` against the original's float32 ``reference`` on the first
+        ``count`` readable ``photos``, and how many that was (unreadable ones are skipped, as training does)."""
         from mlabs_desktop.core.networks.precision import psnr_db
 
-        scores = []
+        scores: list[float] = []
         for path in photos:
-            rgb = load_image(path, max_size=EVALUATION_SIDE).rgb.astype(np.float32)
+            if len(scores) == count:
+                break
+            try:
+                rgb = load_image(path, max_size=EVALUATION_SIDE).rgb.astype(np.float32)
+            except (UserError, OSError):
+                continue
             scores.append(psnr_db(run_network(reference, rgb), run_network(forward, rgb)))
-        return float(np.mean(scores))
+        return (float(np.mean(scores)) if scores else float("nan")), len(scores)
 
     def _save(self, name: str, teacher: Model, photos: Path, student, forward, losses: list[float],
-              seconds: float, psnr: float, held_out: int, device: str) -> Model:
+              seconds: float, psnr: float, held_out: int, device: str, rename_if_taken: bool) -> Model:
         config = self.config
         manifest = Manifest(
             name=name, architecture=config.architecture, state="finished",
@@ -203,4 +229,4 @@ class Distiller:
             save_weight_arrays(folder / LOSSES, {"step": np.arange(1, len(losses) + 1, dtype=np.float64),
                                                  "total": np.asarray(losses, np.float64)})
 
-        return self.library.create(manifest, fill)
+        return self.library.create(manifest, fill, rename_if_taken)

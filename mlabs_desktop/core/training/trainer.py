@@ -255,5 +255,5 @@ class Trainer:
         return told
 
     def _report_skips(self, stream: BatchStream) -> None:
-        while stream.skipped.recent:
-            self._log(f"skipped unreadable image {stream.skipped.recent.pop(0)}", "warning")
+        for warning in stream.skipped.warnings():
+            self._log(warning, "warning")

@@ -37,6 +37,7 @@ class FastCopyDialog(QDialog):
     def __init__(self, services: Services, model: Model, photos: str, parent: QWidget | None = None):
         super().__init__(parent, windowTitle=f"Fast copy of '{model.name}'")
         self._services = services
+        self.model_name = model.name
         self._distiller = Distiller(DistillConfig(model.name, train_path=photos,
                                                   device=services.settings.default_device))
         explain = QLabel(EXPLAIN, wordWrap=True)
@@ -62,13 +63,18 @@ class FastCopyDialog(QDialog):
         services.workers.start(self.worker)
 
     def _job(self, report, cancelled) -> DistillResult:  # noqa: ANN001 - the worker's callbacks
-        self._distiller.on_event = report
+        def on_event(event: object) -> None:
+            if cancelled():  # the app is closing: stop after this step, keeping what was learnt
+                self._distiller.stop()
+            report(event)
+        self._distiller.on_event = on_event
         return self._distiller.run()
 
     def is_running(self) -> bool:
         return self.worker.isRunning()
 
     def stop(self) -> None:
+        """Stop after the current step; the copy is saved with what it learnt."""
         self._distiller.stop()
         self.stop_button.setEnabled(False)
         self.status.setText("Stopping after this step; the copy keeps what it learnt…")
@@ -77,15 +83,15 @@ class FastCopyDialog(QDialog):
         if isinstance(event, DistillStepEvent):
             self.progress.setValue(event.step)
             if self.stop_button.isEnabled():  # once stopping, the words say so
-                self.status.setText(f"Learning… {format_duration(event.eta_seconds)} left")
+                left = "" if event.eta_seconds is None else f" {format_duration(event.eta_seconds)} left"
+                self.status.setText(f"Learning…{left}")
 
     def _on_done(self, result: DistillResult) -> None:
         self._services.hub.library_changed.emit()
         self.made.emit(result.model.name)
-        photos = f"{result.held_out} photo{'s' if result.held_out != 1 else ''}"
         self._finish(f"“{result.model.name}” is in the Library: {format_steps(result.steps)} in "
                      f"{format_duration(result.seconds)}; {result.psnr_db:.1f} dB PSNR against the original "
-                     f"style on {photos} it did not learn on (30 dB and up look alike).")
+                     f"style {result.judged_on} (30 dB and up look alike).")
 
     def _on_failed(self, message: str) -> None:
         self._finish(f"Could not make the copy: {message}", error=True)

@@ -6,6 +6,9 @@ The folder on disk is the truth: the view re-reads it when shown and whenever
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import shiboken6
 from PySide6.QtCore import QModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
@@ -17,6 +20,9 @@ from mlabs_desktop.gui.library.cards import CARD_ROLE, CARD_SIZE, CardDelegate, 
 from mlabs_desktop.gui.library.details import DetailsPane, set_font
 from mlabs_desktop.gui.kit.services import Services
 
+if TYPE_CHECKING:
+    from mlabs_desktop.gui.library.fast_copy import FastCopyDialog
+
 class LibraryView(QWidget):
     view_requested = Signal(str)       # "train": the empty library's call to action
     export_requested = Signal(str)     # model name: the main window owns export formats
@@ -27,6 +33,7 @@ class LibraryView(QWidget):
         self.services = services
         self.cache = ThumbnailCache()
         self._selected: str | None = None
+        self._fast_copies: list["FastCopyDialog"] = []  # their dialogs, open or closed (WA_DeleteOnClose)
 
         self.card_model = CardModel(self)
         self.proxy = QSortFilterProxyModel(self)
@@ -242,9 +249,17 @@ class LibraryView(QWidget):
             self.delete_selected()
 
     def make_fast_copy(self, name: str) -> QDialog | None:
-        """Distil ``name`` into the tiny network, in a dialog with progress and Stop (None: no photos chosen)."""
+        """Distil ``name`` into the tiny network, in a dialog with progress and Stop (None: no photos chosen).
+
+        While a copy of the same style is being made, its dialog comes to the front instead.
+        """
         from mlabs_desktop.gui.library.fast_copy import FastCopyDialog, photos_for
 
+        for dialog in self.running_fast_copies():
+            if dialog.model_name == name:
+                dialog.raise_()
+                dialog.activateWindow()
+                return dialog
         model = self.services.library().find(name)
         photos = photos_for(model, self) if model is not None else None
         if photos is None:
@@ -252,8 +267,20 @@ class LibraryView(QWidget):
         dialog = FastCopyDialog(self.services, model, photos, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.made.connect(lambda made: (self.refresh(), self.select_model(made)))
+        self._fast_copies.append(dialog)
         dialog.show()
         return dialog
+
+    def running_fast_copies(self) -> list["FastCopyDialog"]:
+        self._fast_copies = [d for d in self._fast_copies if shiboken6.isValid(d)]
+        return [d for d in self._fast_copies if d.is_running()]
+
+    def stop_fast_copies_and_wait(self, timeout_ms: int) -> bool:
+        """Stop every fast copy after its current step (each keeps what it learnt); False if one is still saving."""
+        running = self.running_fast_copies()
+        for dialog in running:
+            dialog.stop()
+        return all(dialog.worker.wait(timeout_ms) for dialog in running)
 
     def stylize_selected(self) -> None:
         self._on_action("stylize")

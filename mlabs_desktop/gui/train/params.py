@@ -35,7 +35,7 @@ SUFFIXES = {"image-size": " px", "checkpoint-iterations": " steps", "batch-size"
             "max-steps": " steps"}
 SPECIAL_TEXTS = {"max-steps": "no limit", "steps": "as the epochs give"}  # what 0 means
 CHOICE_LABELS = {"auto": "Automatic", "cpu": "CPU", "gpu": "GPU", "classic": "Classic (reference)",
-                 "default": "Default (no checkerboard)", "lite": "Lite (about 4x faster)",
+                 "default": "Default (no checkerboard)", "lite": "Lite (2.5-3x faster)",
                  "tiny": "Tiny (fastest, for previews)", "float32": "Full (float32)"}
 PRESET_EXCLUDED = ("device", "precision")   # a preset says how to train, not on which machine
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.events import DistillStepEvent, LogEvent
 from mlabs_desktop.core.hardware.devices import choose_device
 from mlabs_desktop.core.networks.precision import training_precision
-from mlabs_desktop.core.library.store import Library
+from mlabs_desktop.core.library.store import WEIGHTS, Library, Manifest
 from mlabs_desktop.core.stylize.stylizer import Stylizer
 from mlabs_desktop.core.training.distill import DistillConfig, Distiller
 
@@ -24,6 +26,7 @@ def test_a_copy_learns_its_teacher_and_lands_in_the_library(tiny_model, tmp_path
     result = Distiller(config, events.append).run()
     steps = [e for e in events if isinstance(e, DistillStepEvent)]
     assert [e.step for e in steps] == list(range(1, 41)) and steps[-1].eta_seconds == 0
+    assert steps[0].eta_seconds is None and steps[1].eta_seconds > 0  # the first step compiles: no estimate from it
     said = " ".join(e.message for e in events if isinstance(e, LogEvent))  # as training learns on this machine
     assert ("learning in mixed bfloat16" in said) == (training_precision(choose_device("cpu")) == "mixed_bfloat16")
     # It learns: about halfway down in 40 steps (0.52-0.56 of the start over seeds 0-4 on this teacher).
@@ -47,7 +50,44 @@ def test_a_copy_needs_photos_and_a_free_name(tiny_model, tmp_path):
         Distiller(DistillConfig("tiny", train_path=str(empty))).run()
     with pytest.raises(UserError, match="already exists"):
         Distiller(DistillConfig("tiny", name="tiny")).run()
+    with pytest.raises(UserError, match="batch-size must be at least 1, not 0"):
+        Distiller(DistillConfig("tiny", batch_size=0)).run()
+    with pytest.raises(UserError, match="image-size must be at least 16, not 8"):
+        Distiller(DistillConfig("tiny", image_size=8)).run()
 
+
+SHORT = dict(steps=4, batch_size=2, image_size=32, seed=0)
+
+
+def test_a_name_taken_while_the_copy_learns_gets_a_number(tiny_model, tmp_path):
+    """The name was free when the copy started; another model took it meanwhile: the copy is not lost."""
+    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
+
+    def take_the_name(event):
+        if isinstance(event, DistillStepEvent) and event.step == 1:
+            Library().create(Manifest("tiny (fast copy)", "tiny", state="finished"),
+                             lambda folder: shutil.copy(tiny_model.file(WEIGHTS), folder / WEIGHTS))
+
+    result = Distiller(DistillConfig("tiny", train_path=str(photos), **SHORT), take_the_name).run()
+    assert result.model.name == "tiny (fast copy) (2)" and Library().get("tiny (fast copy) (2)").folder.is_dir()
+
+
+def test_unreadable_photos_are_skipped_and_said(tiny_model, tmp_path):
+    photos = write_photos(tmp_path / "photos", count=5, size=(48, 40))
+    (photos / "000.jpg").write_bytes(b"not a photo")  # first, so kept out to measure the copy on
+    (photos / "zzz.jpg").write_bytes(b"not a photo either")  # learnt on
+    events: list = []
+    result = Distiller(DistillConfig("tiny", train_path=str(photos), **SHORT), events.append).run()
+    assert result.held_out == 1 and result.judged_on == "on 1 photo it did not train on"
+    warnings = [e.message for e in events if isinstance(e, LogEvent) and e.level == "warning"]
+    assert any("zzz.jpg" in w for w in warnings) and np.isfinite(result.psnr_db)
+
+
+def test_too_few_photos_to_keep_some_aside_is_said(tiny_model, tmp_path):
+    photos = write_photos(tmp_path / "photos", count=2, size=(48, 40))
+    result = Distiller(DistillConfig("tiny", train_path=str(photos), **SHORT)).run()
+    assert result.held_out == 0 and "too few to keep some aside" in result.judged_on
+    assert np.isfinite(result.psnr_db) and result.model.manifest.statistics["held_out_photos"] == 0
 
 
 def test_float32_turns_reduced_precision_off(tiny_model, tmp_path, monkeypatch):

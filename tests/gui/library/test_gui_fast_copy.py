@@ -45,6 +45,7 @@ def test_stop_ends_the_copy_early_and_keeps_it(view, qtbot, tiny_model, tmp_path
     monkeypatch.setattr(fast_copy, "photos_for", lambda model, parent: str(photos))
     dialog = view.make_fast_copy("tiny")
     qtbot.waitUntil(lambda: dialog.progress.value() >= 1, timeout=120_000)
+    assert view.make_fast_copy("tiny") is dialog  # a second copy of the same style brings this one to the front
     dialog.close()  # while it runs, closing means Stop; the dialog stays until the copy is saved
     assert dialog.isVisible() and not dialog.stop_button.isEnabled()
     qtbot.waitUntil(lambda: not dialog.is_running(), timeout=120_000)
@@ -56,3 +57,29 @@ def test_stop_ends_the_copy_early_and_keeps_it(view, qtbot, tiny_model, tmp_path
 def test_no_photos_chosen_makes_nothing(view, tiny_model, monkeypatch):
     monkeypatch.setattr(fast_copy, "photos_for", lambda model, parent: None)
     assert view.make_fast_copy("tiny") is None
+
+
+def test_quitting_while_a_copy_runs_asks_then_keeps_the_copy(qtbot, message_boxes, tiny_model, tmp_path,
+                                                             monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from gui_helpers import dispose
+    from mlabs_desktop.gui.kit.services import Services
+    from mlabs_desktop.gui.main_window import MainWindow
+
+    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
+    monkeypatch.setattr(fast_copy, "DistillConfig", functools.partial(SHORT, steps=10_000))
+    monkeypatch.setattr(fast_copy, "photos_for", lambda model, parent: str(photos))
+    window = MainWindow(Services(), persist_state=False)
+    window.show()
+    dialog = window.library_view.make_fast_copy("tiny")
+    qtbot.waitUntil(lambda: dialog.progress.value() >= 1, timeout=120_000)
+    message_boxes.answer = QMessageBox.StandardButton.No
+    window.close()
+    assert window.isVisible() and dialog.is_running()
+    assert message_boxes.calls[0][2].startswith("A fast copy is being made. Stop it")
+    message_boxes.answer = QMessageBox.StandardButton.Yes
+    window.close()
+    assert not window.isVisible() and not dialog.is_running()
+    assert 1 <= Library().get("tiny (fast copy)").manifest.statistics["steps"] < 10_000
+    dispose(window)
