@@ -94,15 +94,24 @@ def cmd_library(args: argparse.Namespace) -> int:
 def _reference_timing(checkout: str | None, vgg_mat: str | None):
     """What the bench calls to time the reference (None: not asked for); paths are checked now, not after it."""
     from mlabs_desktop.core.bench.reference import check_checkout, time_reference
+    from mlabs_desktop.core.networks.loss_network import MAT5_HEADER
 
     if checkout is None:
         if vgg_mat is not None:
             raise UserError("--reference-vgg needs --reference-checkout: the checkout whose training it times")
         return None
     src = check_checkout(Path(checkout))
-    mat = None if vgg_mat is None else Path(vgg_mat).expanduser()
-    if mat is not None and not mat.is_file():
-        raise UserError(f"{vgg_mat} is not a file: --reference-vgg takes MatConvNet's imagenet-vgg-verydeep-19.mat")
+    if vgg_mat is None:
+        return lambda: time_reference(src, None)
+    try:
+        with open(Path(vgg_mat).expanduser(), "rb") as handle:
+            header = handle.read(len(MAT5_HEADER))
+    except (OSError, RuntimeError):
+        header = b""
+    if header != MAT5_HEADER:
+        raise UserError(f"{vgg_mat} is not a MATLAB file: --reference-vgg takes MatConvNet's "
+                        f"imagenet-vgg-verydeep-19.mat")
+    mat = Path(vgg_mat).expanduser()
     return lambda: time_reference(src, mat)
 
 

@@ -163,6 +163,8 @@ def owner_gone(pid: int) -> bool:
         return True
     except OSError:  # EPERM: alive, another user's
         return False
+    except (OverflowError, ValueError):  # no process could have that number: the name is not one of ours
+        return False
     return False
 
 

@@ -45,7 +45,7 @@ else:
 
 def _holder(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         text = ""
     return text or "another process"
@@ -54,8 +54,12 @@ def _holder(path: Path) -> str:
 @contextlib.contextmanager
 def file_lock(path: Path, what: str, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on ``path``; wait up to ``wait_seconds``, then explain who holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"cannot lock {what}: {path} cannot be opened ({exc.strerror or exc}); "
+                        f"if it is a folder, remove it") from None
     try:
         deadline = time.monotonic() + wait_seconds
         while not _try_lock(fd):

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from mlabs_desktop.core import atomic, paths
+from mlabs_desktop.core.smallfiles import load_yaml
 
 SETTINGS_FILE = "settings.yaml"
 SETTINGS_VERSION = 1
@@ -45,7 +46,7 @@ def load_settings() -> Settings:
     if not path.is_file():
         return settings
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         settings.warnings.append(f"{path} could not be read ({type(exc).__name__}); using defaults")
         return settings

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from mlabs_desktop.core.errors import UserError
 
@@ -24,6 +28,38 @@ def read_small_text(path: Path, limit: int, what: str, missing: str | None = Non
         raise UserError(f"{path} is a folder, not {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what} {path}: {exc}") from None
+
+
+class UnreadableYAML(yaml.YAMLError):
+    """Text that parses but cannot become data: nested too deeply, or a number too long to convert."""
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem  # as yaml's own errors name it, for callers that word it
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` (plain data, no tags that run code), with every failure a `yaml.YAMLError`.
+
+    safe_load itself raises RecursionError for deep nesting and ValueError for a number of thousands of
+    digits; callers catch one error class for all of it.
+    """
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise UnreadableYAML("nested too deeply") from None
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise UnreadableYAML(f"holds an unreadable value ({' '.join(str(exc).split())[:120]})") from None
+
+
+def read_json_mapping(path: Path) -> dict[str, Any]:
+    """The JSON object in a file the app keeps for itself (a cache, a sidecar); {} where it is missing or
+    damaged in any way, since such a file is only ever a shortcut."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def file_sha256(path: Path) -> str:

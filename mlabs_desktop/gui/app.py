@@ -84,7 +84,10 @@ def run_app(view: str | None = None, screenshot: str | None = None, self_test: b
     from mlabs_desktop.gui.main_window import MainWindow
     from mlabs_desktop.gui.kit.services import Services
 
-    window = MainWindow(Services(), persist_state=not screenshot)
+    services = Services()
+    if not screenshot and not library_usable(services):
+        return 2
+    window = MainWindow(services, persist_state=not screenshot)
     if screenshot:
         return render_screenshot(window, view, Path(screenshot))
     if view:
@@ -93,6 +96,34 @@ def run_app(view: str | None = None, screenshot: str | None = None, self_test: b
     # After the first paint: the window appears first, then TensorFlow loads in the background.
     QTimer.singleShot(0, window.start_device_detection)
     return app.exec()
+
+
+def library_usable(services) -> bool:  # noqa: ANN001 - Services
+    """A library folder that cannot be used (its drive unplugged) is said before the window opens, with a way
+    on: the default folder (saved in Settings), or quit. False: quit."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from mlabs_desktop.core.errors import UserError
+    from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.gui.kit.common import user_text
+
+    try:
+        Library()
+        return True
+    except UserError as exc:
+        problem = user_text(exc)
+    box = QMessageBox(QMessageBox.Icon.Warning, "Library folder",
+                      f"{problem[:1].upper()}{problem[1:]}.\n\nUse the default library folder "
+                      f"({paths.default_library_dir()}) instead? The styles in the other folder are not touched: "
+                      "choose it again in File > Settings once it is back.")
+    use = box.addButton("Use the default folder", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    if box.clickedButton() is not use:
+        return False
+    services.settings.library_dir = None
+    services.save_settings()
+    return True
 
 
 def render_screenshot(window, view: str | None, target: Path) -> int:  # noqa: ANN001 - MainWindow

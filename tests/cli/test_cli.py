@@ -173,11 +173,20 @@ def test_timing_the_reference_needs_a_checkout_of_it(tmp_path):
     """Checked before the bench starts: a wrong path is answered in a second, not after ten minutes."""
     assert_user_error(cli("bench", f"--reference-checkout={tmp_path}"), "is not a checkout of fast-style-transfer")
     assert_user_error(cli("bench", f"--reference-vgg={tmp_path / 'x.mat'}"), "--reference-vgg needs --reference-checkout")
+    assert_user_error(cli("bench", f"--reference-checkout={tmp_path / 'nowhere'}"), "nowhere: no such folder")
+    assert_user_error(cli("bench", "--reference-checkout=~no-such-user-here/fst"), "no such user's home folder")
     (tmp_path / "src").mkdir()
     for name in ("transform", "vgg", "optimize", "utils"):
         (tmp_path / "src" / f"{name}.py").write_text("")
+    assert_user_error(cli("bench", f"--reference-checkout={tmp_path}"), "it has no net() in src/transform.py")
+    (tmp_path / "src" / "transform.py").write_text("def net(image):\n    pass\n")
+    (tmp_path / "src" / "vgg.py").write_text("def net(path, image):\n    pass\n")
+    (tmp_path / "src" / "optimize.py").write_text("def optimize(*args):\n    pass\n")
     assert_user_error(cli("bench", f"--reference-checkout={tmp_path}", f"--reference-vgg={tmp_path / 'x.mat'}"),
                       "--reference-vgg takes MatConvNet's imagenet-vgg-verydeep-19.mat")
+    (tmp_path / "vgg.txt").write_text("not MATLAB")
+    assert_user_error(cli("bench", f"--reference-checkout={tmp_path}", f"--reference-vgg={tmp_path / 'vgg.txt'}"),
+                      "vgg.txt is not a MATLAB file")
 
 
 def test_asking_for_a_missing_gpu_explains_how_to_get_one(tiny_model, tmp_path):

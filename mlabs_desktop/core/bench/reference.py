@@ -25,6 +25,7 @@ import numpy as np
 from mlabs_desktop.core.errors import UserError
 
 MODULES = ("transform", "vgg", "optimize", "utils")  # the checkout's src/ modules, imported by these names
+ENTRY_POINTS = {"transform": "net", "vgg": "net", "optimize": "optimize"}  # what the timing calls in them
 # What its code imports beyond NumPy, by import name and package name.
 REQUIREMENTS = {"tensorflow": "tensorflow", "scipy": "scipy", "imageio": "imageio", "PIL": "Pillow"}
 STEP_SHAPE = (4, 256, 256, 3)    # the reference's own batch and crop
@@ -33,8 +34,16 @@ TIMED_STEPS = 4                  # after one step of warm-up
 
 def check_checkout(checkout: Path) -> Path:
     """The checkout's ``src`` folder, or a `UserError` saying what is missing."""
-    src = Path(checkout).expanduser() / "src"
+    try:
+        folder = Path(checkout).expanduser()
+    except RuntimeError:  # "~user" of no such user
+        raise UserError(f"{checkout}: no such user's home folder") from None
+    if not folder.is_dir():
+        raise UserError(f"{checkout}: no such folder")
+    src = folder / "src"
     missing = [f"src/{name}.py" for name in MODULES if not (src / f"{name}.py").is_file()]
+    missing += [f"{function}() in src/{module}.py" for module, function in ENTRY_POINTS.items()
+                if not missing and not re.search(rf"^def {function}\(", _text(src / f"{module}.py"), re.M)]
     if missing:
         raise UserError(f"{checkout} is not a checkout of fast-style-transfer: it has no {', '.join(missing)}")
     absent = [package for module, package in REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
@@ -42,6 +51,13 @@ def check_checkout(checkout: Path) -> Path:
         raise UserError(f"the reference's own code needs {', '.join(absent)}, not installed here: "
                         f"pip install {' '.join(absent)}")
     return src
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import yaml
 
 from mlabs_desktop.core.errors import UserError
+from mlabs_desktop.core.smallfiles import UnreadableYAML, load_yaml
 from mlabs_desktop.core.library.store import LOSSES, MANIFEST, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Manifest
 
 SUFFIX = ".mlstyle"
@@ -120,14 +121,12 @@ def parse_manifest(data: bytes) -> Manifest:
     except UnicodeDecodeError:
         raise reject(f"{MANIFEST} is not UTF-8 text") from None
     try:
-        mapping = yaml.safe_load(text)
+        mapping = load_yaml(text)
+    except UnreadableYAML as exc:  # e.g. a 100,000-digit number
+        raise reject(f"{MANIFEST} {exc.problem}") from None
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())[:300]
         raise reject(f"{MANIFEST} is not plain YAML ({detail})") from None
-    except RecursionError:
-        raise reject(f"{MANIFEST} is nested too deeply") from None
-    except (ValueError, OverflowError, TypeError) as exc:  # e.g. a 100,000-digit number
-        raise reject(f"{MANIFEST} holds an unreadable value ({short(exc)})") from None
     _check_tree(mapping)
     try:
         manifest = Manifest.from_mapping(mapping, MANIFEST)

@@ -17,6 +17,7 @@ TensorFlow is imported only inside functions: this module imports without it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -96,15 +97,21 @@ def checkpoint_as_model(dir_or_prefix: str | os.PathLike) -> Model:
 
 
 def _cached_model(folder: Path) -> Model | None:
-    if not (folder / WEIGHTS).is_file():
+    """The cache entry, or None; a damaged one (a file lost, a file in its place) is removed to be rebuilt."""
+    if not (folder.exists() or folder.is_symlink()):
         return None
     try:
         model = Model(folder, read_manifest(folder))
         load_weight_arrays(folder / WEIGHTS)
-    except UserError:
-        shutil.rmtree(folder, ignore_errors=True)  # a damaged cache entry is rebuilt
-        return None
-    return model
+        return model
+    except (UserError, OSError):
+        pass
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            folder.unlink()
+    return None
 
 
 def open_model_or_checkpoint(name_or_path: str | os.PathLike, library: Library | None = None) -> Model:

@@ -17,6 +17,7 @@ from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.devices import DeviceInfo, device_scope, keras_backend
 from mlabs_desktop.core.paths import cache_dir
+from mlabs_desktop.core.smallfiles import read_json_mapping
 
 MIN_SPEEDUP = 1.2  # less is not worth bfloat16's rounding
 # About 0.3 GFLOP a convolution: the check takes a fraction of a second, warm-up included.
@@ -74,8 +75,4 @@ def _machine_key() -> str:
 
 def _verdicts() -> dict:
     """What earlier checks found; an unreadable file is as good as none (it is only a cache)."""
-    try:
-        data = json.loads((cache_dir() / VERDICTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_mapping(cache_dir() / VERDICTS_FILE)

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.smallfiles import read_small_text
+from mlabs_desktop.core.smallfiles import UnreadableYAML, load_yaml, read_small_text
 
 MAX_LAB_BYTES = 1 << 20
 MOUNT_ROOT = "/machinelabs/mounts"
@@ -120,12 +120,11 @@ class _Parser:
     def parse(self) -> Lab:
         try:
             self.root = yaml.compose(self.text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            raise self._syntax_error(exc) from None
-        if self.root is not None:
-            self._refuse_tags(self.root, "", set())
-        try:
-            data = yaml.safe_load(self.text)
+            if self.root is not None:
+                self._refuse_tags(self.root, "", set())
+            data = load_yaml(self.text)
+        except RecursionError:  # from compose or the tag check: load_yaml words its own
+            raise self._syntax_error(UnreadableYAML("nested too deeply")) from None
         except yaml.YAMLError as exc:  # e.g. a malformed !!int; tags were refused above
             raise self._syntax_error(exc) from None
         if data is None:

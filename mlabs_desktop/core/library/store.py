@@ -30,7 +30,7 @@ from mlabs_desktop.core import atomic, paths
 from mlabs_desktop.core.config import ARCHITECTURES, IMPORTED_ARCHITECTURES
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.filenames import slugify
-from mlabs_desktop.core.smallfiles import read_small_text
+from mlabs_desktop.core.smallfiles import load_yaml, read_small_text
 from mlabs_desktop.core.locks import library_lock, training_lock
 from mlabs_desktop.core.networks.weights import load_weight_arrays, require_finite
 
@@ -43,6 +43,7 @@ PREVIEW = "preview.jpg"
 PREVIEWS = "previews"
 LOSSES = "losses.npz"
 MAX_MANIFEST_BYTES = 1 << 20
+LIBRARY_FOLDER_ADVICE = "connect its drive, or choose another in Settings (library_dir in settings.yaml)"
 
 
 def now_iso() -> str:
@@ -92,7 +93,7 @@ def read_manifest(folder: Path) -> Manifest:
     text = read_small_text(path, MAX_MANIFEST_BYTES, "a model manifest",
                            missing=f"{folder} is not a model folder (no {MANIFEST})")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: broken manifest ({exc})".replace("\n", " ")) from None
     return Manifest.from_mapping(data, str(path))
@@ -147,9 +148,17 @@ class Library:
             from mlabs_desktop.core.settings import load_settings
 
             configured = load_settings().library_dir
-            root = Path(configured).expanduser() if configured else paths.default_library_dir()
+            try:
+                root = Path(configured).expanduser() if configured else paths.default_library_dir()
+            except RuntimeError:  # "~user" of no such user
+                raise UserError(f"the library folder {configured} cannot be used: no such user's home; "
+                                f"{LIBRARY_FOLDER_ADVICE}") from None
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a drive unplugged, a file in its place, no permission
+            raise UserError(f"the library folder {self.root} cannot be used ({exc.strerror or exc}); "
+                            f"{LIBRARY_FOLDER_ADVICE}") from None
         self._sweep()
 
     def _sweep(self) -> None:

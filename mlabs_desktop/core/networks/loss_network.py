@@ -66,7 +66,7 @@ EXPECTED_SHAPES: dict[str, tuple[int, int, int, int]] = {n: _expected_shape(n) f
 _Layers = dict[str, tuple[np.ndarray, np.ndarray]]  # conv name -> (kernel, bias)
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_MAT5_HEADER = b"MATLAB 5.0 MAT-file"
+MAT5_HEADER = b"MATLAB 5.0 MAT-file"
 _MAT73_HEADER = b"MATLAB 7.3 MAT-file"
 
 
@@ -166,7 +166,7 @@ def load_vgg19_weights(path: str | Path) -> VGGWeights:
         )
     if head.startswith(_HDF5_SIGNATURE):
         layout, reader, expected = "keras-h5", _read_keras_h5, f"{KERAS_VGG19_SIZE:,} bytes"
-    elif head.startswith(_MAT5_HEADER):
+    elif head.startswith(MAT5_HEADER):
         expected = f"about {MATCONVNET_VGG19_SIZE:,} bytes, 510 MB for the older beta16 one"
         layout, reader = "matconvnet", _read_matconvnet
     else:

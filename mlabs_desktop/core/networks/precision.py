@@ -22,6 +22,7 @@ import numpy as np
 
 from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.devices import DeviceInfo, keras_backend
+from mlabs_desktop.core.smallfiles import read_json_mapping
 
 PSNR_GATE_DB = 40.0
 FIDELITY_SIZE = (320, 240)   # sample photos are fitted to this for the check (a second or two per model)
@@ -145,11 +146,11 @@ def _verdict_path(weights_file: Path) -> Path | None:
 def known_fidelity(weights_file: Path) -> Fidelity | None:
     """The verdict already measured for these weights, without measuring (None: not yet)."""
     path = _verdict_path(weights_file)
-    try:
-        data = json.loads(path.read_text()) if path is not None else None
-        return Fidelity(float(data["psnr_db"]), int(data["photos"])) if data is not None else None
-    except (OSError, ValueError, KeyError, TypeError):
+    data = read_json_mapping(path) if path is not None else {}
+    psnr, photos = data.get("psnr_db"), data.get("photos")
+    if type(photos) is not int or photos < 1 or type(psnr) not in (int, float) or psnr != psnr:  # NaN
         return None
+    return Fidelity(float(psnr), photos)
 
 
 def cached_fidelity(weights_file: Path, measure: Callable[[], Fidelity]) -> Fidelity:

@@ -38,7 +38,7 @@ def sweep_sessions(parent: Path) -> None:
     with contextlib.suppress(OSError):
         for folder in parent.iterdir():
             pid = folder.name.split("-")[1] if folder.name.startswith("session-") else ""
-            if pid.isdigit() and atomic.owner_gone(int(pid)):
+            if pid.isascii() and pid.isdigit() and atomic.owner_gone(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
 
 

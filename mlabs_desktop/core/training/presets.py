@@ -17,7 +17,7 @@ import yaml
 from mlabs_desktop.core import atomic, paths
 from mlabs_desktop.core.config import PARAMS_BY_NAME, TrainingConfig, apply_params, coerce_param
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.smallfiles import read_small_text
+from mlabs_desktop.core.smallfiles import load_yaml, read_small_text
 from mlabs_desktop.resources import resource_dir
 
 MAX_PRESET_BYTES = 64 * 1024
@@ -52,7 +52,7 @@ def load_preset(path: Path | str, shipped: bool = False) -> Preset:
     path = Path(path).expanduser()
     text = read_small_text(path, MAX_PRESET_BYTES, "a preset", missing=f"preset file not found: {path}")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

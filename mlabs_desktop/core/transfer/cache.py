@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mlabs_desktop.core import paths
+from mlabs_desktop.core.smallfiles import read_json_mapping
 
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f<>:"/\\|?*]')
 
@@ -37,14 +36,6 @@ def sidecar(final: Path, suffix: str) -> Path:
     return final.with_name(f".{final.name}{suffix}")
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def remove_files(*files: Path) -> None:
     for path in files:
         with contextlib.suppress(OSError):
@@ -55,7 +46,7 @@ def is_complete(final: Path) -> bool:
     # The recorded size catches a cached file truncated or replaced behind our back.
     if not final.is_file():
         return False
-    size = read_json(sidecar(final, ".json")).get("size")
+    size = read_json_mapping(sidecar(final, ".json")).get("size")
     return size is None or final.stat().st_size == size
 
 
@@ -63,7 +54,7 @@ def _matches(path: Path, md5: str | None, sha256: str | None, expected_size: int
     if not is_complete(path) or (expected_size is not None and path.stat().st_size != expected_size):
         return False
     # Hashes were recorded when the file was verified: a hit costs no re-read.
-    meta = read_json(sidecar(path, ".json"))
+    meta = read_json_mapping(sidecar(path, ".json"))
     return all(not want or meta.get(algo) == want.strip().lower() for algo, want in (("md5", md5), ("sha256", sha256)))
 
 

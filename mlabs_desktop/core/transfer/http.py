@@ -24,7 +24,8 @@ import requests
 import urllib3
 
 from mlabs_desktop.core import atomic
-from mlabs_desktop.core.transfer.cache import read_json, remove_files, sidecar
+from mlabs_desktop.core.smallfiles import read_json_mapping
+from mlabs_desktop.core.transfer.cache import remove_files, sidecar
 from mlabs_desktop.core.errors import Cancelled, UserError, disk_full_error
 
 CHUNK_SIZE = 64 * 1024
@@ -136,8 +137,8 @@ class Transfer:
                     folder.rmdir()  # only succeeds when nothing is left in it
 
     def _load_partial(self) -> None:
-        validator = read_json(self.part_state).get("validator")
-        if not (validator and self.part.is_file()):
+        validator = read_json_mapping(self.part_state).get("validator")
+        if not (isinstance(validator, str) and validator.isprintable() and validator and self.part.is_file()):
             remove_files(self.part, self.part_state)  # the server's file may have changed since
             return
         self.validator = validator

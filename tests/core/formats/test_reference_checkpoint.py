@@ -239,6 +239,20 @@ def test_import_matches_reference_output(reference, image):
         import_reference_checkpoint(reference["folder"], "  ")
 
 
+def test_a_damaged_cache_entry_is_rebuilt(reference):
+    import shutil
+
+    from mlabs_desktop.core.formats.reference_checkpoint import checkpoint_as_model
+    from mlabs_desktop.core.library.store import WEIGHTS
+
+    entry = checkpoint_as_model(reference["folder"]).folder
+    for damage in (lambda: (entry / WEIGHTS).unlink(), lambda: ((entry / WEIGHTS).unlink(), (entry / WEIGHTS).mkdir()),
+                   lambda: (shutil.rmtree(entry), entry.write_text("a file in its place"))):
+        damage()
+        rebuilt = checkpoint_as_model(reference["folder"])
+        assert rebuilt.folder == entry and (entry / WEIGHTS).is_file()
+
+
 def test_stylize_accepts_checkpoint_folder_and_prefix(reference, image, tmp_path):
     from mlabs_desktop.cli import main as cli
     from mlabs_desktop.core.library.store import Library

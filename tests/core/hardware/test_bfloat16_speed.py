@@ -59,7 +59,7 @@ def test_a_verdict_belongs_to_its_cpu(avx512_bf16_alone, monkeypatch):
     assert bfloat16_speed.cpu_bfloat16_pays() and len(calls) == 2
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"x": "y"}'])
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"x": "y"}', "[" * 200_000])
 def test_an_unreadable_file_is_timed_again(avx512_bf16_alone, monkeypatch, text):
     (cache_dir() / bfloat16_speed.VERDICTS_FILE).write_text(text)
     calls = _timed_at(monkeypatch, 1.8)

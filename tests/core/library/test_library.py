@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -128,3 +129,25 @@ def test_two_processes_share_the_library_lock(tmp_path):
     assert busy.returncode != 0 and "in use by process" in busy.stderr
     free = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert free.returncode == 0 and "got it" in free.stdout
+
+
+def test_a_library_folder_that_cannot_be_made_is_a_clear_error(isolated_home, tmp_path):
+    from mlabs_desktop.core.settings import load_settings, save_settings
+
+    (tmp_path / "a-file").write_text("not a folder")
+    settings = load_settings()
+    for folder, reason in ((str(tmp_path / "a-file" / "library"), "cannot be used (Not a directory)"),
+                           ("~no-such-user-here/library", "cannot be used: no such user's home")):
+        settings.library_dir = folder
+        save_settings(settings)
+        with pytest.raises(UserError, match=re.escape(reason)) as caught:
+            Library()
+        assert "connect its drive, or choose another in Settings" in str(caught.value)
+
+
+def test_damaged_or_hostile_manifests_are_skipped(isolated_home):
+    library = Library()
+    for name, text in (("deep", "[" * 60_000), ("long-number", "format_version: " + "9" * 5000)):
+        (library.root / name).mkdir()
+        (library.root / name / "manifest.yaml").write_text(text)
+    assert library.models() == []  # listed as nothing, not a crash
