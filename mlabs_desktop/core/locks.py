@@ -57,9 +57,8 @@ def file_lock(path: Path, what: str, wait_seconds: float = 0.0) -> Iterator[None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise UserError(f"cannot lock {what}: {path} cannot be opened ({exc.strerror or exc}); "
-                        f"if it is a folder, remove it") from None
+    except IsADirectoryError:
+        raise UserError(f"cannot lock {what}: {path} is a folder where its lock file belongs; remove it") from None
     try:
         deadline = time.monotonic() + wait_seconds
         while not _try_lock(fd):

@@ -47,6 +47,7 @@ class Voice:
     brush: str             # the size of the brush strokes at stylize time
     mix: str               # a second style mixed in
     mix_results: str       # how to mix two styles' results rather than their weights
+    library_dir: str       # where the library folder is chosen
 
 
 CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo="with a smaller --max-size",
@@ -60,7 +61,7 @@ CLI = Voice(batch_size="--batch-size", image_size="--image-size", smaller_photo=
             architecture="--architecture", precision="--precision", device="--device", in_path="--in-path",
             out_path="--out-path", out="--out", size="--size", overwrite="add --overwrite to replace",
             list_models="`mlabs-desktop library list` lists them", brush="--brush", mix="--mix",
-            mix_results="leave out --mix-weights")
+            mix_results="leave out --mix-weights", library_dir="library_dir in settings.yaml")
 APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a smaller copy of the photo",
             lite="the lite architecture", cpu="the CPU (Settings > Device)", batch_of="Batch size {size}",
             resume="Resume on “{name}” in the Library with {batch}", auto_batch="",
@@ -70,7 +71,8 @@ APP = Voice(batch_size="Batch size", image_size="Image size", smaller_photo="a s
             resume_model="Resume on “{name}” in the Library", architecture="Architecture",
             precision="Precision", device="Device (Settings)", in_path="the input", out_path="the output",
             out="folder", size="the fixed size", overwrite="agree to replace", list_models="the Library shows them",
-            brush="Brush", mix="Mix", mix_results="turn off “Blend the networks”")
+            brush="Brush", mix="Mix", mix_results="turn off “Blend the networks”",
+            library_dir="Library folder in Settings")
 
 
 class Worded:

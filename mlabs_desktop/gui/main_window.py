@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl
@@ -57,6 +58,15 @@ def placeholder_view(title: str, reason: str) -> QLabel:
     label.setWordWrap(True)
     label.setObjectName(f"{PLACEHOLDER}{title.lower()}")
     return label
+
+
+@dataclass(frozen=True)
+class RunningWork:
+    """Something running when the user quits: the question asked, then how it is stopped."""
+    question: str
+    stopping: str               # the status line while it stops
+    stop: Callable[[], bool]    # stops it and waits; False: it is still finishing
+    still: str                  # said when it is still finishing
 
 
 # ------------------------------------------------------------------ window
@@ -361,36 +371,37 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def _finish_running_work(self) -> bool:
-        """Ask, then stop training (a checkpoint is saved), fast copies (saved) and stylizing; False keeps the
-        window open."""
+        """Ask about everything running first, then stop it all (training saves a checkpoint, a fast copy is
+        saved); a No keeps the window open with nothing stopped."""
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
-        train, stylize = self.train_view, self.stylize_view
-        if train is not None and train.is_training():
-            if QMessageBox.question(self, "Quit", "Training is running. Stop it (a checkpoint is saved) "
-                                    "and quit?", yes | no, no) != yes:
-                return False
-            self.status_text.setText("Stopping training and saving a checkpoint…")
+        running = self._running_work()
+        if any(QMessageBox.question(self, "Quit", work.question, yes | no, no) != yes for work in running):
+            return False
+        for work in running:
+            self.status_text.setText(work.stopping)
             QApplication.processEvents()
-            if not train.request_stop_and_wait(STOP_TRAINING_TIMEOUT_MS):
-                QMessageBox.warning(self, "Quit", "Training is still saving its checkpoint. "
-                                    "Try again in a moment.")
-                return False
-        if self.library_view.running_fast_copies():
-            if QMessageBox.question(self, "Quit", "A fast copy is being made. Stop it (the copy keeps what it "
-                                    "learnt, in the Library) and quit?", yes | no, no) != yes:
-                return False
-            self.status_text.setText("Stopping the fast copy…")
-            QApplication.processEvents()
-            if not self.library_view.stop_fast_copies_and_wait(STOP_TRAINING_TIMEOUT_MS):
-                QMessageBox.warning(self, "Quit", "The fast copy is still being saved. Try again in a moment.")
-                return False
-        if (stylize is not None and stylize.is_busy()) or self.clips.is_busy():
-            if QMessageBox.question(self, "Quit", "Stylizing is running. Cancel it and quit?",
-                                    yes | no, no) != yes:
-                return False
-            stopped = self.clips.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS)
-            if not ((stylize is None or stylize.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS)) and stopped):
-                QMessageBox.warning(self, "Quit", "Stylizing is still finishing. Try again in a moment.")
+            if not work.stop():
+                QMessageBox.warning(self, "Quit", f"{work.still} Try again in a moment.")
                 return False
         self.clips.close_all()
         return True
+
+    def _running_work(self) -> list[RunningWork]:
+        train, stylize, library = self.train_view, self.stylize_view, self.library_view
+        running = []
+        if train is not None and train.is_training():
+            running.append(RunningWork("Training is running. Stop it (a checkpoint is saved) and quit?",
+                                       "Stopping training and saving a checkpoint…",
+                                       lambda: train.request_stop_and_wait(STOP_TRAINING_TIMEOUT_MS),
+                                       "Training is still saving its checkpoint."))
+        if library.running_fast_copies():
+            running.append(RunningWork("A fast copy is being made. Stop it (the copy keeps what it learnt, in the "
+                                       "Library) and quit?", "Stopping the fast copy…",
+                                       lambda: library.stop_fast_copies_and_wait(STOP_TRAINING_TIMEOUT_MS),
+                                       "The fast copy is still being saved."))
+        if (stylize is not None and stylize.is_busy()) or self.clips.is_busy():
+            running.append(RunningWork("Stylizing is running. Cancel it and quit?", "Cancelling stylizing…",
+                                       lambda: all([self.clips.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS), stylize is None
+                                                    or stylize.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS)]),
+                                       "Stylizing is still finishing."))
+        return running

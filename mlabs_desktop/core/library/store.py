@@ -43,7 +43,6 @@ PREVIEW = "preview.jpg"
 PREVIEWS = "previews"
 LOSSES = "losses.npz"
 MAX_MANIFEST_BYTES = 1 << 20
-LIBRARY_FOLDER_ADVICE = "connect its drive, or choose another in Settings (library_dir in settings.yaml)"
 
 
 def now_iso() -> str:
@@ -142,6 +141,11 @@ class Model:
         atomic.write_text(self.folder / MANIFEST, self.manifest.to_yaml())
 
 
+def _unusable(folder: object, reason: str) -> UserError:
+    return UserError.worded("the library folder {folder} cannot be used ({reason}); connect its drive, or choose "
+                            "another ({voice.library_dir})", folder=folder, reason=reason)
+
+
 class Library:
     def __init__(self, root: Path | str | None = None):
         if root is None:
@@ -151,15 +155,13 @@ class Library:
             try:
                 root = Path(configured).expanduser() if configured else paths.default_library_dir()
             except RuntimeError:  # "~user" of no such user
-                raise UserError(f"the library folder {configured} cannot be used: no such user's home; "
-                                f"{LIBRARY_FOLDER_ADVICE}") from None
+                raise _unusable(configured, "no such user's home") from None
         self.root = Path(root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            self._sweep()
         except OSError as exc:  # a drive unplugged, a file in its place, no permission
-            raise UserError(f"the library folder {self.root} cannot be used ({exc.strerror or exc}); "
-                            f"{LIBRARY_FOLDER_ADVICE}") from None
-        self._sweep()
+            raise _unusable(self.root, exc.strerror or str(exc)) from None
 
     def _sweep(self) -> None:
         """Remove what killed processes left: staging folders here, temporary files in model folders."""

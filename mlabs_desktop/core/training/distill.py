@@ -64,13 +64,15 @@ class DistillResult:
     held_out: int                   # photos it was judged on; 0: judged on photos it trained on
     steps: int
     seconds: float
+    set_aside: int = 0              # photos kept out of training (held_out counts those that could be read)
 
     @property
     def judged_on(self) -> str:
         """Which photos the PSNR is over, in words."""
-        if not self.held_out:
-            return "on photos it trained on (too few to keep some aside)"
-        return f"on {self.held_out} photo{'s' if self.held_out != 1 else ''} it did not train on"
+        if self.held_out:
+            return f"on {self.held_out} photo{'s' if self.held_out != 1 else ''} it did not train on"
+        why = "none of those kept aside could be read" if self.set_aside else "too few to keep some aside"
+        return f"on photos it trained on ({why})"
 
 
 def _photos(config: DistillConfig, teacher: Model) -> tuple[FolderScan, tuple[Path, ...]]:
@@ -144,8 +146,8 @@ class Distiller:
                     [f"the original running in {teacher.precision}"] if teacher.precision != "float32" else [])
                 how = f" ({', '.join(reduced)})" if reduced else ""
                 self._log(f"distilling '{teacher_model.name}' ({teacher_model.manifest.architecture}) into a "
-                          f"{config.architecture} network on {device.label}{how}: {len(train.paths)} photos, "
-                          f"{len(held)} kept out to measure it, {config.steps:,} steps")
+                          f"{config.architecture} network on {device.label}{how}: {len(train.paths)} photos"
+                          f"{f', {len(held)} more kept out to measure it' if held else ''}, {config.steps:,} steps")
                 reference = make_forward(teacher.net)  # the original in float32: targets, or the copy's judge
                 losses, seconds = self._train(student, teacher, reference, train, seed)
             copy = build_transform_network(config.architecture)  # judged as it will stylize: in float32
@@ -156,7 +158,7 @@ class Distiller:
                 psnr, _ = self._measure(forward, reference, train.paths, config.held_out)
         model = self._save(name, teacher_model, train.root, copy, forward, losses, seconds, psnr, judged,
                            device.label, rename_if_taken=not chosen)
-        result = DistillResult(model, psnr, judged, len(losses), seconds)
+        result = DistillResult(model, psnr, judged, len(losses), seconds, len(held))
         self._log(f"'{model.name}': {psnr:.1f} dB PSNR against '{teacher_model.name}' {result.judged_on}")
         return result
 

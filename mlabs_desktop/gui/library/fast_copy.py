@@ -63,11 +63,7 @@ class FastCopyDialog(QDialog):
         services.workers.start(self.worker)
 
     def _job(self, report, cancelled) -> DistillResult:  # noqa: ANN001 - the worker's callbacks
-        def on_event(event: object) -> None:
-            if cancelled():  # the app is closing: stop after this step, keeping what was learnt
-                self._distiller.stop()
-            report(event)
-        self._distiller.on_event = on_event
+        self._distiller.on_event = report  # Stop and quitting reach it through `stop`
         return self._distiller.run()
 
     def is_running(self) -> bool:
@@ -91,7 +87,7 @@ class FastCopyDialog(QDialog):
         self.made.emit(result.model.name)
         self._finish(f"“{result.model.name}” is in the Library: {format_steps(result.steps)} in "
                      f"{format_duration(result.seconds)}; {result.psnr_db:.1f} dB PSNR against the original "
-                     f"style {result.judged_on} (30 dB and up look alike).")
+                     f"style {result.judged_on}. 30 dB and up look alike.")
 
     def _on_failed(self, message: str) -> None:
         self._finish(f"Could not make the copy: {message}", error=True)

@@ -23,6 +23,7 @@ from mlabs_desktop.gui.kit.services import Services
 if TYPE_CHECKING:
     from mlabs_desktop.gui.library.fast_copy import FastCopyDialog
 
+
 class LibraryView(QWidget):
     view_requested = Signal(str)       # "train": the empty library's call to action
     export_requested = Signal(str)     # model name: the main window owns export formats
@@ -179,8 +180,8 @@ class LibraryView(QWidget):
         """Re-read the library folder; repaint only when something changed."""
         try:
             cards = [ModelCard.from_model(m) for m in self.services.library().models()]
-        except OSError as exc:
-            self.services.hub.status.emit(f"Cannot read the library: {exc}")
+        except (OSError, UserError) as exc:  # its folder gone (a drive unplugged) since the app started
+            self.services.hub.status.emit(f"Cannot read the library: {user_text(exc)}")
             cards = []
         self.pages.setCurrentIndex(0 if not cards else 1)
         if cards != self.card_model.cards:

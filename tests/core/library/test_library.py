@@ -137,12 +137,12 @@ def test_a_library_folder_that_cannot_be_made_is_a_clear_error(isolated_home, tm
     (tmp_path / "a-file").write_text("not a folder")
     settings = load_settings()
     for folder, reason in ((str(tmp_path / "a-file" / "library"), "cannot be used (Not a directory)"),
-                           ("~no-such-user-here/library", "cannot be used: no such user's home")):
+                           ("~no-such-user-here/library", "cannot be used (no such user's home)")):
         settings.library_dir = folder
         save_settings(settings)
         with pytest.raises(UserError, match=re.escape(reason)) as caught:
             Library()
-        assert "connect its drive, or choose another in Settings" in str(caught.value)
+        assert "connect its drive, or choose another (library_dir in settings.yaml)" in str(caught.value)
 
 
 def test_damaged_or_hostile_manifests_are_skipped(isolated_home):

@@ -55,6 +55,20 @@ def test_empty_library_message(view, qtbot):
     assert blocker.args == ["train"]
 
 
+def test_a_library_folder_gone_since_the_start_is_said_on_the_status_line(view, tiny_model, tmp_path):
+    from mlabs_desktop.core.settings import load_settings, save_settings
+
+    said = []
+    view.services.hub.status.connect(said.append)
+    (tmp_path / "drive").write_text("its drive was unplugged; a file stands in its place")
+    settings = load_settings()
+    settings.library_dir = str(tmp_path / "drive" / "styles")
+    save_settings(settings)
+    view.refresh()
+    assert said and said[-1].startswith(f"Cannot read the library: the library folder {tmp_path / 'drive' / 'styles'}")
+    assert "choose another (Library folder in Settings)" in said[-1] and view.is_empty()
+
+
 def test_card_and_details_of_the_tiny_model(view, tiny_model):
     from mlabs_desktop.core.events import format_steps
 
