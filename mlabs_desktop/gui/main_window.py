@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import html
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent,
                            QKeySequence)
-from PySide6.QtWidgets import (QApplication, QDialog, QHBoxLayout, QLabel, QListWidgetItem, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QListWidgetItem, QMainWindow, QMessageBox,
                                QStackedWidget, QWidget)
 
 from mlabs_desktop import __version__
@@ -33,6 +32,7 @@ from mlabs_desktop.gui.kit.services import Services
 if TYPE_CHECKING:  # imported lazily at run time: a broken view becomes a placeholder, not a dead app
     from mlabs_desktop.gui.stylize.view import StylizeView
     from mlabs_desktop.gui.train.view import TrainView
+from mlabs_desktop.gui.quitting import finish_running_work
 from mlabs_desktop.gui.sidebar import make_sidebar, sidebar_icon
 
 log = logging.getLogger("mlabs_desktop.gui")
@@ -41,8 +41,6 @@ VIEW_NAMES = ("train", "library", "stylize")
 VIEW_TITLES = {"train": "Train", "library": "Library", "stylize": "Stylize"}
 DEFAULT_VIEW = "library"
 KEY_GEOMETRY, KEY_STATE, KEY_VIEW = "main_window/geometry", "main_window/state", "main_window/view"
-STOP_TRAINING_TIMEOUT_MS = 120_000   # one training step plus a checkpoint write, on a slow CPU
-STOP_STYLIZE_TIMEOUT_MS = 15_000
 WORKER_EXIT_TIMEOUT_MS = 30_000      # device detection may be in the middle of importing TensorFlow
 
 
@@ -58,15 +56,6 @@ def placeholder_view(title: str, reason: str) -> QLabel:
     label.setWordWrap(True)
     label.setObjectName(f"{PLACEHOLDER}{title.lower()}")
     return label
-
-
-@dataclass(frozen=True)
-class RunningWork:
-    """Something running when the user quits: the question asked, then how it is stopped."""
-    question: str
-    stopping: str               # the status line while it stops
-    stop: Callable[[], bool]    # stops it and waits; False: it is still finishing
-    still: str                  # said when it is still finishing
 
 
 # ------------------------------------------------------------------ window
@@ -360,7 +349,7 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------- close
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._finish_running_work():
+        if not finish_running_work(self):
             event.ignore()
             return
         self.save_state()
@@ -369,39 +358,3 @@ class MainWindow(QMainWindow):
         if self.train_view is not None:
             self.train_view.shutdown(WORKER_EXIT_TIMEOUT_MS)
         event.accept()
-
-    def _finish_running_work(self) -> bool:
-        """Ask about everything running first, then stop it all (training saves a checkpoint, a fast copy is
-        saved); a No keeps the window open with nothing stopped."""
-        yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
-        running = self._running_work()
-        if any(QMessageBox.question(self, "Quit", work.question, yes | no, no) != yes for work in running):
-            return False
-        for work in running:
-            self.status_text.setText(work.stopping)
-            QApplication.processEvents()
-            if not work.stop():
-                QMessageBox.warning(self, "Quit", f"{work.still} Try again in a moment.")
-                return False
-        self.clips.close_all()
-        return True
-
-    def _running_work(self) -> list[RunningWork]:
-        train, stylize, library = self.train_view, self.stylize_view, self.library_view
-        running = []
-        if train is not None and train.is_training():
-            running.append(RunningWork("Training is running. Stop it (a checkpoint is saved) and quit?",
-                                       "Stopping training and saving a checkpoint…",
-                                       lambda: train.request_stop_and_wait(STOP_TRAINING_TIMEOUT_MS),
-                                       "Training is still saving its checkpoint."))
-        if library.running_fast_copies():
-            running.append(RunningWork("A fast copy is being made. Stop it (the copy keeps what it learnt, in the "
-                                       "Library) and quit?", "Stopping the fast copy…",
-                                       lambda: library.stop_fast_copies_and_wait(STOP_TRAINING_TIMEOUT_MS),
-                                       "The fast copy is still being saved."))
-        if (stylize is not None and stylize.is_busy()) or self.clips.is_busy():
-            running.append(RunningWork("Stylizing is running. Cancel it and quit?", "Cancelling stylizing…",
-                                       lambda: all([self.clips.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS), stylize is None
-                                                    or stylize.cancel_and_wait(STOP_STYLIZE_TIMEOUT_MS)]),
-                                       "Stylizing is still finishing."))
-        return running

@@ -213,46 +213,6 @@ def test_stylize_with_and_train_from_switch_views(window):
     assert calls == [("select_style", "tiny"), ("resume_model", "tiny"), ("fine_tune_from", "tiny")]
 
 
-# -------------------------------------------------------------------- close
-
-@pytest.mark.parametrize("answer", ["no", "yes"])
-def test_close_while_training_asks_then_stops(window, message_boxes, answer):
-    train = window.views["train"]
-    stops = []
-    train.is_training = lambda: True
-    train.request_stop_and_wait = lambda timeout_ms: stops.append(timeout_ms) or True
-    message_boxes.answer = QMessageBox.StandardButton.Yes if answer == "yes" else QMessageBox.StandardButton.No
-    window.close()
-    assert message_boxes.calls[0][2] == "Training is running. Stop it (a checkpoint is saved) and quit?"
-    if answer == "no":
-        assert window.isVisible() and stops == []
-        train.is_training = lambda: False
-    else:
-        assert not window.isVisible() and len(stops) == 1
-
-
-def test_close_keeps_window_when_training_does_not_stop(window, message_boxes):
-    train = window.views["train"]
-    train.is_training = lambda: True
-    train.request_stop_and_wait = lambda timeout_ms: False
-    message_boxes.answer = QMessageBox.StandardButton.Yes
-    window.close()
-    assert window.isVisible()
-    assert message_boxes.kinds() == ["question", "warning"]
-    train.is_training = lambda: False
-
-
-def test_close_while_stylizing_cancels(window, message_boxes):
-    stylize = window.views["stylize"]
-    cancelled = []
-    stylize.is_busy = lambda: True
-    stylize.cancel_and_wait = lambda timeout_ms: cancelled.append(timeout_ms) or True
-    message_boxes.answer = QMessageBox.StandardButton.Yes
-    window.close()
-    assert not window.isVisible() and len(cancelled) == 1
-    assert "Stylizing is running" in message_boxes.calls[0][2]
-
-
 # ----------------------------------------------------- drops, import, export
 
 def test_drop_model_folder_imports_it(window, tiny_model, tmp_path: Path, message_boxes):

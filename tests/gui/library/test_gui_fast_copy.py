@@ -84,29 +84,3 @@ def test_quitting_while_a_copy_runs_asks_then_keeps_the_copy(qtbot, message_boxe
     assert 1 <= Library().get("tiny (fast copy)").manifest.statistics["steps"] < 10_000
     dispose(window)
 
-
-def test_quitting_asks_about_everything_before_stopping_anything(qtbot, message_boxes, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
-
-    from gui_helpers import dispose
-    from mlabs_desktop.gui.kit.services import Services
-    from mlabs_desktop.gui.main_window import MainWindow
-
-    window = MainWindow(Services(), persist_state=False)
-    window.show()
-    train, library = window.train_view, window.library_view
-    stopped, asked = [], []
-    train.is_training = lambda: True
-    train.request_stop_and_wait = lambda timeout_ms: stopped.append("training") or True
-    library.running_fast_copies = lambda: ["a copy"]
-    library.stop_fast_copies_and_wait = lambda timeout_ms: stopped.append("copy") or True
-    yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
-    answers = iter([yes, no, yes, yes])
-    monkeypatch.setattr(QMessageBox, "question",
-                        staticmethod(lambda parent, title, text, *a, **k: asked.append(text) or next(answers)))
-    window.close()  # yes to training, no to the copy: nothing is stopped
-    assert window.isVisible() and stopped == [] and len(asked) == 2
-    window.close()
-    assert not window.isVisible() and stopped == ["training", "copy"]
-    train.is_training, library.running_fast_copies = (lambda: False), (lambda: [])
-    dispose(window)
