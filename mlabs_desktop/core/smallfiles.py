@@ -33,9 +33,10 @@ def read_small_text(path: Path, limit: int, what: str, missing: str | None = Non
 class UnreadableYAML(yaml.YAMLError):
     """Text that parses but cannot become data: nested too deeply, or a number too long to convert.
 
-    Its ``problem`` reads after the file's name ("ml.yaml is nested too deeply"); it has no line to point at."""
+    Its ``problem`` reads after the file's name and a colon ("ml.yaml: nested too deeply"); it has no line to
+    point at."""
 
-    NESTED = "is nested too deeply"
+    NESTED = "nested too deeply"
 
     def __init__(self, problem: str):
         super().__init__(problem)
@@ -53,7 +54,7 @@ def load_yaml(text: str) -> Any:
     except RecursionError:
         raise UnreadableYAML(UnreadableYAML.NESTED) from None
     except (ValueError, OverflowError, TypeError) as exc:  # Python's own advice after ";" is not for our users
-        raise UnreadableYAML(f"holds a value that cannot be read ({str(exc).split(';')[0][:120]})") from None
+        raise UnreadableYAML(f"a value that cannot be read ({str(exc).split(';')[0][:120]})") from None
 
 
 def read_json_mapping(path: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ LONG_NUMBER = "version: " + "9" * 5000       # past Python's 4,300-digit limit f
 
 
 def test_yaml_that_cannot_become_data_is_one_error_class():
-    for text, problem in ((DEEP, "is nested too deeply"), (LONG_NUMBER, "holds a value that cannot be read")):
+    for text, problem in ((DEEP, "nested too deeply"), (LONG_NUMBER, "a value that cannot be read")):
         with pytest.raises(UnreadableYAML) as caught:
             load_yaml(text)
         assert isinstance(caught.value, yaml.YAMLError) and caught.value.problem.startswith(problem)

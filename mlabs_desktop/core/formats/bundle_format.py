@@ -30,8 +30,8 @@ from typing import Any, Callable
 import yaml
 
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.smallfiles import UnreadableYAML, load_yaml
 from mlabs_desktop.core.library.store import LOSSES, MANIFEST, PREVIEW, PREVIEWS, STYLE_THUMB, WEIGHTS, Manifest
+from mlabs_desktop.core.smallfiles import UnreadableYAML, load_yaml
 
 SUFFIX = ".mlstyle"
 
@@ -123,7 +123,7 @@ def parse_manifest(data: bytes) -> Manifest:
     try:
         mapping = load_yaml(text)
     except UnreadableYAML as exc:  # e.g. a 100,000-digit number
-        raise reject(f"{MANIFEST} {exc.problem}") from None
+        raise reject(f"{MANIFEST}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())[:300]
         raise reject(f"{MANIFEST} is not plain YAML ({detail})") from None

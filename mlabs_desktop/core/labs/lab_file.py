@@ -124,9 +124,9 @@ class _Parser:
                 self._refuse_tags(self.root, "", set())
             data = load_yaml(self.text)
         except RecursionError:  # from compose or the tag check: load_yaml words its own
-            raise UserError(f"{self.path.name} {UnreadableYAML.NESTED}") from None
+            raise UserError(f"{self.path.name}: {UnreadableYAML.NESTED}") from None
         except UnreadableYAML as exc:  # no line to point at
-            raise UserError(f"{self.path.name} {exc.problem}") from None
+            raise UserError(f"{self.path.name}: {exc.problem}") from None
         except yaml.YAMLError as exc:  # e.g. a malformed !!int; tags were refused above
             raise self._syntax_error(exc) from None
         if data is None:
