@@ -59,28 +59,25 @@ def test_a_copy_needs_photos_and_a_free_name(tiny_model, tmp_path):
 SHORT = dict(steps=4, batch_size=2, image_size=32, seed=0)
 
 
-def test_a_name_taken_while_the_copy_learns_gets_a_number(tiny_model, tmp_path):
-    """The name was free when the copy started; another model took it meanwhile: the copy is not lost."""
-    photos = write_photos(tmp_path / "photos", count=6, size=(48, 40))
+def test_unreadable_photos_are_skipped_and_a_name_taken_meanwhile_gets_a_number(tiny_model, tmp_path):
+    """One run: unreadable photos are skipped and said; the name was free when the copy started, and another
+    model took it meanwhile: the copy is saved under a number, not lost."""
+    photos = write_photos(tmp_path / "photos", count=5, size=(48, 40))
+    (photos / "000.jpg").write_bytes(b"not a photo")  # first, so kept out to measure the copy on
+    (photos / "zzz.jpg").write_bytes(b"not a photo either")  # learnt on
+    events: list = []
 
     def take_the_name(event):
+        events.append(event)
         if isinstance(event, DistillStepEvent) and event.step == 1:
             Library().create(Manifest("tiny (fast copy)", "tiny", state="finished"),
                              lambda folder: shutil.copy(tiny_model.file(WEIGHTS), folder / WEIGHTS))
 
     result = Distiller(DistillConfig("tiny", train_path=str(photos), **SHORT), take_the_name).run()
-    assert result.model.name == "tiny (fast copy) (2)" and Library().get("tiny (fast copy) (2)").folder.is_dir()
-
-
-def test_unreadable_photos_are_skipped_and_said(tiny_model, tmp_path):
-    photos = write_photos(tmp_path / "photos", count=5, size=(48, 40))
-    (photos / "000.jpg").write_bytes(b"not a photo")  # first, so kept out to measure the copy on
-    (photos / "zzz.jpg").write_bytes(b"not a photo either")  # learnt on
-    events: list = []
-    result = Distiller(DistillConfig("tiny", train_path=str(photos), **SHORT), events.append).run()
     assert result.held_out == 1 and result.judged_on == "on 1 photo it did not train on"
     warnings = [e.message for e in events if isinstance(e, LogEvent) and e.level == "warning"]
     assert any("zzz.jpg" in w for w in warnings) and np.isfinite(result.psnr_db)
+    assert result.model.name == "tiny (fast copy) (2)" and Library().get("tiny (fast copy) (2)").folder.is_dir()
 
 
 def test_too_few_photos_to_keep_some_aside_is_said(tiny_model, tmp_path):
