@@ -103,15 +103,15 @@ def _reference_timing(checkout: str | None, vgg_mat: str | None):
     src = check_checkout(Path(checkout))
     if vgg_mat is None:
         return lambda: time_reference(src, None)
-    try:
-        with open(Path(vgg_mat).expanduser(), "rb") as handle:
+    try:  # RuntimeError: "~user" of no such user
+        mat = Path(vgg_mat).expanduser()
+        with open(mat, "rb") as handle:
             header = handle.read(len(MAT5_HEADER))
     except (OSError, RuntimeError):
         header = b""
     if header != MAT5_HEADER:
         raise UserError(f"{vgg_mat} is not a MATLAB file: --reference-vgg takes MatConvNet's "
                         f"imagenet-vgg-verydeep-19.mat")
-    mat = Path(vgg_mat).expanduser()
     return lambda: time_reference(src, mat)
 
 
