@@ -54,13 +54,29 @@ def test_events_and_library_files(vgg_h5, photos_dir, style_image):
     assert Library().get("tiny").folder == model.folder
 
 
-def test_resume_continues_at_the_exact_step_and_matches_an_uninterrupted_run(vgg_h5, photos_dir, style_image):
-    common = dict(epochs=3, checkpoint_iterations=2, seed=5, learning_rate=5e-3)
+def test_stop_between_steps_then_resume_continues_as_an_uninterrupted_run(vgg_h5, photos_dir, style_image):
+    """No checkpoint is due before the stop: stopping writes one, and resuming goes on at exactly that step."""
+    common = dict(epochs=3, checkpoint_iterations=100, seed=5, learning_rate=5e-3)
     straight: list = []
     run(tiny_config(style_image, photos_dir, vgg_h5, name="straight", max_steps=6, **common), straight)
 
     first: list = []
-    run(tiny_config(style_image, photos_dir, vgg_h5, name="split", max_steps=4, **common), first)
+    trainer = Trainer(tiny_config(style_image, photos_dir, vgg_h5, name="split", max_steps=50, **common))
+
+    def on_event(event):
+        first.append(event)
+        if isinstance(event, StepEvent) and event.step == 4:
+            trainer.stop()
+
+    trainer.on_event = on_event
+    stopped = trainer.run()
+    assert stopped.manifest.state == "stopped" and stopped.manifest.statistics["steps"] == 4
+    assert stopped.has_checkpoint
+    from mlabs_desktop.core.stylize.stylizer import Stylizer
+
+    out = Stylizer(stopped).run(np.full((9, 7, 3), 128, np.float32))
+    assert out.shape == (9, 7, 3) and np.isfinite(out).all()
+
     second: list = []
     resumed = Trainer.for_resume("split", max_steps=2, on_event=second.append).run()
     assert [e.step for e in steps_of(second)] == [5, 6]
@@ -70,30 +86,6 @@ def test_resume_continues_at_the_exact_step_and_matches_an_uninterrupted_run(vgg
     got = [e.total_loss for e in steps_of(second)]
     np.testing.assert_allclose(got, expected, rtol=2e-3)
     assert list(resumed.loss_history()["step"]) == [1, 2, 3, 4, 5, 6]
-
-
-def test_stop_between_steps_leaves_a_usable_resumable_model(vgg_h5, photos_dir, style_image):
-    events: list = []
-    trainer = Trainer(tiny_config(style_image, photos_dir, vgg_h5, name="stopped", max_steps=50,
-                                  epochs=20, checkpoint_iterations=100), on_event=events.append)
-
-    def on_event(event):
-        events.append(event)
-        if isinstance(event, StepEvent) and event.step == 3:
-            trainer.stop()
-
-    trainer.on_event = on_event
-    model = trainer.run()
-    assert model.manifest.state == "stopped"
-    assert model.manifest.statistics["steps"] == 3
-    assert model.has_checkpoint
-    from mlabs_desktop.core.stylize.stylizer import Stylizer
-
-    out = Stylizer(model).run(np.full((9, 7, 3), 128, np.float32))
-    assert out.shape == (9, 7, 3) and np.isfinite(out).all()
-    later: list = []
-    Trainer.for_resume("stopped", max_steps=1, on_event=later.append).run()
-    assert [e.step for e in steps_of(later)] == [4]
 
 
 def test_fine_tune_starts_from_the_base_weights(vgg_h5, photos_dir, style_image, tiny_model):

@@ -286,8 +286,8 @@ def test_without_a_common_photo_the_parameters_are_named():
     assert likely_cause(refused, TrainingConfig()) == "lower the learning rate or the style weight"
 
 
-@pytest.mark.parametrize("changes", [dict(style_weight=1e12), dict(learning_rate=1.0),
-                                     dict(tv_weight=0.0, content_weight=0.0),
+# Weights of zero, and the wildest values together (each alone is a milder case of the same run).
+@pytest.mark.parametrize("changes", [dict(tv_weight=0.0, content_weight=0.0),
                                      dict(style_weight=1e12, learning_rate=1.0, content_weight=0.0)])
 def test_wild_parameters_train_to_a_usable_model(vgg_h5, style_image, photos_dir, tmp_path, changes):
     from mlabs_desktop.core.events import LogEvent
