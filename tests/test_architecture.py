@@ -141,7 +141,7 @@ def test_importing_the_whole_core_loads_no_qt():
 
 def test_model_and_loss_code_use_only_keras():
     for name in ("networks/transform.py", "networks/block_conv.py", "networks/upsample_conv.py",
-                 "training/losses.py", "networks/loss_network.py"):
+                 "networks/norm_gradient.py", "training/losses.py", "networks/loss_network.py"):
         modules = imported_modules(CORE / name)
         assert not any(m.split(".")[0] in ("tensorflow", "torch", "jax") for m in modules), name
 

@@ -30,13 +30,11 @@ import keras
 from keras import layers, ops
 
 from mlabs_desktop.core.networks.block_conv import BlockConv2D, worth_blocking
+from mlabs_desktop.core.networks.norm_gradient import normalise_for_training
 from mlabs_desktop.core.networks.upsample_conv import UpsampleConv2D
 
 INSTANCE_NORM_EPSILON = 1e-3
 TORCH_NORM_EPSILON = 1e-5       # torch.nn.InstanceNorm2d's
-# A channel's variance at or below (CONSTANT_RELATIVE * mean)^2 + CONSTANT_FLOOR is rounding, not content.
-CONSTANT_RELATIVE = 1e-5
-CONSTANT_FLOOR = 1e-12
 RESIDUAL_BLOCKS = 5
 
 
@@ -69,11 +67,6 @@ LAYER_ORDER: tuple[str, ...] = (
 )
 
 
-def constant_channels(mean, var):
-    """Channels whose spread is rounding: a float32 sum of equal values drifts by about 1e-7 of them."""
-    return var <= ops.square(CONSTANT_RELATIVE * mean) + CONSTANT_FLOOR
-
-
 @keras.saving.register_keras_serializable(package="mlabs_desktop")
 class InstanceNormalization(layers.Layer):
     """Per-sample, per-channel normalisation over height and width.
@@ -99,13 +92,13 @@ class InstanceNormalization(layers.Layer):
 
     def call(self, x, training=None):
         x32 = ops.cast(x, "float32")
+        scale, shift = ops.cast(self.scale, "float32"), ops.cast(self.shift, "float32")
+        if training:  # the same values, with a gradient that costs a few passes instead of a dozen
+            return ops.cast(normalise_for_training(x32, scale, shift, self.epsilon), self.compute_dtype)
         mean = ops.mean(x32, axis=(1, 2), keepdims=True)
         var = ops.var(x32, axis=(1, 2), keepdims=True)
         normed = (x32 - mean) / ops.sqrt(var + self.epsilon)
-        if training:
-            normed = ops.where(constant_channels(mean, var), ops.stop_gradient(normed), normed)
-        out = ops.cast(self.scale, "float32") * normed + ops.cast(self.shift, "float32")
-        return ops.cast(out, self.compute_dtype)
+        return ops.cast(scale * normed + shift, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
