@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from mlabs_desktop.core.config import ARCHITECTURES, PARAMS, TrainingConfig
+from mlabs_desktop.core.config import ARCHITECTURES, DISTILL_STEPS, PARAMS, TrainingConfig
 from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.formats.exporters import FORMATS as EXPORT_FORMATS
 
@@ -77,8 +77,9 @@ def build_parser() -> ArgumentParser:
     distill.add_argument("--into", choices=ARCHITECTURES, default="tiny", help="the copy's network (default: tiny)")
     distill.add_argument("--train-path", metavar="DIR", help="photos to learn on (default: those the model was trained on)")
     distill.add_argument("--name", help="the copy's name (default: 'MODEL (fast copy)')")
-    distill.add_argument("--steps", type=int, default=2000, metavar="N",
-                         help="how long the copy learns; more steps copy the style more closely (default: 2000)")
+    distill.add_argument("--steps", type=int, default=DISTILL_STEPS, metavar="N",
+                         help="how long the copy learns; more steps copy the style more closely "
+                              f"(default: {DISTILL_STEPS})")
     distill.add_argument("--batch-size", type=int, default=4, metavar="N", help="photos per step (default: 4)")
     distill.add_argument("--image-size", type=int, default=256, metavar="N",
                          help="the copy learns on square crops of this many pixels (default: 256)")

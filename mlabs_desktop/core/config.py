@@ -16,6 +16,7 @@ ARCHITECTURES = ("classic", "default", "lite", "tiny")  # as core.networks.trans
 IMPORTED_ARCHITECTURES = ("pytorch",)  # built for imported models only, not trained here
 DEVICES = ("auto", "cpu", "gpu")
 TRAINING_PRECISIONS = ("auto", "float32")
+DISTILL_STEPS = 3000  # a fast copy's length unless told; why this many: docs/decisions/fast-copy-precision.md
 
 
 @dataclass(frozen=True)

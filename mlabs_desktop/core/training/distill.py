@@ -11,13 +11,15 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from mlabs_desktop import __version__
-from mlabs_desktop.core.config import coerce_param
+from mlabs_desktop.core.config import DISTILL_STEPS, coerce_param
 from mlabs_desktop.core.errors import Cancelled, UserError
 from mlabs_desktop.core.events import DistillStepEvent, EventCallback, LogEvent
 from mlabs_desktop.core.hardware.devices import choose_device, device_scope, dtype_policy, import_keras_quietly
@@ -47,7 +49,7 @@ class DistillConfig:
     architecture: str = "tiny"
     train_path: str | None = None   # photos to learn on; the teacher's own training folder when None
     name: str | None = None         # the copy's name; "<teacher> (fast copy)" when None
-    steps: int = 2000
+    steps: int = DISTILL_STEPS
     batch_size: int = 4
     image_size: int = 256
     learning_rate: float = 2e-3
@@ -174,23 +176,37 @@ class Distiller:
         started = time.perf_counter()
         first = 0.0  # the first step's seconds: it compiles, so it is kept out of the time left
         batches = stream.batches(0, self._stop)
+        labelled = self._labelled(batches, targets)
         try:
-            for step, _epoch, batch, _paths in batches:
-                if step >= config.steps or self._stop.is_set():
-                    break
-                target = targets(batch)
+            for step, batch, target in labelled:
                 losses.append(float(student.train_on_batch(batch, target)))
                 elapsed = time.perf_counter() - started
                 first = first or elapsed
                 left = (elapsed - first) / step * (config.steps - step - 1) if step else None
                 self.on_event(DistillStepEvent(step + 1, config.steps, losses[-1], elapsed, left))
         finally:
+            labelled.close()
             batches.close()
             for warning in stream.skipped.warnings():
                 self._log(warning, "warning")
         if not losses:
             raise Cancelled()
         return losses, time.perf_counter() - started
+
+    def _labelled(self, batches, targets) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(step, batch, the original's results for it) until the last step or a stop. The original works on
+        the next batch while the copy learns from this one, each leaving the cores the other's ops leave idle."""
+        with ThreadPoolExecutor(1, thread_name_prefix="mlabs-original") as pool:
+            ahead = None
+            for step, _epoch, batch, _paths in batches:
+                if step >= self.config.steps or self._stop.is_set():
+                    break
+                job = (step, batch, pool.submit(targets, batch))
+                if ahead is not None:
+                    yield ahead[0], ahead[1], ahead[2].result()
+                ahead = job
+            if ahead is not None and not self._stop.is_set():
+                yield ahead[0], ahead[1], ahead[2].result()
 
     @staticmethod
     def _measure(forward, reference, photos: tuple[Path, ...], count: int) -> tuple[float, int]:

@@ -80,16 +80,26 @@ def test_unreadable_photos_are_skipped_and_a_name_taken_meanwhile_gets_a_number(
     assert result.model.name == "tiny (fast copy) (2)" and Library().get("tiny (fast copy) (2)").folder.is_dir()
 
 
-def test_a_float32_copy_of_two_photos_says_it_kept_none_aside(tiny_model, tmp_path, monkeypatch):
+def test_a_float32_copy_of_two_photos_stopped_at_step_3(tiny_model, tmp_path, monkeypatch):
     """Even on a CPU with bfloat16 units, precision float32 keeps the copy and the original in float32; two
-    photos are too few to keep one aside, and the PSNR says it is over photos the copy trained on."""
+    photos are too few to keep one aside, and the PSNR says it is over photos the copy trained on. A stop
+    ends it after the current step, though the original was already at work on the next batch."""
     from mlabs_desktop.core.hardware import cpu_info
 
     monkeypatch.setattr(cpu_info, "cpu_has_bfloat16", lambda: True)
     photos = write_photos(tmp_path / "photos", count=2, size=(48, 40))
     events: list = []
-    result = Distiller(DistillConfig("tiny", train_path=str(photos), precision="float32", name="full", **SHORT),
-                       events.append).run()
+
+    def stop_at_3(event):
+        events.append(event)
+        if isinstance(event, DistillStepEvent) and event.step == 3:
+            distiller.stop()
+
+    distiller = Distiller(DistillConfig("tiny", train_path=str(photos), precision="float32", name="full",
+                                        **{**SHORT, "steps": 1000}), stop_at_3)
+    result = distiller.run()
+    assert result.steps == 3 and result.model.manifest.statistics["steps"] == 3
+    assert [e.step for e in events if isinstance(e, DistillStepEvent)] == [1, 2, 3]
     assert result.held_out == 0 and "too few to keep some aside" in result.judged_on
     assert np.isfinite(result.psnr_db) and result.model.manifest.statistics["held_out_photos"] == 0
     said = " ".join(e.message for e in events if isinstance(e, LogEvent))
