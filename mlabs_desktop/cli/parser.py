@@ -75,7 +75,8 @@ def build_parser() -> ArgumentParser:
                              "(no VGG19 file needed)")
     distill.add_argument("teacher", metavar="MODEL", help="the library model to copy")
     distill.add_argument("--into", choices=ARCHITECTURES, default="tiny", help="the copy's network (default: tiny)")
-    distill.add_argument("--train-path", metavar="DIR", help="photos to learn on (default: those the model was trained on)")
+    distill.add_argument("--train-path", metavar="DIR",
+                         help="photos to learn on (default: those the model was trained on)")
     distill.add_argument("--name", help="the copy's name (default: 'MODEL (fast copy)')")
     distill.add_argument("--steps", type=int, default=DISTILL_STEPS, metavar="N",
                          help="how long the copy learns; more steps copy the style more closely "
@@ -87,8 +88,8 @@ def build_parser() -> ArgumentParser:
 
     stylize = sub.add_parser("stylize", help="apply a trained style to a photo, a clip or a folder")
     stylize.add_argument("--checkpoint", required=True,
-                         help="library model name, model folder, or a checkpoint from the 2017 MachineLabs "
-                              "lab (its folder, or a .ckpt prefix)")
+                         help="library model name, model folder, or a fast-style-transfer checkpoint as the "
+                              "2017 MachineLabs lab wrote it (its folder, or a .ckpt prefix)")
     stylize.add_argument("--in-path", required=True,
                          help="image or clip (mp4, mov, m4v, mkv, webm, avi), or a folder of them; an animated GIF "
                               "or WebP is read as a clip when --out-path names a clip")
@@ -143,7 +144,8 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--reference-vgg", metavar="FILE.mat",
                        help="with --reference-checkout: the MatConvNet VGG19 file its training step needs")
 
-    import_ckpt = sub.add_parser("import-checkpoint", help="add a checkpoint from the 2017 MachineLabs lab to the library")
+    import_ckpt = sub.add_parser("import-checkpoint", help="add a fast-style-transfer checkpoint (as the 2017 "
+                                 "MachineLabs lab wrote) to the library")
     import_ckpt.add_argument("path", help="folder holding checkpoint + fns.ckpt.*, or a .ckpt prefix")
     import_ckpt.add_argument("--name", required=True, help="name of the model in the library")
 
@@ -152,7 +154,7 @@ def build_parser() -> ArgumentParser:
     export.add_argument("--format", choices=EXPORT_FORMATS,
                         default="bundle", help="bundle: a .mlstyle file for MachineLabs Desktop; savedmodel/"
                         "tflite: TensorFlow formats; onnx: for onnxruntime and other ONNX runtimes; "
-                        "reference-checkpoint: a checkpoint the 2017 MachineLabs lab reads")
+                        "reference-checkpoint: a fast-style-transfer checkpoint, as the 2017 MachineLabs lab reads")
     export.add_argument("--out", help="output file or folder (default: a name in the current folder)")
     export.add_argument("--size", help="tflite only: fix the input size, HxW (default: any size)")
     export.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

@@ -114,7 +114,8 @@ def library_usable(services) -> bool:  # noqa: ANN001 - Services
         problem = user_text(exc)
     box = QMessageBox(QMessageBox.Icon.Warning, "Library folder",
                       f"{problem[:1].upper()}{problem[1:]}.\n\nUse the default library folder "
-                      f"({paths.default_library_dir()}) for now? The styles in the other folder are not touched.")
+                      f"({paths.default_library_dir()}) instead? The styles in the other folder are not "
+                      "touched: choose it again in Settings once its drive is back.")
     use = box.addButton("Use the default folder", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
     box.exec()

@@ -24,7 +24,7 @@ def test_an_unusable_library_folder_asks_before_the_window_opens(qtbot, isolated
                         lambda box: next(b for b in box.buttons() if b.text() == choice))
     usable = library_usable(Services())
     assert shown and shown[0].startswith(f"The library folder {blocker / 'library'} cannot be used")
-    assert "Library folder in Settings" in shown[0] and "not touched" in shown[0]
+    assert "not touched: choose it again in Settings once its drive is back" in shown[0]
     if choice == "Quit":
         assert not usable and load_settings().library_dir == str(blocker / "library")  # nothing changed
     else:

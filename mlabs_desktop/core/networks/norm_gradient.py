@@ -1,8 +1,8 @@
 """Instance normalisation for training, with its gradient written out.
 
 Left to automatic differentiation, the formula's backward pass is a dozen passes over
-each activation, and the norms were 60 % of `tiny`'s training step. The closed form
-below needs a few (docs/decisions/norm-gradient.md). It runs on every Keras backend.
+each activation, most of a small network's training step. The closed form below needs a
+few (docs/decisions/norm-gradient.md). It runs on every Keras backend.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def normalise_for_training(x32, scale, shift, epsilon: float):
 
         def gradient(*args, upstream=None):  # TensorFlow and JAX pass the upstream gradient alone; PyTorch by name
             dy = args[0] if upstream is None else upstream
-            pixels = ops.cast(ops.shape(dy)[1], "float32") * ops.cast(ops.shape(dy)[2], "float32")
+            pixels = ops.cast(ops.shape(centred)[1], "float32") * ops.cast(ops.shape(centred)[2], "float32")
             mean_dy = ops.mean(dy, axis=(1, 2), keepdims=True)
             mean_dy_normed = ops.mean(dy * centred, axis=(1, 2), keepdims=True) * inv
             d_shift = ops.sum(mean_dy, axis=(0, 1, 2)) * pixels

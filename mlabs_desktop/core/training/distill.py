@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -151,7 +151,7 @@ class Distiller:
                           f"{config.architecture} network on {device.label}{how}: {len(train.paths)} photos"
                           f"{f', {len(held)} more kept out to measure it' if held else ''}, {config.steps:,} steps")
                 reference = make_forward(teacher.net)  # the original in float32: targets, or the copy's judge
-                losses, seconds = self._train(student, teacher, reference, train, seed)
+                losses, seconds = self._train(student, teacher, reference, train, seed, device)
             copy = build_transform_network(config.architecture)  # judged as it will stylize: in float32
             copy.set_weights(student.get_weights())
             forward = make_forward(copy)
@@ -167,10 +167,14 @@ class Distiller:
     def _log(self, message: str, level: str = "info") -> None:
         self.on_event(LogEvent(message, level))
 
-    def _train(self, student, teacher, reference, train: FolderScan, seed: int) -> tuple[list[float], float]:
+    def _train(self, student, teacher, reference, train: FolderScan, seed: int, device) -> tuple[list[float], float]:
         config = self.config
-        targets = reference if teacher.precision == "float32" else (  # its bfloat16 network runs one photo at a time
+        original = reference if teacher.precision == "float32" else (  # its bfloat16 network runs one photo at a time
             lambda batch: np.stack([teacher.run(photo) for photo in batch]))
+
+        def targets(batch: np.ndarray) -> np.ndarray:
+            with device_scope(device):  # a device scope holds only in the thread that enters it
+                return original(batch)
         stream = BatchStream(train, config.batch_size, config.image_size, seed, variety=CROP_VARIETY)
         losses: list[float] = []
         started = time.perf_counter()
@@ -197,16 +201,24 @@ class Distiller:
         """(step, batch, the original's results for it) until the last step or a stop. The original works on
         the next batch while the copy learns from this one, each leaving the cores the other's ops leave idle."""
         with ThreadPoolExecutor(1, thread_name_prefix="mlabs-original") as pool:
-            ahead = None
-            for step, _epoch, batch, _paths in batches:
-                if step >= self.config.steps or self._stop.is_set():
-                    break
-                job = (step, batch, pool.submit(targets, batch))
-                if ahead is not None:
-                    yield ahead[0], ahead[1], ahead[2].result()
-                ahead = job
-            if ahead is not None and not self._stop.is_set():
-                yield ahead[0], ahead[1], ahead[2].result()
+            for step, batch, future in self._one_ahead(batches, targets, pool):
+                target = future.result()
+                if self._stop.is_set():  # asked while the original worked: nothing more is learnt
+                    return
+                yield step, batch, target
+
+    def _one_ahead(self, batches, targets, pool) -> Iterator[tuple[int, np.ndarray, Future]]:
+        """(step, batch, its targets to come), each given to the ``pool`` one batch before it is asked for."""
+        ahead = None
+        for step, _epoch, batch, _paths in batches:
+            if step >= self.config.steps or self._stop.is_set():
+                break
+            job = (step, batch, pool.submit(targets, batch))
+            if ahead is not None:
+                yield ahead
+            ahead = job
+        if ahead is not None:
+            yield ahead
 
     @staticmethod
     def _measure(forward, reference, photos: tuple[Path, ...], count: int) -> tuple[float, int]:

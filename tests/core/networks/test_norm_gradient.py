@@ -53,3 +53,41 @@ def test_values_and_gradients_match_the_formula(epsilon):
     np.testing.assert_allclose(d_scale, want_scale, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(d_shift, want_shift, rtol=1e-5, atol=1e-4)
     assert not d_x[1, ..., 2].any() and d_x[0, ..., 2].any()  # only the constant channel of image 1 is cut
+
+
+def test_a_traced_step_of_any_size_matches_too():
+    """As training runs it: traced once for any height and width, the norm inside a layer under mixed bfloat16."""
+    import tensorflow as tf
+
+    from mlabs_desktop.core.hardware.devices import dtype_policy
+    from mlabs_desktop.core.networks.transform import InstanceNormalization
+
+    with dtype_policy("mixed_bfloat16"):
+        layer = InstanceNormalization()
+        layer.build((None, None, None, 5))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 5], tf.float32)] * 2)
+    def gradients(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            trained = layer(tf.cast(x, tf.bfloat16), training=True)
+            loss = tf.reduce_sum(tf.cast(trained, tf.float32) * upstream)
+        return trained, tape.gradient(loss, [x, layer.scale, layer.shift])
+
+    for shape in ((3, 9, 7, 5), (1, 16, 12, 5)):
+        x = np.random.default_rng(2).normal(size=shape).astype(np.float32) * 4 + 1
+        upstream = np.random.default_rng(3).normal(size=shape).astype(np.float32)
+        trained, (d_x, d_scale, d_shift) = gradients(x, upstream)
+        x_bf16 = tf.cast(tf.cast(x, tf.bfloat16), tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x_bf16)
+            want = formula(x_bf16, tf.convert_to_tensor(layer.scale), tf.convert_to_tensor(layer.shift),
+                           INSTANCE_NORM_EPSILON)
+            loss = tf.reduce_sum(want * upstream)
+        want_x = tape.gradient(loss, x_bf16).numpy()
+        assert trained.dtype == tf.bfloat16 and trained.shape == shape
+        np.testing.assert_allclose(tf.cast(trained, tf.float32).numpy(), want.numpy(), atol=0.02)
+        upstream_bf16 = tf.cast(tf.cast(upstream, tf.bfloat16), tf.float32).numpy()  # as the layer's output is
+        np.testing.assert_allclose(d_shift.numpy(), upstream_bf16.sum(axis=(0, 1, 2)), rtol=1e-2, atol=0.02)
+        assert d_x.dtype == tf.float32 and np.abs(d_x.numpy() - want_x).max() < 0.02 * np.abs(want_x).max()
+        assert np.isfinite(d_scale.numpy()).all()

@@ -106,3 +106,36 @@ def test_a_float32_copy_of_two_photos_stopped_at_step_3(tiny_model, tmp_path, mo
     assert "distilling 'tiny'" in said and "bfloat16" not in said
     photo = np.random.default_rng(0).uniform(0, 255, (40, 52, 3)).astype(np.float32)
     assert np.isfinite(Stylizer(result.model, "cpu").run(photo)).all()
+
+
+def test_the_original_labels_one_batch_ahead_and_a_stop_learns_nothing_more():
+    """The look-ahead alone, with stand-ins for the photos and the original (no network runs)."""
+    import threading
+
+    labelled_batches: list[int] = []
+
+    def original(batch):
+        labelled_batches.append(int(batch[0]))
+        return batch + 1
+
+    def stream():
+        return ((step, 0, np.full(2, step), ()) for step in range(100))
+
+    got = [(step, int(target[0])) for step, _batch, target in
+           Distiller(DistillConfig("x", steps=5))._labelled(stream(), original)]
+    assert got == [(step, step + 1) for step in range(5)] and labelled_batches == [0, 1, 2, 3, 4]
+    distiller = Distiller(DistillConfig("x", steps=100))
+    labelled = distiller._labelled(stream(), original)
+    assert next(labelled)[0] == 0  # while the copy learns from batch 0, the original labels batch 1
+    distiller.stop()
+    assert list(labelled) == []  # batch 1 was labelled, but the stop came first: nothing more is learnt
+    abandoned = Distiller(DistillConfig("x", steps=100))._labelled(stream(), original)
+    next(abandoned)
+    abandoned.close()  # the copy's loop ended (an error of its own): the original's thread ends too
+
+    def failing(batch):
+        raise MemoryError("the original ran out of memory")
+
+    with pytest.raises(MemoryError):
+        list(Distiller(DistillConfig("x", steps=3))._labelled(stream(), failing))
+    assert not [t for t in threading.enumerate() if t.name.startswith("mlabs-original")]
