@@ -93,7 +93,7 @@ class InstanceNormalization(layers.Layer):
     def call(self, x, training=None):
         x32 = ops.cast(x, "float32")
         scale, shift = ops.cast(self.scale, "float32"), ops.cast(self.shift, "float32")
-        if training:  # the same values, with a gradient that costs a few passes instead of a dozen
+        if training:  # the same values to rounding, with a gradient that costs a few passes instead of a dozen
             return ops.cast(normalise_for_training(x32, scale, shift, self.epsilon), self.compute_dtype)
         mean = ops.mean(x32, axis=(1, 2), keepdims=True)
         var = ops.var(x32, axis=(1, 2), keepdims=True)
