@@ -59,6 +59,8 @@ def file_lock(path: Path, what: str, wait_seconds: float = 0.0) -> Iterator[None
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except IsADirectoryError:
         raise UserError(f"cannot lock {what}: {path} is a folder where its lock file belongs; remove it") from None
+    except OSError as exc:  # no permission, a file where its folder belongs, a drive gone
+        raise UserError(f"cannot lock {what}: {path} cannot be created ({exc.strerror or exc})") from None
     try:
         deadline = time.monotonic() + wait_seconds
         while not _try_lock(fd):

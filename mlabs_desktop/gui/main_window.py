@@ -28,12 +28,12 @@ from mlabs_desktop.gui.library.view import LibraryView
 from mlabs_desktop.gui.library.transfer import is_importable
 from mlabs_desktop.gui.library.transfer_actions import ModelTransfer
 from mlabs_desktop.gui.kit.services import Services
+from mlabs_desktop.gui.quitting import finish_running_work
+from mlabs_desktop.gui.sidebar import make_sidebar, sidebar_icon
 
 if TYPE_CHECKING:  # imported lazily at run time: a broken view becomes a placeholder, not a dead app
     from mlabs_desktop.gui.stylize.view import StylizeView
     from mlabs_desktop.gui.train.view import TrainView
-from mlabs_desktop.gui.quitting import finish_running_work
-from mlabs_desktop.gui.sidebar import make_sidebar, sidebar_icon
 
 log = logging.getLogger("mlabs_desktop.gui")
 

@@ -78,7 +78,11 @@ def test_a_temporary_whose_name_holds_no_real_process_is_left_alone(tmp_path):
 
 def test_a_folder_where_a_lock_file_belongs_is_a_clear_error(tmp_path):
     (tmp_path / "library.lock").mkdir()
-    with pytest.raises(UserError, match="cannot lock the library"):
+    with pytest.raises(UserError, match="cannot lock the library: .* is a folder where its lock file belongs"):
         with file_lock(tmp_path / "library.lock", "the library"):
             pass
     os.rmdir(tmp_path / "library.lock")
+    (tmp_path / "not-a-folder").write_text("")  # any other reason it cannot be made: a clear error too
+    with pytest.raises(UserError, match="cannot lock the library: .* cannot be created"):
+        with file_lock(tmp_path / "not-a-folder" / "library.lock", "the library"):
+            pass
