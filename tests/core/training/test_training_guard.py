@@ -57,30 +57,29 @@ def rig(vgg_h5, style_image):
     return StepRig(vgg_h5, style_image)
 
 
-def photo_batch(*others: np.ndarray) -> np.ndarray:
-    folder_photo = np.asarray(Image.open(write_photos(_tmp(), count=1, size=(SIZE, SIZE)) / "photo0.jpg"), np.float32)
-    return np.stack([folder_photo, *others]).astype(np.float32)
+@pytest.fixture(scope="module")
+def folder_photo(tmp_path_factory) -> np.ndarray:
+    """One real photo, as the folder reader decodes it."""
+    folder = write_photos(tmp_path_factory.mktemp("guard"), count=1, size=(SIZE, SIZE))
+    return np.asarray(Image.open(folder / "photo0.jpg"), np.float32)
 
 
-def _tmp():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="guard-"))
+def photo_batch(photo: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    return np.stack([photo, *others]).astype(np.float32)
 
 
 # ------------------------------------------------------------------ the root cause
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("level", [0.0, 128.0, 255.0])
-def test_a_constant_photo_in_the_batch_keeps_training_finite(rig, arch, level):
+def test_a_constant_photo_in_the_batch_keeps_training_finite(rig, folder_photo, arch, level):
     """Before the fix, `default` and `lite` reached gradients of 1e24 by the second step with a constant
     photo in the batch (reflection padding keeps it constant through all 16 instance norms), and NaN
     weights by the third."""
     from mlabs_desktop.core.training.steps import APPLIED
 
     net, _, step = rig.reset(arch)
-    batch = photo_batch(np.full((SIZE, SIZE, 3), level, np.float32))
+    batch = photo_batch(folder_photo, np.full((SIZE, SIZE, 3), level, np.float32))
     for _ in range(6):
         losses = step(batch)
         assert np.isfinite(losses["total"]) and losses[APPLIED] == 1.0, losses
@@ -115,14 +114,14 @@ def test_instance_norm_passes_no_gradient_into_a_constant_channel():
 
 # ------------------------------------------------------------------ the guard in every step
 
-def test_a_non_finite_step_does_not_touch_the_weights(rig):
+def test_a_non_finite_step_does_not_touch_the_weights(rig, folder_photo):
     from mlabs_desktop.core.training.steps import APPLIED
 
     net, optimizer, step = rig.reset("default")
-    step(photo_batch(np.full((SIZE, SIZE, 3), 60.0, np.float32)))  # one good step: Adam has state
+    step(photo_batch(folder_photo, np.full((SIZE, SIZE, 3), 60.0, np.float32)))  # one good step: Adam has state
     before = [w.copy() for w in net.get_weights()]
     slots = [v.numpy().copy() for v in optimizer.variables]
-    poisoned = photo_batch(np.full((SIZE, SIZE, 3), np.nan, np.float32))
+    poisoned = photo_batch(folder_photo, np.full((SIZE, SIZE, 3), np.nan, np.float32))
     losses = step(poisoned)
     assert losses[APPLIED] == 0.0 and not np.isfinite(losses["total"])
     assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
