@@ -74,16 +74,18 @@ class BlockConv2D(layers.Conv2D):
     def call(self, inputs):
         k = self.kernel_size[0]
         channels, filters = self.kernel.shape[2], self.kernel.shape[3]
-        pad = k // 2 if self.padding == "same" else 0
+        # Zero padding of whole blocks is the block convolution's own "same" padding: no padded copy is made.
+        in_blocks = self.padding == "same" and (k // 2) % BLOCK == 0
+        pad = k // 2 if self.padding == "same" and not in_blocks else 0
         height, width = ops.shape(inputs)[1] + 2 * pad, ops.shape(inputs)[2] + 2 * pad
-        out_h, out_w = height - (k - 1), width - (k - 1)
+        out_h, out_w = (height, width) if in_blocks else (height - (k - 1), width - (k - 1))
         # An even size, with a zero row or column where odd: enough rows for every output block.
-        # One pad for both, none at all for an even "valid" input (the networks' usual case).
+        # One pad for both, none at all for an even input with nothing else to pad (the networks' usual case).
         x = ops.pad(inputs, [[0, 0], [pad, pad + height % BLOCK], [pad, pad + width % BLOCK], [0, 0]])
         rows, cols = (height + 1) // BLOCK, (width + 1) // BLOCK
         x = ops.reshape(x, (-1, rows, BLOCK, cols, BLOCK, channels))
         x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, rows, cols, BLOCK * BLOCK * channels))
-        y = ops.conv(x, self._block_kernel(), strides=1, padding="valid")
+        y = ops.conv(x, self._block_kernel(), strides=1, padding="same" if in_blocks else "valid")
         out_rows, out_cols = ops.shape(y)[1], ops.shape(y)[2]
         y = ops.reshape(y, (-1, out_rows, out_cols, BLOCK, BLOCK, filters))
         y = ops.reshape(ops.transpose(y, (0, 1, 3, 2, 4, 5)), (-1, out_rows * BLOCK, out_cols * BLOCK, filters))

@@ -15,10 +15,11 @@ from mlabs_desktop.core.networks.block_conv import BlockConv2D, block_kernel_ind
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("height, width", [(40, 56), (41, 57), (17, 30), (12, 9), (9, 9)])
-def test_same_result_as_conv2d_at_every_size(padding, height, width):
+@pytest.mark.parametrize("kernel", [9, 7])  # "same" padding in whole blocks (9), or padded first (7)
+def test_same_result_as_conv2d_at_every_size(padding, height, width, kernel):
     x = np.random.default_rng(height * width).normal(0, 1, (2, height, width, 32)).astype(np.float32)
-    plain = layers.Conv2D(3, 9, padding=padding, use_bias=False)
-    blocked = BlockConv2D(3, 9, padding=padding, use_bias=False)
+    plain = layers.Conv2D(3, kernel, padding=padding, use_bias=False)
+    blocked = BlockConv2D(3, kernel, padding=padding, use_bias=False)
     want = np.asarray(plain(x))
     blocked.build(x.shape)
     blocked.set_weights(plain.get_weights())
