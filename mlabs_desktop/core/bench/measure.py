@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from mlabs_desktop.core.hardware import cpu_info
 from mlabs_desktop.core.hardware.cpu_info import cpu_model, vector_extensions
 from mlabs_desktop.core.hardware.devices import DeviceInfo, choose_device, device_scope, dtype_policy, keras_backend
 from mlabs_desktop.core.hardware.rates import LIMIT_CONV, best_time, conv_gflops, matmul_gflops
-from mlabs_desktop.core.networks.precision import training_precision
+from mlabs_desktop.core.networks.precision import REDUCED_POLICY, training_precision
 
 REFERENCE = {  # the reference implementation on this project's machine class (design.md)
     "stylize_mp_per_s_1024x680": 0.50,
@@ -102,37 +102,62 @@ def bench_stylize(architecture: str, sizes: dict[str, tuple[int, int]], repeats:
     return results
 
 
-def bench_convolutions(architecture: str, size: tuple[int, int] = (1024, 680), repeats: int = 3) -> dict:
+def bench_convolutions(architecture: str, size: tuple[int, int] = (1024, 680), repeats: int = 3,
+                       policy: str = "float32") -> dict:
     """The network's convolutions run one at a time at their real shapes: the kernels' own ceiling.
 
     If the whole network runs about as fast as the sum of its convolutions, the
     gap to the matmul rate is the convolution kernels' (few channels on one side
     keep a CPU's vector units partly idle; `block_conv` regroups the worst), not glue code.
+    ``policy``: the Keras dtype policy the layers compute in (each takes and gives its compute dtype).
     """
     import keras
 
     from mlabs_desktop.core.networks.transform import build_transform_network, conv_multiply_adds
-    from mlabs_desktop.core.networks.inference import make_forward
 
     w, h = size
-    net = build_transform_network(architecture, input_shape=(h, w))
-    layers = []
-    with _quiet_logger("tensorflow"):  # one compiled function per layer is intended here, not retracing
+    timed: list[_LayerTime] = []
+    # one compiled function per layer is intended here, not retracing
+    with dtype_policy(policy), _quiet_logger("tensorflow"):
+        net = build_transform_network(architecture, input_shape=(h, w))
         for layer in net.layers:
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-                single = keras.Model(inp := keras.Input(layer.input.shape[1:]), layer(inp))
-                x = np.random.default_rng(0).standard_normal((1, *layer.input.shape[1:])).astype(np.float32)
-                forward = make_forward(single, channels=x.shape[-1])
-                seconds = best_time(lambda: forward(x), repeats)
-                layers.append((layer.name, seconds, 2 * conv_multiply_adds(layer),
-                               2 * conv_multiply_adds(layer, executed=True)))
-    seconds = sum(item[1] for item in layers)
-    gflops = sum(item[2] for item in layers) / seconds / 1e9
-    executed = sum(item[3] for item in layers) / seconds / 1e9
-    slowest = sorted(layers, key=lambda item: item[3] / item[1])[:2]
-    return {"size": f"{w}x{h}", "seconds": round(seconds, 4), "gflops": round(gflops, 1),
-            "executed_gflops": round(executed, 1),
-            "slowest_layers": {name: round(f / t / 1e9, 1) for name, t, _, f in slowest}}
+                shape = layer.input.shape[1:]
+                single = keras.Model(inp := keras.Input(shape, dtype=layer.compute_dtype), layer(inp))
+                x = np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)
+                timed.append(_LayerTime(layer.name, best_time(_layer_call(single, x), repeats),
+                                        2 * conv_multiply_adds(layer), 2 * conv_multiply_adds(layer, executed=True),
+                                        str(single.outputs[0].dtype)))
+    seconds = sum(t.seconds for t in timed)
+    slowest = sorted(timed, key=lambda t: t.executed_flops / t.seconds)[:2]
+    return {"size": f"{w}x{h}", "seconds": round(seconds, 4),
+            "gflops": round(sum(t.flops for t in timed) / seconds / 1e9, 1),
+            "executed_gflops": round(sum(t.executed_flops for t in timed) / seconds / 1e9, 1),
+            "computed_in": sorted({t.dtype for t in timed}),
+            "slowest_layers": {t.name: round(t.executed_flops / t.seconds / 1e9, 1) for t in slowest}}
+
+
+class _LayerTime(NamedTuple):
+    name: str
+    seconds: float
+    flops: float            # of the layer as defined
+    executed_flops: float   # of the layer as it runs
+    dtype: str
+
+
+def _layer_call(model, x: np.ndarray) -> Callable[[], object]:
+    """One compiled call of ``model`` on ``x`` already in its input dtype: the kernel's time, without the
+    conversions to and from NumPy, which at these sizes cost as much as a narrow layer."""
+    if keras_backend() != "tensorflow":
+        from mlabs_desktop.core.networks.inference import make_forward
+
+        forward = make_forward(model, channels=x.shape[-1])
+        return lambda: forward(x)
+    import tensorflow as tf
+
+    tensor = tf.cast(tf.constant(x), model.inputs[0].dtype)
+    fn = tf.function(lambda t: model(t, training=False))
+    return lambda: fn(tensor)
 
 
 @contextlib.contextmanager
@@ -306,7 +331,13 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
             bf16 = data["stylize_bfloat16"] = bench_reduced_precision(arch, device, 2 if quick else 5,
                                                                       (256, 256) if quick else (1024, 680))
             if bf16["supported"]:
-                bf16["fraction_of_bfloat16_conv"] = round(bf16["bfloat16_gflops"] / reduced["conv_gflops"]["bfloat16"], 3)
+                bf16_conv = reduced["conv_gflops"]["bfloat16"]
+                bf16["fraction_of_bfloat16_conv"] = round(bf16["bfloat16_gflops"] / bf16_conv, 3)
+                if not quick and device.kind != "gpu" and keras_backend() == "tensorflow":  # where the gap lies
+                    alone = bench_convolutions(arch, policy=REDUCED_POLICY)
+                    bf16["convolutions_alone"] = {**alone, "fraction_of_bfloat16_conv": round(
+                        alone["gflops"] / bf16_conv, 3), "network_over_convolutions_time": round(
+                        bf16["bfloat16_seconds"] / alone["seconds"], 3)}
             if precision != "float32":  # what mixed precision buys, measured rather than assumed
                 data["train_step_float32"] = bench_train_step(arch, **shape)
             elif reduced["supported"]:  # a CPU with bfloat16 units: what mixed training would give it

@@ -55,6 +55,11 @@ def format_report(report: dict) -> str:
                          f"{r['bfloat16_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_bfloat16_conv']:.0f}% of the "
                          f"bfloat16 conv; worst PSNR on the sample photos {r['psnr_db']:.1f} dB ({verdict} the "
                          f"{r['gate_db']:.0f} dB gate with these untrained weights)")
+            if "convolutions_alone" in r:
+                c = r["convolutions_alone"]
+                lines.append(f"  its convolutions alone in bfloat16: {c['gflops']:.1f} GFLOP/s = "
+                             f"{100 * c['fraction_of_bfloat16_conv']:.0f}% of the bfloat16 conv; the whole network "
+                             f"takes {c['network_over_convolutions_time']:.2f}x their time")
         else:
             lines.append("  stylize in bfloat16: not supported on this device")
         for key in ("train_step", "train_step_float32", "train_step_mixed_bfloat16"):

@@ -10,15 +10,18 @@ from mlabs_desktop.core.hardware.rates import LIMIT_CONV
 from mlabs_desktop.core.hardware.devices import import_keras_quietly
 
 
-def test_convolutions_alone_count_every_convolution_once():
-    import_keras_quietly()
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_convolutions_alone_count_every_convolution_once(policy):
+    keras = import_keras_quietly()
     from mlabs_desktop.core.networks.transform import (build_transform_network, conv_multiply_adds,
                                                        multiply_adds_per_pixel)
 
     net = build_transform_network("lite", input_shape=(64, 64))
     total = sum(conv_multiply_adds(layer) for layer in net.layers)
     assert total == multiply_adds_per_pixel("lite") * 64 * 64
-    result = bench_convolutions("lite", (64, 64), repeats=1)
+    result = bench_convolutions("lite", (64, 64), repeats=1, policy=policy)
+    assert result["computed_in"] == ["float32" if policy == "float32" else "bfloat16"]
+    assert keras.config.dtype_policy().name == "float32"  # put back
     assert result["seconds"] > 0
     assert abs(result["gflops"] - 2 * total / result["seconds"] / 1e9) < 0.1
     conv_names = {layer.name for layer in net.layers if conv_multiply_adds(layer)}
