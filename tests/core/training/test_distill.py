@@ -140,22 +140,3 @@ def test_the_original_labels_one_batch_ahead_and_a_stop_learns_nothing_more():
         list(Distiller(DistillConfig("x", steps=3))._labelled(stream(), failing))
     assert not [t for t in threading.enumerate() if t.name.startswith("mlabs-original")]
 
-
-def test_the_copy_is_scored_on_pixels_as_they_are_saved():
-    """Where the original lies beyond 0 or 255, any value of the copy's beyond the same bound saves the same
-    pixel and costs nothing; elsewhere the error is against the original's saved value, gradient intact."""
-    import tensorflow as tf
-
-    from mlabs_desktop.core.training.distill import saved_pixel_error
-
-    target = np.array([[-20.0, 300.0, 100.0, -20.0, 300.0, 0.0, 255.0]], np.float32)
-    output = tf.Variable([[-5.0, 260.0, 110.0, 10.0, 250.0, 4.0, 251.0]])
-    with tf.GradientTape() as tape:
-        loss = saved_pixel_error(tf.constant(target), output)
-    # beyond the same bound: 0, 0; inside: 10; across the bound: 10 and -5 against 0 and 255; at a bound: 4, -4
-    assert float(loss) == pytest.approx((0 + 0 + 100 + 100 + 25 + 16 + 16) / 7)
-    gradient = tape.gradient(loss, output).numpy()[0]
-    np.testing.assert_allclose(gradient, np.array([0, 0, 10, 10, -5, 4, -4]) * 2 / 7, rtol=1e-6)
-    inside = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    other = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    assert float(saved_pixel_error(inside, other)) == pytest.approx(np.mean((inside - other) ** 2), rel=1e-5)
