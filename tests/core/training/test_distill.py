@@ -139,4 +139,3 @@ def test_the_original_labels_one_batch_ahead_and_a_stop_learns_nothing_more():
     with pytest.raises(MemoryError):
         list(Distiller(DistillConfig("x", steps=3))._labelled(stream(), failing))
     assert not [t for t in threading.enumerate() if t.name.startswith("mlabs-original")]
-
