@@ -146,8 +146,8 @@ class _LayerTime(NamedTuple):
 
 
 def _layer_call(model, x: np.ndarray) -> Callable[[], object]:
-    """One compiled call of ``model`` on ``x`` already in its input dtype: the kernel's time, without the
-    conversions to and from NumPy, which at these sizes cost as much as a narrow layer."""
+    """One compiled call of ``model`` on ``x`` already in its input dtype: on a CPU, the kernel's time without
+    the conversions to and from NumPy, which at these sizes cost as much as a narrow layer."""
     if keras_backend() != "tensorflow":
         from mlabs_desktop.core.networks.inference import make_forward
 
@@ -323,9 +323,9 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                                                    pipeline_steps=0 if quick or arch != "classic" else 5)}
             data["plain_layers"] = bench_plain_layers(arch, stylize, "256x256" if quick else "1024x680",
                                                       2 if quick else 5, device, limit)
-            # Alone, a GPU layer's time is its NumPy input and output crossing the bus, not its kernel.
+            # On a CPU a call returns when its kernel is done; a GPU's returns before, so its layers are not timed.
             if not quick and device.kind != "gpu":
-                conv = data["convolutions_alone"] = bench_convolutions(arch)
+                conv = data["convolutions_alone"] = bench_convolutions(arch, (1024, 680))
                 _add_fractions(conv, limit)
                 conv["network_over_convolutions_time"] = round(stylize["1024x680"]["seconds"] / conv["seconds"], 3)
             bf16 = data["stylize_bfloat16"] = bench_reduced_precision(arch, device, 2 if quick else 5,
@@ -334,7 +334,7 @@ def run_benchmark(quick: bool = False, architectures: list[str] | None = None,
                 bf16_conv = reduced["conv_gflops"]["bfloat16"]
                 bf16["fraction_of_bfloat16_conv"] = round(bf16["bfloat16_gflops"] / bf16_conv, 3)
                 if not quick and device.kind != "gpu" and keras_backend() == "tensorflow":  # where the gap lies
-                    alone = bench_convolutions(arch, policy=REDUCED_POLICY)
+                    alone = bench_convolutions(arch, (1024, 680), policy=REDUCED_POLICY)
                     bf16["convolutions_alone"] = {**alone, "fraction_of_bfloat16_conv": round(
                         alone["gflops"] / bf16_conv, 3), "network_over_convolutions_time": round(
                         bf16["bfloat16_seconds"] / alone["seconds"], 3)}

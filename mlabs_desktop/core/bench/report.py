@@ -44,10 +44,7 @@ def format_report(report: dict) -> str:
                          f"ours is {p['ours_speedup']:.2f}x as fast")
         if "convolutions_alone" in data:
             c = data["convolutions_alone"]
-            slow = ", ".join(f"{n} {g:.0f}" for n, g in c["slowest_layers"].items())
-            lines.append(f"  its convolutions alone at {c['size']}: {c['gflops']:.1f} GFLOP/s = "
-                         f"{_percent(c)} of matmul (slowest, as executed: {slow} GFLOP/s); the whole "
-                         f"network takes {c['network_over_convolutions_time']:.2f}x their time")
+            lines.append(_convolutions_alone(c, "float32", f"{_percent(c)} of matmul"))
         r = data["stylize_bfloat16"]
         if r["supported"]:
             verdict = "passes" if r["passes_gate"] else "fails"
@@ -57,9 +54,8 @@ def format_report(report: dict) -> str:
                          f"{r['gate_db']:.0f} dB gate with these untrained weights)")
             if "convolutions_alone" in r:
                 c = r["convolutions_alone"]
-                lines.append(f"  its convolutions alone in bfloat16: {c['gflops']:.1f} GFLOP/s = "
-                             f"{100 * c['fraction_of_bfloat16_conv']:.0f}% of the bfloat16 conv; the whole network "
-                             f"takes {c['network_over_convolutions_time']:.2f}x their time")
+                lines.append(_convolutions_alone(c, "bfloat16", f"{100 * c['fraction_of_bfloat16_conv']:.0f}% of the "
+                                                               "bfloat16 conv"))
         else:
             lines.append("  stylize in bfloat16: not supported on this device")
         for key in ("train_step", "train_step_float32", "train_step_mixed_bfloat16"):
@@ -86,6 +82,13 @@ def format_report(report: dict) -> str:
         lines.append(f"start-up: main window shown {start['window_shown_seconds']:.2f} s after launch "
                      f"(TensorFlow imported first: {start['tensorflow_imported_before_window']})")
     return "\n".join(lines)
+
+
+def _convolutions_alone(c: dict, dtype: str, share: str) -> str:
+    """The line on a network's convolutions timed one by one; ``share``: their rate against a limit, in words."""
+    slow = ", ".join(f"{n} {g:.0f}" for n, g in c["slowest_layers"].items())
+    return (f"  its convolutions alone at {c['size']} in {dtype}: {c['gflops']:.1f} GFLOP/s = {share} (slowest, as "
+            f"executed: {slow} GFLOP/s); the whole network takes {c['network_over_convolutions_time']:.2f}x their time")
 
 
 def _measured_reference(report: dict) -> list[str]:

@@ -24,8 +24,9 @@ BLOCK = 2
 
 
 def worth_blocking(filters: int, kernel: int, stride: int) -> bool:
-    """Only where output channels are too few to fill a vector and the kernel is wide."""
-    return stride == 1 and filters <= 4 and kernel >= 5
+    """Only where output channels are too few to fill a vector and the kernel is wide (and odd: an even
+    kernel's "same" padding is uneven, which the blocks do not follow)."""
+    return stride == 1 and filters <= 4 and kernel >= 5 and kernel % 2 == 1
 
 
 def block_kernel_index(kernel: int, block: int = BLOCK) -> np.ndarray:
@@ -74,7 +75,8 @@ class BlockConv2D(layers.Conv2D):
     def call(self, inputs):
         k = self.kernel_size[0]
         channels, filters = self.kernel.shape[2], self.kernel.shape[3]
-        # Zero padding of whole blocks is the block convolution's own "same" padding: no padded copy is made.
+        # Zero padding of whole blocks is the block convolution's own "same" padding: no copy of the input
+        # with the kernel's zero border is made (an odd side still gets its one zero row or column).
         in_blocks = self.padding == "same" and (k // 2) % BLOCK == 0
         pad = k // 2 if self.padding == "same" and not in_blocks else 0
         height, width = ops.shape(inputs)[1] + 2 * pad, ops.shape(inputs)[2] + 2 * pad

@@ -15,7 +15,7 @@ from mlabs_desktop.core.networks.block_conv import BlockConv2D, block_kernel_ind
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("height, width", [(40, 56), (41, 57), (17, 30), (12, 9), (9, 9)])
-@pytest.mark.parametrize("kernel", [9, 7])  # "same" padding in whole blocks (9), or padded first (7)
+@pytest.mark.parametrize("kernel", [9, 7, 5])  # "same" padding in whole blocks (9: two, 5: one), or padded first
 def test_same_result_as_conv2d_at_every_size(padding, height, width, kernel):
     x = np.random.default_rng(height * width).normal(0, 1, (2, height, width, 32)).astype(np.float32)
     plain = layers.Conv2D(3, kernel, padding=padding, use_bias=False)
@@ -58,3 +58,4 @@ def test_every_tap_is_used_once_per_output_position():
 def test_only_the_few_channel_wide_layers_are_blocked():
     assert worth_blocking(3, 9, 1)
     assert not worth_blocking(32, 9, 1) and not worth_blocking(3, 3, 1) and not worth_blocking(3, 9, 2)
+    assert not worth_blocking(3, 8, 1)  # an even kernel's "same" padding is uneven
