@@ -35,7 +35,9 @@ MAX_GAP_MS = 250          # while training steps run
 # The one-off graph build before the first step (not ours to fix: core/TF). Alone it stalls 106-141 ms;
 # beside the suite's second worker on a slow day it reached 1,063 ms, so only a multi-second freeze fails.
 MAX_BUILD_GAP_MS = 2000
-MAX_SHARED_GAP_MS = 1000  # while steps run on a machine other work loads (see machine_is_shared)
+# While steps run on a machine other work loads (see machine_is_shared): 11-12 ms alone, but 1,234 ms once
+# beside the suite's second worker at a load average of 3.0 on 2 cores, so only a multi-second freeze fails.
+MAX_SHARED_GAP_MS = 2000
 
 
 def machine_is_shared() -> bool:
