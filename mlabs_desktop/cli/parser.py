@@ -144,8 +144,8 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--reference-vgg", metavar="FILE.mat",
                        help="with --reference-checkout: the MatConvNet VGG19 file its training step needs")
 
-    import_ckpt = sub.add_parser("import-checkpoint", help="add a fast-style-transfer checkpoint (as the 2017 "
-                                 "MachineLabs lab wrote) to the library")
+    import_ckpt = sub.add_parser("import-checkpoint", help="add a fast-style-transfer checkpoint, as the 2017 "
+                                 "MachineLabs lab wrote it, to the library")
     import_ckpt.add_argument("path", help="folder holding checkpoint + fns.ckpt.*, or a .ckpt prefix")
     import_ckpt.add_argument("--name", required=True, help="name of the model in the library")
 
