@@ -93,16 +93,22 @@ def cmd_library(args: argparse.Namespace) -> int:
 
 def _reference_timing(checkout: str | None, vgg_mat: str | None):
     """What the bench calls to time the reference (None: not asked for); paths are checked now, not after it."""
-    from mlabs_desktop.core.bench.reference import check_checkout, time_reference
-    from mlabs_desktop.core.networks.loss_network import MAT5_HEADER
+    from mlabs_desktop.core.bench.reference import check_checkout, check_requirements, time_reference
 
     if checkout is None:
         if vgg_mat is not None:
             raise UserError("--reference-vgg needs --reference-checkout: the checkout whose training it times")
         return None
     src = check_checkout(Path(checkout))
-    if vgg_mat is None:
-        return lambda: time_reference(src, None)
+    mat = None if vgg_mat is None else _reference_vgg(vgg_mat)
+    check_requirements()  # after the paths: what is installed never hides a wrong argument
+    return lambda: time_reference(src, mat)
+
+
+def _reference_vgg(vgg_mat: str) -> Path:
+    """The --reference-vgg path, once its first bytes say it is a MATLAB file."""
+    from mlabs_desktop.core.networks.loss_network import MAT5_HEADER
+
     try:  # RuntimeError: "~user" of no such user
         mat = Path(vgg_mat).expanduser()
         with open(mat, "rb") as handle:
@@ -112,7 +118,7 @@ def _reference_timing(checkout: str | None, vgg_mat: str | None):
     if header != MAT5_HEADER:
         raise UserError(f"{vgg_mat} is not a MATLAB file: --reference-vgg takes MatConvNet's "
                         f"imagenet-vgg-verydeep-19.mat")
-    return lambda: time_reference(src, mat)
+    return mat
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

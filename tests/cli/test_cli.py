@@ -189,6 +189,18 @@ def test_timing_the_reference_needs_a_checkout_of_it(tmp_path):
                       "vgg.txt is not a MATLAB file")
 
 
+def test_timing_the_reference_names_the_packages_its_code_needs(tmp_path, monkeypatch):
+    """Its code imports packages of its own; one missing is named with the command that installs it."""
+    from mlabs_desktop.core.bench import reference
+
+    (tmp_path / "src").mkdir()
+    for module, function in {**dict.fromkeys(reference.MODULES), **reference.ENTRY_POINTS}.items():
+        (tmp_path / "src" / f"{module}.py").write_text(f"def {function}(*args):\n    pass\n" if function else "")
+    monkeypatch.setattr(reference, "REQUIREMENTS", {"numpy": "numpy", "no_such_module_here": "no-such-package"})
+    assert_user_error(cli("bench", f"--reference-checkout={tmp_path}"),
+                      "needs no-such-package, not installed here: pip install no-such-package")
+
+
 def test_asking_for_a_missing_gpu_explains_how_to_get_one(tiny_model, tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (8, 8)).save(photo)

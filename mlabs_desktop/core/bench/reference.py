@@ -46,11 +46,15 @@ def check_checkout(checkout: Path) -> Path:
                 if not missing and not re.search(rf"^def {function}\(", _text(src / f"{module}.py"), re.M)]
     if missing:
         raise UserError(f"{checkout} is not a checkout of fast-style-transfer: it has no {', '.join(missing)}")
+    return src
+
+
+def check_requirements() -> None:
+    """A `UserError` naming the packages the reference's code imports that are not installed here."""
     absent = [package for module, package in REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
     if absent:
         raise UserError(f"the reference's own code needs {', '.join(absent)}, not installed here: "
                         f"pip install {' '.join(absent)}")
-    return src
 
 
 def _text(path: Path) -> str:
