@@ -1,9 +1,10 @@
 """Whether bfloat16 is worth using on this CPU: faster than float32, not merely present.
 
-AMX runs bfloat16 convolutions about 6x float32. AVX512-BF16 without AMX is another
-matter: with oneDNN held to it on a Xeon they ran at 0.6x float32
-(docs/decisions/bfloat16-without-amx.md). So such a CPU is timed once, on a small
-convolution in both precisions, and the verdict is kept per CPU and library version.
+AMX runs bfloat16 convolutions several times as fast as float32. Without AMX it depends
+on the CPU: a Zen 4 EPYC runs them about twice as fast, a Xeon with oneDNN held to its
+AVX512-BF16 kernels slower (docs/decisions/bfloat16-without-amx.md). So such a CPU is
+timed once, on a small convolution in both precisions, and the verdict is kept per CPU
+and library version.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ when it looks the same.
 
 bfloat16 keeps float32's range with 8 bits of mantissa. On CPUs with AMX and on
 tensor-core GPUs the convolutions run several times as fast; with AVX512-BF16
-alone they ran slower, so such a CPU is timed first (`hardware.bfloat16_speed`).
+alone it depends on the CPU, so such a CPU is timed first (`hardware.bfloat16_speed`).
 Whether a given model's output survives the rounding is a property of its weights,
 so it is measured, not assumed: the model runs both ways on the shipped sample
 photos (real photographs) and bfloat16 is used only when every one stays
