@@ -9,7 +9,6 @@ in the app; never a traceback, a crash or a half-written file.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path

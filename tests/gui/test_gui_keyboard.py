@@ -5,8 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
-from mlabs_desktop.core.library.store import Library
-
 from gui_helpers import no_thread_leaks  # noqa: F401 - autouse fixture
 from test_gui_shell import fake_devices, temp_qsettings, window  # noqa: F401 - the shell's fixtures
 
