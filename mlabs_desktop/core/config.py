@@ -65,7 +65,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max-steps", int, "Stop after this many steps of this run (0 = no limit).", 0, 10**9),
     ParamSpec("architecture", str, "Transform network: classic (the reference), default (no checkerboard artefacts), lite (2.5-3x faster), tiny (about 2x faster than lite, for previews, video and slow machines).", choices=ARCHITECTURES),
     ParamSpec("device", str, "Where to train: auto picks a GPU when one is visible.", choices=DEVICES),
-    ParamSpec("precision", str, "What training computes in: auto uses mixed precision where it is faster than float32 to the same loss (bfloat16 on Ampere or newer GPUs and on CPUs where it is faster, such as those with AMX: about twice as fast; float16 on Volta and Turing GPUs); float32 always computes in full precision.", choices=TRAINING_PRECISIONS),
+    ParamSpec("precision", str, "What training computes in: auto uses mixed precision where it is faster than float32 to the same loss (bfloat16 on Ampere or newer GPUs, on CPUs with AMX, and on CPUs with AVX512-BF16 alone once a first timing finds it pays: about twice as fast; float16 on Volta and Turing GPUs); float32 always computes in full precision.", choices=TRAINING_PRECISIONS),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
