@@ -12,6 +12,7 @@ from mlabs_desktop.core.events import format_duration
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.reference_checkpoint import open_model_or_checkpoint
+    from mlabs_desktop.core.images.decode import check_openable
     from mlabs_desktop.core.stylize.stylizer import PHOTOS, BlendOptions, Stylizer, plan_outputs, require_input
     from mlabs_desktop.core.stylize.controls import check_brush, check_mix
     from mlabs_desktop.core.video.clips import CLIPS, is_clip_job
@@ -25,6 +26,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     in_path = require_input(Path(fetch(args.in_path)))
     model = open_model_or_checkpoint(args.checkpoint)  # a mistyped name is answered at once
     jobs = plan_outputs(in_path, Path(args.out_path), model.name, args.overwrite, kinds=(PHOTOS, CLIPS))
+    if len(jobs) == 1 and not is_clip_job(jobs[0][1]):
+        check_openable(jobs[0][0])  # one photo it cannot read is answered before the network loads
     mix = _parse_mix(args.mix)
     check_brush(args.brush), mix and check_mix(mix[1])  # answered before any network loads
     if args.mix_weights and not mix:

@@ -199,6 +199,19 @@ def decode(path: Path, *, allow_huge: bool = False,
         raise _cant_open(path, f"its colour mode ({im.mode}) is not supported") from exc
 
 
+def check_openable(path: PathLike) -> None:
+    """The `UserError` `decode` would give for a file it cannot even start on (missing, unreadable, empty, a
+    folder, not an image), from the header alone: a command can answer before its network loads."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with _huge_limit(), warnings.catch_warnings(), open(path, "rb") as fh:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is judged when decoding
+            Image.open(fh, formats=_open_formats())
+    except Exception as exc:
+        raise _open_error(path, exc, None) from exc
+
+
 def longest_draft(max_side: int) -> Callable[[tuple[int, int]], float]:
     # Keep twice the target after DCT scaling (as Image.thumbnail does) so the
     # final Lanczos pass, not the JPEG decoder, decides the quality.

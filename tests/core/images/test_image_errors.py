@@ -16,7 +16,7 @@ from PIL import Image
 
 from mlabs_desktop.core.images import decode as image_decode
 from mlabs_desktop.core.errors import UserError
-from mlabs_desktop.core.images.decode import LoadedImage, image_info, load_image, training_crop
+from mlabs_desktop.core.images.decode import LoadedImage, check_openable, image_info, load_image, training_crop
 from test_images import assert_valid, noise, write
 
 
@@ -63,6 +63,28 @@ def test_permission_denied_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(image_decode, "open", denied, raising=False)  # root ignores chmod
     expect_user_error(path, "permission denied")
     assert image_info(path) is None  # a real mode-000 file, also under root: test_unreadable_files
+
+
+def test_the_header_check_refuses_in_decodings_words_and_leaves_the_rest_to_decoding(tmp_path, monkeypatch):
+    """`check_openable` lets a command refuse a photo before its network loads, with the message decoding
+    would give; what only decoding can judge (a cut-off file, a size) passes it."""
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "e.jpg").write_bytes(b"")
+    (tmp_path / "t.jpg").write_text("just some notes\n" * 20)
+    for name in ("nope.jpg", "dir.png", "e.jpg", "t.jpg"):
+        with pytest.raises(UserError) as early:
+            check_openable(tmp_path / name)
+        assert str(early.value) == expect_user_error(tmp_path / name)
+    full = write(tmp_path / "full.png", Image.fromarray(noise(64, 64)))
+    (tmp_path / "cut.png").write_bytes(full.read_bytes()[:400])
+    expect_user_error(tmp_path / "cut.png", "truncated")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for name in ("full.png", "cut.png"):
+        assert check_openable(tmp_path / name) is None
+    monkeypatch.setattr(image_decode, "open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")),
+                        raising=False)
+    with pytest.raises(UserError, match="permission denied"):
+        check_openable(full)
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
