@@ -22,11 +22,17 @@ sys.path.insert(0, str(_TESTS))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "heavy: takes 15 s or more on 2 cores; started before the others")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     # pytest-qt makes its QApplication without the app's start-up: guard the test process too.
     from mlabs_desktop.gui.kit.pyside_guard import keep_singletons_alive
 
     keep_singletons_alive()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heavy tests go first: one handed out last keeps a worker busy long after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from statistics import mean
 from typing import Callable
 
 import pytest
 
-from crash_helpers import (assert_every_model_loads, assert_no_temporaries_in_library, cli_env, kill_when,
+from crash_helpers import (assert_every_model_loads, assert_no_temporaries_in_library, kill_when, run_cli_here,
                            start_training)
 
 CHECKPOINT_EVERY = 3
@@ -95,8 +93,9 @@ def check_round(library, name: str, seen: int) -> int | None:
     return saved
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(600)
-def test_sigkill_inside_checkpoint_writes_and_final_save(vgg_h5, photos_dir, style_image):
+def test_sigkill_inside_checkpoint_writes_and_final_save(vgg_h5, photos_dir, style_image, capsys):
     from mlabs_desktop.core.library.store import Library
 
     rng = random.Random(1234)
@@ -136,8 +135,7 @@ def test_sigkill_inside_checkpoint_writes_and_final_save(vgg_h5, photos_dir, sty
     assert all(killed for _, killed, *_ in outcomes), outcomes
     # The model resumes exactly at its last checkpoint.
     saved = saved_step(Library(), "crash")
-    result = subprocess.run([sys.executable, "-m", "mlabs_desktop", "resume", "crash", "--max-steps=1",
-                             "--progress=json"], capture_output=True, text=True, timeout=300, env=cli_env())
-    assert result.returncode == 0, result.stderr
-    steps = [json.loads(line)["step"] for line in result.stdout.splitlines() if '"event": "step"' in line]
+    capsys.readouterr()
+    assert run_cli_here(["resume", "crash", "--max-steps=1", "--progress=json"]) == 0  # TensorFlow is loaded here
+    steps = [json.loads(line)["step"] for line in capsys.readouterr().out.splitlines() if '"event": "step"' in line]
     assert steps == [saved + 1]

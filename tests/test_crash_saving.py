@@ -146,6 +146,7 @@ def check_after(op: Operation, tag: str) -> None:
     op.check(tag)
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(600)
 def test_sigkill_inside_exports_and_imports(base, tmp_path, monkeypatch):
     ops = operations(tmp_path, base)

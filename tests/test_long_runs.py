@@ -36,7 +36,7 @@ full_size = [pytest.mark.skipif(not LONG, reason="full-size long run (minutes): 
 # (photos, width): tiny photos show what piles up per photo; real-size ones what piles up per pixel.
 PHOTOS = [pytest.param((150, 48), id="150-photos"), pytest.param((1000, 48), id="1000-photos", marks=full_size)]
 REAL_SIZE = [pytest.param((48, 2000), id="48-photos-of-3MP", marks=full_size)]
-STEPS = [pytest.param(100, id="100-steps"), pytest.param(10_000, id="10000-steps", marks=full_size)]
+STEPS = [pytest.param(100, id="100-steps", marks=pytest.mark.heavy), pytest.param(10_000, id="10000-steps", marks=full_size)]
 # The Train view's short run already drives the real Trainer (in its worker thread); the Core-only run,
 # which tells the Core's memory apart from the window's, is full size only to keep the suite quick.
 CORE_STEPS = [pytest.param(10_000, id="10000-steps", marks=full_size)]

@@ -90,6 +90,7 @@ def test_auto_falls_back_to_float32_when_the_bfloat16_network_cannot_be_built(ti
         Stylizer(tiny_model, "cpu", precision="bfloat16")
 
 
+@pytest.mark.heavy
 def test_the_gate_judges_trained_weights_and_random_ones_are_not_the_test(vgg_h5, photos_dir, style_image):
     """An untrained network amplifies rounding at every layer; a few dozen steps of training already tame it."""
     from conftest import tiny_config

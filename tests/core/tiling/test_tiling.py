@@ -95,6 +95,7 @@ def test_tiled_output_matches_the_whole_image(architecture):
     assert tiled.last_run.residual < 1e-4  # the pass measured the statistics it was given
 
 
+@pytest.mark.heavy
 def test_exact_statistics_in_bounded_memory_pass_by_pass():
     rgb = photo(200, 148, "astronaut")
     reference = untiled("lite", rgb)

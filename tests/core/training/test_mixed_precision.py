@@ -54,6 +54,7 @@ def float32_loss(model, photos: np.ndarray, style, vgg) -> float:
 HAS_BFLOAT16 = cpu_info.cpu_has_bfloat16()  # read at import, before the autouse fixture patches it
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not HAS_BFLOAT16, reason="this CPU has no bfloat16 units: training stays in float32 here, "
                                              "and emulated bfloat16 would only make the test slow")
 def test_mixed_training_reaches_the_float32_loss(vgg_h5, tmp_path, monkeypatch):

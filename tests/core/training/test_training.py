@@ -37,9 +37,11 @@ def test_twenty_steps_reduce_the_total_loss(vgg_h5, photos_dir, style_image):
     assert [e.step for e in events if isinstance(e, CheckpointEvent)] == [10, 20]
 
 
-def test_events_and_library_files(vgg_h5, photos_dir, style_image):
+def test_events_library_files_and_the_checkpoint_dir_copy(vgg_h5, photos_dir, style_image, tmp_path):
     events: list = []
-    model = run(tiny_config(style_image, photos_dir, vgg_h5, max_steps=3, checkpoint_iterations=2), events)
+    out = tmp_path / "outputs"
+    model = run(tiny_config(style_image, photos_dir, vgg_h5, max_steps=3, checkpoint_iterations=2,
+                            checkpoint_dir=str(out)), events)
     kinds = [type(e).__name__ for e in events]
     assert kinds.count("StepEvent") == 3
     assert kinds.count("CheckpointEvent") == 2           # at step 2, and the final one at step 3
@@ -52,8 +54,11 @@ def test_events_and_library_files(vgg_h5, photos_dir, style_image):
     history = model.loss_history()
     assert list(history["step"]) == [1, 2, 3]
     assert Library().get("tiny").folder == model.folder
+    assert (out / "manifest.yaml").is_file() and (out / "weights.npz").is_file()  # --checkpoint-dir's copy
+    assert Library().get(str(out)).name == "tiny"
 
 
+@pytest.mark.heavy
 def test_stop_between_steps_then_resume_continues_as_an_uninterrupted_run(vgg_h5, photos_dir, style_image):
     """No checkpoint is due before the stop: stopping writes one, and resuming goes on at exactly that step."""
     common = dict(epochs=3, checkpoint_iterations=100, seed=5, learning_rate=5e-3)
@@ -157,13 +162,6 @@ def test_matconvnet_weights_train_too(tmp_path, photos_dir, style_image):
     write_matconvnet_mat(mat)
     model = run(tiny_config(style_image, photos_dir, mat, name="mat", max_steps=1))
     assert model.manifest.provenance["vgg_path"].endswith(".mat")
-
-
-def test_checkpoint_dir_receives_a_copy(tmp_path, vgg_h5, photos_dir, style_image):
-    out = tmp_path / "outputs"
-    run(tiny_config(style_image, photos_dir, vgg_h5, name="copied", checkpoint_dir=str(out)))
-    assert (out / "manifest.yaml").is_file() and (out / "weights.npz").is_file()
-    assert Library().get(str(out)).name == "copied"
 
 
 def test_stop_before_any_batch_is_ready_ends_the_stream(tmp_path):

@@ -11,7 +11,9 @@ from PIL import Image
 
 from conftest import tiny_config, write_photos
 
-ARCHITECTURES = ("classic", "default", "lite", "tiny")
+# `lite` is `default` at half the width (the same layers, so the same constant-photo path); `tiny` keeps
+# the narrowest widths and `classic` the zero padding and transposed convolutions.
+ARCHITECTURES = ("classic", "default", "tiny")
 SIZE = 32
 
 
@@ -186,8 +188,7 @@ def write_degenerate(folder):
     return sorted(p.name for p in set(folder.iterdir()) - before)
 
 
-@pytest.mark.parametrize("arch", ["default", "lite"])
-def test_a_folder_of_degenerate_photos_trains_to_the_end(vgg_h5, style_image, tmp_path, arch):
+def test_a_folder_of_degenerate_photos_trains_to_the_end(vgg_h5, style_image, tmp_path):
     from mlabs_desktop.core.events import LogEvent, StepEvent
     from mlabs_desktop.core.training.trainer import Trainer
 
@@ -196,7 +197,7 @@ def test_a_folder_of_degenerate_photos_trains_to_the_end(vgg_h5, style_image, tm
     odd = write_degenerate(folder)
     assert len(odd) == 10
     events = []
-    model = Trainer(tiny_config(style_image, folder, vgg_h5, architecture=arch, batch_size=4, epochs=2,
+    model = Trainer(tiny_config(style_image, folder, vgg_h5, architecture="default", batch_size=4, epochs=2,
                                 max_steps=0, checkpoint_iterations=100), events.append).run()
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert len(steps) == 6 and all(np.isfinite(e.total_loss) for e in steps)  # 12 images, batch 4, 2 epochs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from gui_helpers import message_boxes, no_thread_leaks  # noqa: F401 - autouse fixtures
@@ -13,6 +14,7 @@ from test_out_of_memory import photos8  # noqa: F401 - 8 photos: 2 steps an epoc
 YES, NO = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
 
 
+@pytest.mark.heavy
 def test_out_of_memory_offers_a_smaller_batch_and_continues_from_the_checkpoint(
         view, qtbot, message_boxes, monkeypatch, style_image, photos8):
     oom = OomInjector(monkeypatch, max_images=2, after_steps=1)  # step 1 fits; then batch 4 never does
