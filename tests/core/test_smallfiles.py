@@ -13,7 +13,7 @@ from mlabs_desktop.core.errors import UserError
 from mlabs_desktop.core.locks import file_lock
 from mlabs_desktop.core.smallfiles import UnreadableYAML, load_yaml, read_json_mapping
 
-DEEP = "[" * 1_000  # safe_load recurses per level: the default limit gives out near 500 levels
+DEEP = "[" * 5_000                           # safe_load recurses per level, past Python's limit
 LONG_NUMBER = "version: " + "9" * 5000       # past Python's 4,300-digit limit for int()
 
 
