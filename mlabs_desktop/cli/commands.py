@@ -222,17 +222,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from mlabs_desktop.core.stylize.stylizer import require_input
+    from mlabs_desktop.core.transfer.http import is_url
+
+    # A wrong path is answered before Keras starts; a URL is checked when it is downloaded.
+    source = args.source if is_url(args.source) else str(require_input(Path(args.source)))
+    engine()  # the weights' shapes are checked against the network Keras builds
     from mlabs_desktop.core.formats.bundle_import import import_bundle
     from mlabs_desktop.core.formats.onnx_import import import_onnx, is_onnx
     from mlabs_desktop.core.formats.torch_import import import_pth, is_pth
-    from mlabs_desktop.core.stylize.stylizer import require_input
 
-    engine()  # the weights' shapes are checked against the network Keras builds
-    if is_pth(Path(args.source)) or is_onnx(Path(args.source)):
-        source = require_input(Path(fetch(args.source)))
-        model = (import_pth if is_pth(source) else import_onnx)(source, name=args.name)
+    if is_pth(Path(source)) or is_onnx(Path(source)):
+        local = Path(fetch(source))
+        model = (import_pth if is_pth(local) else import_onnx)(local, name=args.name)
     else:
-        model = import_bundle(args.source, name=args.name, on_warning=lambda m: err(f"warning: {m}"))
+        model = import_bundle(source, name=args.name, on_warning=lambda m: err(f"warning: {m}"))
     say(f"imported '{model.name}' into {model.folder}")
     return 0
 
