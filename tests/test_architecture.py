@@ -146,9 +146,11 @@ def test_model_and_loss_code_use_only_keras():
         assert not any(m.split(".")[0] in ("tensorflow", "torch", "jax") for m in modules), name
 
 
-def test_the_cli_does_not_import_tensorflow_for_library_commands():
+def test_the_cli_does_not_import_tensorflow_for_library_commands_or_wrong_paths(tiny_model):
     code = ("import sys\nfrom mlabs_desktop.cli.main import main\nmain(['library', 'list'])\n"
             "assert main(['import', 'no-such-bundle.mlstyle']) == 2\n"  # a wrong path: answered before Keras
+            "assert main(['import-checkpoint', 'no-such-folder', '--name=x']) == 2\n"
+            "assert main(['distill', 'tiny', '--train-path=no-such-folder']) == 2\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr

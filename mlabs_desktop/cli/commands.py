@@ -167,9 +167,12 @@ def _download_printer():
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.library.store import Library
+    from mlabs_desktop.core.training.dataset import training_folder
     from mlabs_desktop.core.training.distill import DistillConfig, Distiller
 
-    Library().get(args.teacher)  # an unknown name is answered before the engine starts
+    Library().get(args.teacher)  # an unknown name or folder is answered before the engine starts
+    if args.train_path:
+        training_folder(args.train_path)
     if args.steps < 1:
         raise UserError("--steps must be at least 1")
     engine()
@@ -185,8 +188,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:
     from mlabs_desktop.core.formats.reference_checkpoint import import_reference_checkpoint
+    from mlabs_desktop.core.formats.reference_reader import locate_reference_checkpoint
 
     path = fetch(args.path)
+    locate_reference_checkpoint(path)  # a wrong path is answered before the engine starts
     engine()
     model = import_reference_checkpoint(path, args.name)
     say(f"imported '{model.name}' into {model.folder}")

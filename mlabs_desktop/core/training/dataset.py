@@ -30,13 +30,19 @@ class FolderScan:
     total_bytes: int
 
 
-def scan_folder(root: Path | str) -> FolderScan:
-    """Index the image files under ``root`` (recursively), sorted for reproducibility."""
+def training_folder(root: Path | str) -> Path:
+    """``root`` with ``~`` expanded, or a `UserError` when it is missing or not a folder."""
     root = Path(root).expanduser()
     if not root.exists():
         raise UserError(f"training folder not found: {root}")
     if not root.is_dir():
         raise UserError.worded("{voice.train_path} must be a folder of images, but {root} is a file", root=root)
+    return root
+
+
+def scan_folder(root: Path | str) -> FolderScan:
+    """Index the image files under ``root`` (recursively), sorted for reproducibility."""
+    root = training_folder(root)
     found: list[Path] = []
     total = 0
     for dirpath, dirnames, filenames in os.walk(root, onerror=None):
