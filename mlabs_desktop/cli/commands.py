@@ -211,14 +211,16 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from mlabs_desktop.core.formats.exporters import default_output_name, export_model
+    from mlabs_desktop.core.formats.exporters import check_export, default_output_name, export_model
     from mlabs_desktop.core.library.store import Library
 
     model = Library().get(args.name)
     out = Path(args.out) if args.out else Path.cwd() / default_output_name(model, args.format)
+    size = _parse_size(args.size)
+    check_export(model, args.format, out, size=size, overwrite=args.overwrite)  # answered before the engine starts
     engine()
     try:
-        path = export_model(model, args.format, out, size=_parse_size(args.size), overwrite=args.overwrite,
+        path = export_model(model, args.format, out, size=size, overwrite=args.overwrite,
                             on_warning=lambda m: err(f"warning: {m}"))
     except NotImplementedError as exc:
         raise UserError(str(exc)) from None

@@ -75,6 +75,20 @@ def default_output_name(model: Model, fmt: str) -> str:
             "onnx": f"{stem}.onnx", "reference-checkpoint": f"{stem}-checkpoint"}[fmt]
 
 
+def check_export(model: Model, fmt: str, out_path: str | os.PathLike, *, size: tuple[int, int] | None = None,
+                 overwrite: bool = False) -> Path:
+    """What `export_model` would write, or its `UserError` for a wrong format, size or taken output;
+    no network is built, so a command can answer before its engine starts."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if size is not None and fmt != "tflite":
+        raise UserError.worded("{voice.size} only applies to the tflite format")
+    out = export_target(model, fmt, Path(out_path).expanduser())
+    if not (fmt in FOLDER_FORMATS and out.is_file()):  # that one gets its own error when writing
+        outputs.refuse_replacing(replaced_by_export(fmt, out), overwrite)
+    return out
+
+
 def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
                  size: tuple[int, int] | None = None, on_warning: WarnFn | None = None,
                  overwrite: bool = False) -> Path:
@@ -86,13 +100,7 @@ def export_model(model: Model, fmt: str, out_path: str | os.PathLike, *,
     (`outputs.WouldReplace` otherwise). Raises `UserError` for anything the user
     can fix, and `NotImplementedError` when a format's module is not available.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if size is not None and fmt != "tflite":
-        raise UserError.worded("{voice.size} only applies to the tflite format")
-    out = export_target(model, fmt, Path(out_path).expanduser())
-    if not (fmt in FOLDER_FORMATS and out.is_file()):  # that one gets its own error below
-        outputs.refuse_replacing(replaced_by_export(fmt, out), overwrite)
+    out = check_export(model, fmt, out_path, size=size, overwrite=overwrite)
     if fmt == "bundle":
         from mlabs_desktop.core.formats.bundle_writer import export_bundle
 
