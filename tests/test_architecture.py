@@ -147,8 +147,8 @@ def test_model_and_loss_code_use_only_keras():
 
 
 def test_the_cli_answers_without_tensorflow_until_a_network_is_needed(tiny_model):
-    """Library commands, and a wrong path, size or taken output, are answered in a second, not after
-    TensorFlow's start-up (seconds)."""
+    """Library commands, and a wrong path, size, taken output or photo that is not an image, are answered
+    in a second, not after TensorFlow's start-up (seconds)."""
     code = ("import sys\nfrom mlabs_desktop.cli.main import main\nmain(['library', 'list'])\n"
             "assert main(['import', 'no-such-bundle.mlstyle']) == 2\n"  # a wrong path: answered before Keras
             "assert main(['import-checkpoint', 'no-such-folder', '--name=x']) == 2\n"
@@ -156,6 +156,8 @@ def test_the_cli_answers_without_tensorflow_until_a_network_is_needed(tiny_model
             "assert main(['export', 'tiny', '--format=onnx', '--size=64x64']) == 2\n"
             "import pathlib, tempfile\ntaken = pathlib.Path(tempfile.mkdtemp()) / 'taken.tflite'\n"
             "taken.write_bytes(b'x')\nassert main(['export', 'tiny', '--format=tflite', f'--out={taken}']) == 2\n"
+            "notes, out = taken.with_name('notes.png'), taken.with_name('out.png')\nnotes.write_text('not an image')\n"
+            "assert main(['stylize', '--checkpoint=tiny', f'--in-path={notes}', f'--out-path={out}']) == 2\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
